@@ -1,0 +1,5 @@
+"""``python -m restreamer [CONFIG]``."""
+
+from .cli import run
+
+run()

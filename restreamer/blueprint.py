@@ -1,0 +1,101 @@
+"""The Flask blueprint that serves a configuration's resources.
+
+``create_blueprint(config)`` is the one entry point for every way restreamer
+runs: the CLI and gunicorn mount it in a bare app (:mod:`restreamer.app`),
+and a host application can mount it under any ``url_prefix``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Iterator
+
+from flask import Blueprint, Flask, Response, request
+from werkzeug.http import http_date
+
+from .config import Config, from_dict, load
+from .log import get_logger
+from .relay import Relay
+from .stream import Stream
+from .viewer import Viewer
+
+STREAM_HEADERS = {
+    "Content-Type": "video/mpeg",
+    "Cache-Control": "no-cache,no-store,no-transform",
+    "Accept-Ranges": "none",
+}
+
+_access_log = get_logger("access")
+
+
+def load_config(config: str | os.PathLike | dict | Config) -> Config:
+    """A path, a dict in the file's schema, or an already loaded config."""
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, dict):
+        return from_dict(config)
+    return load(os.fspath(config))
+
+
+def create_blueprint(config: str | os.PathLike | dict | Config | Relay,
+                     name: str = "restreamer") -> Blueprint:
+    """A blueprint serving every resource of ``config``.
+
+    Upstreams start with the first request the app handles (or at once when
+    ``relay.start()`` is called), so nothing runs in a process that only
+    imports the app, such as a pre-forking master.  ``blueprint.relay`` is the
+    :class:`~restreamer.relay.Relay`; the app finds it in
+    ``app.extensions["restreamer"]``.
+    """
+    relay = config if isinstance(config, Relay) else Relay(load_config(config))
+    blueprint = Blueprint(name, __name__)
+    blueprint.relay = relay  # type: ignore[attr-defined]
+    for index, stream in enumerate(relay.streams.values()):
+        blueprint.add_url_rule(stream.serve, endpoint=f"stream{index}",
+                               view_func=functools.partial(serve_stream, relay, stream),
+                               methods=["GET", "HEAD"])
+    blueprint.before_app_request(relay.start)
+    blueprint.record_once(lambda state: _attach(state.app, relay))
+    return blueprint
+
+
+def _attach(app: Flask, relay: Relay) -> None:
+    app.extensions["restreamer"] = relay
+
+
+def serve_stream(relay: Relay, stream: Stream) -> Response:
+    """A viewer's request: the live stream from now on, or a refusal."""
+    headers = dict(STREAM_HEADERS, **{"Last-Modified": http_date()})
+    refusal = relay.refusal(stream)
+    if refusal is not None:
+        status = relay.config.limitstatus if refusal == "connection limit reached" else 404
+        _access_log.info("viewer refused", remote=request.remote_addr, stream=stream.serve,
+                         status=status, reason=refusal)
+        return Response(b"", status=status, headers=headers)
+    if request.method == "HEAD":
+        return Response(status=200, headers=headers)
+    viewer = Viewer(relay.config.outputbuffer, remote=request.remote_addr or "", stream=stream.serve)
+    stream.hub.join(viewer)
+    _access_log.info("viewer connected", remote=viewer.remote, stream=stream.serve)
+    response = Response(_body(stream.preamble, viewer), status=200, headers=headers,
+                        direct_passthrough=True)
+    response.call_on_close(functools.partial(_viewer_left, stream, viewer))
+    return response
+
+
+def _body(preamble: bytes, viewer: Viewer) -> Iterator[bytes]:
+    if preamble:
+        yield preamble
+    yield from viewer.chunks()
+
+
+def _viewer_left(stream: Stream, viewer: Viewer) -> None:
+    stream.hub.leave(viewer)
+    _access_log.info("viewer disconnected", remote=viewer.remote, stream=stream.serve,
+                     duration=round(viewer.duration, 3), bytes=viewer.bytes_sent,
+                     packets=viewer.packets_sent, dropped_packets=viewer.packets_dropped)
+
+
+def relay_of(app: Flask) -> Any:
+    return app.extensions["restreamer"]

@@ -1,0 +1,84 @@
+"""The ``restreamer`` command: check or serve a configuration with gevent.
+
+Monkeypatching comes first, before anything imports socket, ssl or requests.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+import gevent  # noqa: E402
+from gevent.event import Event  # noqa: E402
+
+from . import __version__, log  # noqa: E402
+from .app import create_app  # noqa: E402
+from .config import ConfigError, load  # noqa: E402
+from .relay import Relay  # noqa: E402
+from .server import make_server  # noqa: E402
+
+#: Exit status for a configuration that cannot be used, as argparse uses for bad usage.
+EXIT_CONFIG = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="restreamer", description="HTTP relay for live MPEG transport streams.")
+    parser.add_argument("config", nargs="?", default="restreamer.json",
+                        help="configuration file, JSON or YAML (default: %(default)s)")
+    parser.add_argument("--check", action="store_true",
+                        help="validate the configuration and exit without serving")
+    parser.add_argument("--version", action="version", version=f"restreamer {__version__}")
+    args = parser.parse_args(argv)
+    try:
+        config = load(args.config)
+        if args.check:
+            for warning in config.warnings:
+                print(f"restreamer: warning: {warning}", file=sys.stderr)
+            Relay(config)  # also reads the preamble files
+            print(f"{args.config}: ok ({len(config.streams)} streams, "
+                  f"{len(config.resources)} resources)")
+            return 0
+        log.configure(config.log)
+        relay = Relay(config)
+    except ConfigError as e:
+        print(f"restreamer: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as e:
+        print(f"restreamer: {args.config}: log file {config.log}: {e.strerror}", file=sys.stderr)
+        return EXIT_CONFIG
+    return serve(relay)
+
+
+def serve(relay: Relay) -> int:
+    """Serve until SIGINT or SIGTERM, then close viewers and upstreams and return 0."""
+    logger = log.get_logger("restreamer")
+    try:
+        server = make_server(create_app(relay), relay.config.listen)
+    except OSError as e:
+        logger.error("cannot listen", listen=relay.config.listen, reason=e.strerror or str(e))
+        return 1
+    stopping = Event()
+    gevent.signal_handler(signal.SIGTERM, stopping.set)
+    gevent.signal_handler(signal.SIGINT, stopping.set)
+    gevent.signal_handler(signal.SIGHUP, log.reopen)
+    server.start()
+    host, port = server.address[:2]
+    logger.info("listening", host=host, port=port, listen=relay.config.listen,
+                version=__version__, streams=len(relay.streams))
+    relay.start()
+    stopping.wait()
+    logger.info("stopping", viewers=relay.viewer_count)
+    server.close()  # no new connections
+    relay.stop()  # viewers' responses end, upstreams close
+    server.stop(timeout=3)
+    logger.info("stopped")
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The hub of one stream: it owns the stream's viewers and hands every chunk
+from the upstream to each of them.
+
+A hub outlives upstream connections.  It is *online* from the first packet
+of a connection until that connection ends; then it holds its viewers for a
+grace period, waiting for the upstream to come back, and closes them if it
+does not.  Counters are kept per chunk, never per packet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gevent
+import structlog
+
+from .ts import PACKET_SIZE
+from .viewer import Viewer
+
+
+class Hub:
+    """Fan-out point of a stream: ``publish()`` in, viewer queues out."""
+
+    def __init__(self, name: str, outputbuffer: int, graceperiod: float,
+                 logger: Any = None):
+        self.name = name
+        self.outputbuffer = outputbuffer
+        self.graceperiod = graceperiod
+        self.viewers: set[Viewer] = set()
+        self.enabled = True  # the control API's online/offline switch
+        self.online = False  # an upstream is delivering packets
+        self.url: str | None = None  # the upstream currently connected
+        self._grace: gevent.Greenlet | None = None
+        self.log = logger if logger is not None else structlog.get_logger()
+        # Totals since start; those of viewers still connected are added on read.
+        self.packets_received = 0
+        self.bytes_received = 0
+        self.departed = Viewer(0)  # counters of viewers that have left
+        self.departed_time = 0.0  # seconds streamed by viewers that have left
+
+    # -- upstream side -----------------------------------------------------
+
+    def publish(self, chunk: bytes) -> None:
+        """Hand one chunk of whole packets to every viewer.  Never blocks."""
+        packets = len(chunk) // PACKET_SIZE
+        self.packets_received += packets
+        self.bytes_received += len(chunk)
+        if not self.online:
+            self._come_online()
+        for viewer in self.viewers:
+            viewer.offer(chunk, packets)
+
+    def upstream_connected(self, url: str) -> None:
+        self.url = url
+
+    def upstream_lost(self) -> None:
+        """The upstream connection ended: hold the viewers for the grace period."""
+        self.url = None
+        if not self.online:
+            return
+        self.online = False
+        if self.viewers and self.graceperiod > 0:
+            self._grace = gevent.spawn_later(self.graceperiod, self._grace_expired)
+            self.log.info("stream waiting", stream=self.name, viewers=len(self.viewers),
+                      graceperiod=self.graceperiod)
+        else:
+            self.close_viewers()
+
+    def _come_online(self) -> None:
+        self.online = True
+        if self._grace is not None:
+            self._grace.kill(block=False)
+            self._grace = None
+        self.log.info("stream online", stream=self.name, url=self.url)
+
+    def _grace_expired(self) -> None:
+        self._grace = None
+        self.log.info("stream offline", stream=self.name, viewers=len(self.viewers),
+                  reason="upstream did not come back within the grace period")
+        self.close_viewers()
+
+    # -- viewer side ---------------------------------------------------------
+
+    @property
+    def accepting(self) -> bool:
+        """New viewers are let in while data flows or may soon flow again."""
+        return self.enabled and (self.online or self._grace is not None)
+
+    def join(self, viewer: Viewer) -> bool:
+        if not self.accepting:
+            return False
+        self.viewers.add(viewer)
+        return True
+
+    def leave(self, viewer: Viewer) -> None:
+        if viewer in self.viewers:
+            self.viewers.discard(viewer)
+            departed = self.departed
+            departed.packets_sent += viewer.packets_sent
+            departed.bytes_sent += viewer.bytes_sent
+            departed.packets_dropped += viewer.packets_dropped
+            departed.bytes_dropped += viewer.bytes_dropped
+            self.departed_time += viewer.duration
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Switch the stream on or off; off closes every viewer and refuses new ones."""
+        self.enabled = enabled
+        if not enabled:
+            self.close_viewers()
+
+    def close_viewers(self) -> None:
+        if self._grace is not None:
+            self._grace.kill(block=False)
+            self._grace = None
+        for viewer in list(self.viewers):
+            viewer.close()

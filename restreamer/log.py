@@ -1,0 +1,96 @@
+"""Logging configuration, in one place: structlog, JSON lines, one event per line.
+
+Everything, including messages from libraries that use the standard
+``logging`` module (gevent, werkzeug, gunicorn), ends up as a JSON object
+with ``time``, ``level``, ``module`` and ``event`` on stdout or in the
+configured log file.  The file can be reopened (SIGHUP, for logrotate).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import Any, TextIO
+
+import structlog
+
+
+class LogOutput:
+    """The log destination: stdout, or a file that can be reopened in place."""
+
+    def __init__(self, path: str = ""):
+        self.path = path
+        self._lock = threading.Lock()
+        self._file: TextIO = self._open()
+
+    def _open(self) -> TextIO:
+        if not self.path:
+            return sys.stdout
+        return open(self.path, "a", encoding="utf-8", buffering=1)
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            self._file.write(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._file.flush()
+
+    def reopen(self) -> None:
+        """Start a new file after logrotate moved the old one away."""
+        if not self.path:
+            return
+        with self._lock:
+            old, self._file = self._file, self._open()
+        old.close()
+
+    def close(self) -> None:
+        if self.path:
+            with self._lock:
+                self._file.close()
+                self._file = sys.stdout
+
+
+_output: LogOutput | None = None
+
+_SHARED = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+]
+
+
+def configure(path: str = "") -> LogOutput:
+    """Send all logs to ``path`` (stdout when empty) as JSON lines."""
+    global _output
+    if _output is not None:
+        _output.close()
+    _output = LogOutput(path)
+    render = structlog.processors.JSONRenderer(sort_keys=False)
+    structlog.configure(
+        processors=[*_SHARED, structlog.processors.format_exc_info, render],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.WriteLoggerFactory(file=_output),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(_output)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, render],
+        foreign_pre_chain=[*_SHARED, structlog.stdlib.add_logger_name,
+                           structlog.processors.format_exc_info],
+    ))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    return _output
+
+
+def reopen() -> None:
+    if _output is not None:
+        _output.reopen()
+
+
+def get_logger(module: str, **context: Any) -> Any:
+    """A structured logger whose events carry ``module`` (and any other context)."""
+    return structlog.get_logger().bind(module=module, **context)

@@ -1,0 +1,52 @@
+"""The relay: every stream of one configuration, the global viewer limit, and
+the lifecycle (start, stop) that the CLI, gunicorn and a host app share."""
+
+from __future__ import annotations
+
+import gevent
+
+from .config import Config
+from .log import get_logger
+from .stream import Stream
+
+
+class Relay:
+    """All streams of a config and what is global across them."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.log = get_logger("restreamer")
+        self.streams: dict[str, Stream] = {r.serve: Stream(r, config) for r in config.streams}
+        self.started = False
+
+    def start(self) -> None:
+        """Start every stream's upstream; calling it again does nothing."""
+        if self.started:
+            return
+        self.started = True
+        for warning in self.config.warnings:
+            self.log.warning("config warning", detail=warning)
+        for stream in self.streams.values():
+            stream.start()
+
+    def stop(self) -> None:
+        """Close every viewer and upstream (forked children are reaped)."""
+        if not self.started:
+            return
+        self.started = False
+        gevent.joinall([gevent.spawn(s.stop) for s in self.streams.values()], timeout=10)
+
+    @property
+    def viewer_count(self) -> int:
+        return sum(len(s.hub.viewers) for s in self.streams.values())
+
+    def refusal(self, stream: Stream) -> str | None:
+        """Why a new viewer of ``stream`` may not join now, or None if it may."""
+        if not stream.hub.enabled:
+            return "stream switched offline"
+        if not stream.hub.accepting:
+            return "stream offline"
+        limit = self.config.maxconnections
+        if limit and self.viewer_count >= limit:
+            return "connection limit reached"
+        return None

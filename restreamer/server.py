@@ -1,0 +1,53 @@
+"""The HTTP server of the CLI: gevent's pywsgi on the ``listen`` address."""
+
+from __future__ import annotations
+
+import socket
+
+from flask import Flask
+from gevent.pywsgi import WSGIServer
+
+from .config import parse_listen
+from .log import get_logger
+
+
+def make_server(app: Flask, listen: str) -> WSGIServer:
+    """A started-on-demand WSGI server bound to ``listen`` (host:port, :port, [v6]:port)."""
+    host, port = parse_listen(listen)
+    listener = _bind(host, port)
+    errors = get_logger("http")
+    return WSGIServer(listener, app, log=None, error_log=_ErrorLog(errors))
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind like Go's net.Listen: an empty host is every interface (v6 and v4)."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    # Prefer IPv6 for the wildcard, where it also accepts IPv4 connections.
+    infos.sort(key=lambda info: info[0] != socket.AF_INET6 if not host else 0)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6 and not host:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(address)
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class _ErrorLog:
+    """pywsgi writes tracebacks and socket errors here; make them log events."""
+
+    def __init__(self, logger):
+        self._logger = logger
+
+    def write(self, text: str) -> None:
+        text = text.strip()
+        if text:
+            self._logger.warning("http server error", detail=text)
+
+    def writelines(self, lines) -> None:
+        self.write("".join(lines))
+
+    def flush(self) -> None:
+        pass

@@ -1,0 +1,45 @@
+"""A configured stream: its hub, its upstream greenlet and its preamble."""
+
+from __future__ import annotations
+
+from .config import Config, ConfigError, Resource
+from .hub import Hub
+from .log import get_logger
+from .sources import SourceSettings
+from .upstream import Upstream
+
+
+class Stream:
+    """Everything restreamer keeps for one ``type: stream`` resource."""
+
+    def __init__(self, resource: Resource, config: Config):
+        self.resource = resource
+        self.serve = resource.serve
+        logger = get_logger("streaming")
+        self.hub = Hub(resource.serve, config.outputbuffer, config.graceperiod, logger)
+        self.upstream = Upstream(
+            self.hub, resource.remotes,
+            SourceSettings(timeout=config.timeout, inputbuffer=config.inputbuffer, mru=resource.mru,
+                           clientinterface=resource.clientinterface, base_dir=config.base_dir,
+                           log=get_logger("source", stream=resource.serve).info),
+            reconnect=config.reconnect, readtimeout=config.readtimeout, log=logger)
+        self.preamble = _read_preamble(resource, config)
+
+    def start(self) -> None:
+        self.upstream.start()
+
+    def stop(self) -> None:
+        self.hub.set_enabled(False)
+        self.upstream.stop()
+
+
+def _read_preamble(resource: Resource, config: Config) -> bytes:
+    if not resource.preamble:
+        return b""
+    path = config.resolve_path(resource.preamble)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ConfigError(f"{config.source}: {resource.where}.preamble: cannot read {path}: "
+                          f"{e.strerror}") from None

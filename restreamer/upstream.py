@@ -1,0 +1,125 @@
+"""The upstream greenlet of a stream: connect to the remotes in turn, align what
+they send into packets and publish it to the hub."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Sequence
+
+import gevent
+
+from .hub import Hub
+from .sources import SourceError, SourceSettings, open_connection
+from .ts import PacketAligner
+
+#: Bytes an upstream may send without a single MPEG-TS packet before it is
+#: judged not to be a transport stream at all (an HTML error page, say).
+NOT_TS_LIMIT = 65536
+
+
+class ReadTimeout(Exception):
+    """No data for ``readtimeout`` seconds."""
+
+
+class Upstream:
+    """Pulls one stream from its remotes.
+
+    Remotes are shuffled once, then tried round-robin, one per attempt;
+    attempts start at least ``reconnect`` seconds apart (a connection that
+    lasted longer than that is retried at once).  With ``reconnect`` 0 there
+    is only one attempt and the stream stays offline after it.
+    """
+
+    def __init__(self, hub: Hub, remotes: Sequence[str], settings: SourceSettings, *,
+                 reconnect: float, readtimeout: float, log: Any):
+        self.hub = hub
+        self.remotes = random.sample(list(remotes), len(remotes))
+        self.settings = settings
+        self.reconnect = reconnect
+        self.readtimeout = readtimeout
+        self.log = log
+        self._greenlet: gevent.Greenlet | None = None
+        self._connection = None
+        self.attempts = 0
+
+    def start(self) -> None:
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=5)
+            self._greenlet = None
+
+    @property
+    def running(self) -> bool:
+        return self._greenlet is not None and not self._greenlet.dead
+
+    def _run(self) -> None:
+        while True:
+            url = self.remotes[self.attempts % len(self.remotes)]
+            self.attempts += 1
+            began = time.monotonic()
+            self._pull(url)
+            if self.reconnect <= 0:
+                self.log.info("stream stays offline", stream=self.hub.name,
+                          reason="reconnect is 0: no further attempts")
+                return
+            gevent.sleep(max(0.0, began + self.reconnect - time.monotonic()))
+
+    def _pull(self, url: str) -> None:
+        """One attempt: connect, stream until the end, log how it ended."""
+        name = self.hub.name
+        self.log.info("upstream connecting", stream=name, url=url, attempt=self.attempts)
+        try:
+            connection = open_connection(url, self.settings)
+        except (SourceError, OSError) as e:
+            self.log.warning("upstream error", stream=name, url=url, reason=_reason(e))
+            return
+        self._connection = connection
+        self.hub.upstream_connected(url)
+        self.log.info("upstream connected", stream=name, url=url)
+        aligner = PacketAligner()
+        try:
+            reason = self._stream(connection, aligner)
+            report = self.log.info if aligner.packets else self.log.warning
+            report("upstream closed", stream=name, url=url, reason=reason,
+                   packets=aligner.packets, skipped_bytes=aligner.skipped)
+        except (SourceError, OSError, ReadTimeout) as e:
+            self.log.warning("upstream error", stream=name, url=url, reason=_reason(e),
+                      packets=aligner.packets, skipped_bytes=aligner.skipped)
+        finally:
+            self._connection = None
+            connection.close()
+            self.hub.upstream_lost()
+
+    def _stream(self, connection, aligner: PacketAligner) -> str:
+        """Move data from the connection to the hub until it ends; returns why it ended."""
+        read, feed, publish = connection.read, aligner.feed, self.hub.publish
+        limit = self.readtimeout
+        while True:
+            if limit > 0:
+                with gevent.Timeout(limit, ReadTimeout(f"no data for {limit:g} s (readtimeout)")):
+                    data = read()
+            else:
+                data = read()
+            if not data:
+                break
+            chunk = feed(data)
+            if chunk:
+                publish(chunk)
+            elif not aligner.packets and aligner.skipped > NOT_TS_LIMIT:
+                raise SourceError(f"not an MPEG transport stream: no sync in the first {aligner.skipped} bytes")
+        tail = aligner.flush()
+        if tail:
+            publish(tail)
+        if not aligner.packets:
+            return "ended without sending any MPEG-TS packet"
+        return "end of stream"
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__

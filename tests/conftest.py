@@ -1,0 +1,96 @@
+"""Fixtures shared by all tests: the sample stream and self-cleaning factories
+for upstreams, viewers and restreamer processes."""
+
+import pytest
+
+from tests.support.server import RestreamerProcess
+from tests.support.ts import load_sample
+from tests.support.upstream import TSUpstream, UDPTSSender, UnixTSUpstream
+from tests.support.viewer import Viewer
+
+
+@pytest.fixture(scope="session")
+def sample() -> bytes:
+    """The bundled sample.ts, read once."""
+    return load_sample()
+
+
+@pytest.fixture
+def upstream(sample):
+    """upstream(payload=sample, mode="http", **kwargs) -> a running TSUpstream, stopped at teardown."""
+    servers = []
+
+    def make(payload=None, mode="http", **kwargs):
+        server = TSUpstream(sample if payload is None else payload, mode, **kwargs)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def unix_upstream(sample, tmp_path):
+    """unix_upstream(payload=sample, **kwargs) -> a running UnixTSUpstream in tmp_path."""
+    servers = []
+
+    def make(payload=None, **kwargs):
+        server = UnixTSUpstream(sample if payload is None else payload, tmp_path, **kwargs)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def udp_sender(sample):
+    """udp_sender(port, payload=sample, **kwargs) -> a running UDPTSSender to 127.0.0.1:port."""
+    senders = []
+
+    def make(port, payload=None, **kwargs):
+        sender = UDPTSSender(sample if payload is None else payload, port=port, **kwargs)
+        senders.append(sender)
+        return sender
+
+    yield make
+    for sender in senders:
+        sender.stop()
+
+
+@pytest.fixture
+def viewer():
+    """viewer(url, **kwargs) -> a connected Viewer, closed at teardown."""
+    viewers = []
+
+    def make(url, **kwargs):
+        client = Viewer(url, **kwargs)
+        viewers.append(client)
+        return client
+
+    yield make
+    for client in viewers:
+        client.close()
+
+
+@pytest.fixture
+def restreamer(tmp_path):
+    """restreamer(config, start=True, **kwargs) -> a RestreamerProcess (started unless
+    start=False), stopped at teardown.
+
+    Each process's last output is printed at teardown, so pytest shows it
+    under "Captured stdout teardown" when a test fails.
+    """
+    processes = []
+
+    def make(config, start=True, **kwargs):
+        process = RestreamerProcess(config, tmp_path, **kwargs)
+        processes.append(process)
+        return process.start() if start else process
+
+    yield make
+    for process in processes:
+        process.close()
+        print(process.output_tail())

@@ -1,0 +1,100 @@
+"""MPEG-TS helpers: the bundled sample, synthetic packets and alignment checks."""
+
+import struct
+
+from . import REPO_ROOT
+
+PACKET_SIZE = 188
+SYNC_BYTE = 0x47
+#: Packets per piece: 7 x 188 = 1316 bytes, the classic size that fits one
+#: Ethernet-MTU UDP datagram; upstreams write in pieces of this size.
+PIECE_PACKETS = 7
+PIECE_SIZE = PIECE_PACKETS * PACKET_SIZE
+
+SAMPLE_PATH = REPO_ROOT / "restreamer" / "data" / "sample.ts"
+
+_SEQ = struct.Struct(">I")
+
+
+def load_sample() -> bytes:
+    """The bundled ~6 s H.264/AAC stream (made by scripts/make-sample.sh)."""
+    return SAMPLE_PATH.read_bytes()
+
+
+def make_packets(n: int, pid: int = 0x100, start_cc: int = 0) -> bytes:
+    """`n` valid payload-only TS packets on `pid` with continuity counters from `start_cc`.
+
+    Packet i's payload is its sequence number i as a big-endian uint32,
+    repeated, so any packet seen downstream can be traced back with
+    packet_seq() and gaps or reordering are obvious.
+    """
+    header_pid = pid & 0x1FFF
+    packets = []
+    for i in range(n):
+        cc = (start_cc + i) & 0x0F
+        header = bytes((SYNC_BYTE, header_pid >> 8, header_pid & 0xFF, 0x10 | cc))
+        packets.append(header + _SEQ.pack(i & 0xFFFFFFFF) * ((PACKET_SIZE - 4) // 4))
+    return b"".join(packets)
+
+
+def packet_seq(packet: bytes) -> int:
+    """The sequence number make_packets() stored in `packet`."""
+    return _SEQ.unpack_from(packet, 4)[0]
+
+
+def packet_pid(packet: bytes) -> int:
+    return ((packet[1] & 0x1F) << 8) | packet[2]
+
+
+def packet_cc(packet: bytes) -> int:
+    return packet[3] & 0x0F
+
+
+def packets_of(data: bytes) -> list[bytes]:
+    """Split aligned TS data into its 188-byte packets (asserting alignment first)."""
+    assert_aligned(data)
+    return [data[i:i + PACKET_SIZE] for i in range(0, len(data), PACKET_SIZE)]
+
+
+def assert_aligned(data: bytes) -> None:
+    """Assert `data` is whole TS packets, each starting with the sync byte."""
+    assert len(data) % PACKET_SIZE == 0, (
+        f"{len(data)} bytes is not a whole number of {PACKET_SIZE}-byte packets "
+        f"({len(data) % PACKET_SIZE} bytes left over)")
+    for offset in range(0, len(data), PACKET_SIZE):
+        assert data[offset] == SYNC_BYTE, (
+            f"packet {offset // PACKET_SIZE} (offset {offset}) starts with "
+            f"0x{data[offset]:02x}, not 0x47")
+
+
+def assert_contiguous(received: bytes, sent: bytes) -> int:
+    """Assert `received` is a contiguous, byte-identical run of `sent`; return where it starts.
+
+    This is the core correctness check for a proxy: a viewer may join late and
+    leave early, but must never see bytes that were dropped, duplicated,
+    reordered or altered. The failure message is kept short because both
+    arguments may be megabytes long.
+    """
+    offset = sent.find(received)
+    if offset < 0:
+        raise AssertionError(
+            f"received {len(received)} bytes are not a contiguous substring of the "
+            f"{len(sent)} bytes sent; {_divergence(received, sent)}")
+    return offset
+
+
+def _divergence(received: bytes, sent: bytes) -> str:
+    """Describe where `received` stops matching `sent`, anchored at its first packet."""
+    head = received[:PACKET_SIZE]
+    start = sent.find(head)
+    if start < 0:
+        return f"its first {len(head)} bytes never appear in what was sent"
+    common = 0
+    limit = min(len(received), len(sent) - start)
+    while common < limit and received[common] == sent[start + common]:
+        common += 1
+    if common == limit:
+        return (f"it matches from sent offset {start} but runs "
+                f"{len(received) - common} bytes past the end of sent")
+    return (f"it matches from sent offset {start} for {common} bytes, then differs "
+            f"(received offset {common}: 0x{received[common]:02x} vs 0x{sent[start + common]:02x})")
