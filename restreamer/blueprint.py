@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Iterator
+from typing import Callable, Iterator
 
 from flask import Blueprint, Flask, Response, request
 from werkzeug.http import http_date
 
-from .config import Config, from_dict, load
+from . import api
+from .auth import Authenticator
+from .config import Config, Resource, from_dict, load
 from .log import get_logger
 from .relay import Relay
 from .stream import Stream
@@ -51,9 +53,11 @@ def create_blueprint(config: str | os.PathLike | dict | Config | Relay,
     relay = config if isinstance(config, Relay) else Relay(load_config(config))
     blueprint = Blueprint(name, __name__)
     blueprint.relay = relay  # type: ignore[attr-defined]
-    for index, stream in enumerate(relay.streams.values()):
-        blueprint.add_url_rule(stream.serve, endpoint=f"stream{index}",
-                               view_func=functools.partial(serve_stream, relay, stream),
+    for index, resource in enumerate(relay.config.resources):
+        view, headers = _view_for(relay, resource)
+        guarded = _guard(Authenticator(resource.authentication, relay.config.userlist),
+                         resource, view, headers)
+        blueprint.add_url_rule(resource.serve, endpoint=f"resource{index}", view_func=guarded,
                                methods=["GET", "HEAD"])
     blueprint.before_app_request(relay.start)
     blueprint.record_once(lambda state: _attach(state.app, relay))
@@ -62,6 +66,34 @@ def create_blueprint(config: str | os.PathLike | dict | Config | Relay,
 
 def _attach(app: Flask, relay: Relay) -> None:
     app.extensions["restreamer"] = relay
+
+
+def _view_for(relay: Relay, resource: Resource) -> tuple[Callable[[], Response], dict[str, str]]:
+    """A resource's view, and the headers its refusals carry."""
+    if resource.type == "stream":
+        stream = relay.streams[resource.serve]
+        return functools.partial(serve_stream, relay, stream), STREAM_HEADERS
+    if resource.type == "static":
+        static = relay.statics[resource.serve]
+        return lambda: static.respond(request), {}
+    return api.view_for(relay, resource), {"Content-Type": api.CONTENT_TYPES[resource.api]}
+
+
+def _guard(authenticator: Authenticator, resource: Resource, view: Callable[[], Response],
+           headers: dict[str, str]) -> Callable[[], Response]:
+    """Check credentials first, then log every request but a stream's (viewers log their own)."""
+    def guarded() -> Response:
+        if not authenticator.allows(request.headers.get("Authorization")):
+            response = authenticator.denial(headers)
+            _access_log.info("request refused", remote=request.remote_addr, path=request.path,
+                             status=response.status_code, reason="authentication failed")
+            return response
+        response = view()
+        if resource.type != "stream":
+            _access_log.info("request", remote=request.remote_addr, method=request.method,
+                             path=request.path, status=response.status_code)
+        return response
+    return guarded
 
 
 def serve_stream(relay: Relay, stream: Stream) -> Response:
@@ -77,10 +109,11 @@ def serve_stream(relay: Relay, stream: Stream) -> Response:
         return Response(status=200, headers=headers)
     viewer = Viewer(relay.config.outputbuffer, remote=request.remote_addr or "", stream=stream.serve)
     stream.hub.join(viewer)
+    relay.viewers_changed()
     _access_log.info("viewer connected", remote=viewer.remote, stream=stream.serve)
     response = Response(_body(stream.preamble, viewer), status=200, headers=headers,
                         direct_passthrough=True)
-    response.call_on_close(functools.partial(_viewer_left, stream, viewer))
+    response.call_on_close(functools.partial(_viewer_left, relay, stream, viewer))
     return response
 
 
@@ -90,12 +123,9 @@ def _body(preamble: bytes, viewer: Viewer) -> Iterator[bytes]:
     yield from viewer.chunks()
 
 
-def _viewer_left(stream: Stream, viewer: Viewer) -> None:
+def _viewer_left(relay: Relay, stream: Stream, viewer: Viewer) -> None:
     stream.hub.leave(viewer)
+    relay.viewers_changed()
     _access_log.info("viewer disconnected", remote=viewer.remote, stream=stream.serve,
                      duration=round(viewer.duration, 3), bytes=viewer.bytes_sent,
                      packets=viewer.packets_sent, dropped_packets=viewer.packets_dropped)
-
-
-def relay_of(app: Flask) -> Any:
-    return app.extensions["restreamer"]

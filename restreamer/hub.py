@@ -37,6 +37,8 @@ class Hub:
         self.bytes_received = 0
         self.departed = Viewer(0)  # counters of viewers that have left
         self.departed_time = 0.0  # seconds streamed by viewers that have left
+        self._received_by_url: dict[str, tuple[int, int]] = {}  # of finished connections
+        self._received_at_connect = (0, 0)
 
     # -- upstream side -----------------------------------------------------
 
@@ -52,9 +54,12 @@ class Hub:
 
     def upstream_connected(self, url: str) -> None:
         self.url = url
+        self._received_at_connect = (self.packets_received, self.bytes_received)
 
     def upstream_lost(self) -> None:
         """The upstream connection ended: hold the viewers for the grace period."""
+        if self.url is not None:
+            self._received_by_url = self.received_by_url()
         self.url = None
         if not self.online:
             return
@@ -65,6 +70,16 @@ class Hub:
                       graceperiod=self.graceperiod)
         else:
             self.close_viewers()
+
+    def received_by_url(self) -> dict[str, tuple[int, int]]:
+        """(packets, bytes) received from each upstream URL, the current one included."""
+        totals = dict(self._received_by_url)
+        if self.url is not None:
+            packets, size = totals.get(self.url, (0, 0))
+            base_packets, base_bytes = self._received_at_connect
+            totals[self.url] = (packets + self.packets_received - base_packets,
+                                size + self.bytes_received - base_bytes)
+        return totals
 
     def _come_online(self) -> None:
         self.online = True

@@ -93,4 +93,5 @@ def reopen() -> None:
 
 def get_logger(module: str, **context: Any) -> Any:
     """A structured logger whose events carry ``module`` (and any other context)."""
-    return structlog.get_logger().bind(module=module, **context)
+    # Lazy: bound on first use, so loggers made at import follow configure().
+    return structlog.get_logger(module=module, **context)

@@ -1,5 +1,6 @@
-"""The relay: every stream of one configuration, the global viewer limit, and
-the lifecycle (start, stop) that the CLI, gunicorn and a host app share."""
+"""The relay: every resource of one configuration, what is global across them
+(viewer limit, statistics, metrics, notifications), and the lifecycle (start,
+stop) that the CLI, gunicorn and a host app share."""
 
 from __future__ import annotations
 
@@ -7,20 +8,29 @@ import gevent
 
 from .config import Config
 from .log import get_logger
+from .metrics import create_registry
+from .notifications import Notifier
+from .static import StaticResource
+from .stats import Statistics
 from .stream import Stream
 
 
 class Relay:
-    """All streams of a config and what is global across them."""
+    """All resources of a config and what is global across them."""
 
     def __init__(self, config: Config):
         self.config = config
         self.log = get_logger("restreamer")
         self.streams: dict[str, Stream] = {r.serve: Stream(r, config) for r in config.streams}
+        self.statics: dict[str, StaticResource] = {
+            r.serve: StaticResource(r, config) for r in config.resources if r.type == "static"}
+        self.statistics = Statistics(self)
+        self.notifier = Notifier(config)
+        self.metrics = create_registry(self)
         self.started = False
 
     def start(self) -> None:
-        """Start every stream's upstream; calling it again does nothing."""
+        """Start every stream's upstream and the background tasks; again does nothing."""
         if self.started:
             return
         self.started = True
@@ -28,12 +38,16 @@ class Relay:
             self.log.warning("config warning", detail=warning)
         for stream in self.streams.values():
             stream.start()
+        self.statistics.start()
+        self.notifier.start()
 
     def stop(self) -> None:
         """Close every viewer and upstream (forked children are reaped)."""
         if not self.started:
             return
         self.started = False
+        self.statistics.stop()
+        self.notifier.stop()
         gevent.joinall([gevent.spawn(s.stop) for s in self.streams.values()], timeout=10)
 
     @property
@@ -50,3 +64,12 @@ class Relay:
         if limit and self.viewer_count >= limit:
             return "connection limit reached"
         return None
+
+    def viewers_changed(self) -> None:
+        self.notifier.viewers_changed(self.viewer_count)
+
+    def set_stream_enabled(self, stream: Stream, enabled: bool) -> None:
+        """The control API's switch: offline closes the stream's viewers and refuses new ones."""
+        if stream.hub.enabled != enabled:
+            self.log.info("stream switched", stream=stream.serve, state="online" if enabled else "offline")
+        stream.hub.set_enabled(enabled)

@@ -1,0 +1,74 @@
+"""Per-resource access control: HTTP basic and bearer authentication.
+
+Credentials come from the config's ``userlist``; a resource's
+``authentication`` names which users may access it.  Every comparison is in
+constant time, and every allowed credential is compared, so neither timing
+nor the position of a user in the list tells anything.  Credentials are never
+logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+
+from flask import Response
+
+from .config import Authentication
+
+
+class Authenticator:
+    """Decides whether an ``Authorization`` header grants access to one resource."""
+
+    def __init__(self, auth: Authentication, userlist: dict[str, str]):
+        self.type = auth.type
+        self.realm = auth.realm
+        users = ([auth.user] if auth.user else []) + [u for u in auth.users if u != auth.user]
+        self._expected = [
+            _credential(self.type, name, userlist[name]) for name in users if name in userlist
+        ]
+
+    @property
+    def required(self) -> bool:
+        return self.type is not None
+
+    def allows(self, header: str | None) -> bool:
+        """True if ``header`` carries the credentials of an allowed user."""
+        if self.type is None:
+            return True
+        if self.type not in ("basic", "bearer") or not header:
+            return False  # an unknown type denies everything, as in the original
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() != self.type:
+            return False
+        given = value.strip().encode("utf-8", "replace")
+        granted = False
+        for expected in self._expected:
+            granted |= hmac.compare_digest(given, expected)
+        return granted
+
+    def denial(self, headers: dict[str, str] | None = None) -> Response:
+        """401 with a challenge when a realm is configured, else 403; empty body."""
+        headers = dict(headers or {})
+        if self.realm and self.type in ("basic", "bearer"):
+            scheme = "Basic" if self.type == "basic" else "Bearer"
+            realm = self.realm.replace("\\", "\\\\").replace('"', '\\"')
+            headers["WWW-Authenticate"] = f'{scheme} realm="{realm}", charset="UTF-8"'
+            return Response(b"", status=401, headers=headers)
+        return Response(b"", status=403, headers=headers)
+
+
+def _credential(kind: str | None, user: str, password: str) -> bytes:
+    """What the header value must be: base64(user:password) or the token itself."""
+    if kind == "basic":
+        return base64.b64encode(f"{user}:{password}".encode("utf-8"))
+    return password.encode("utf-8")
+
+
+def authorization_header(auth: Authentication, userlist: dict[str, str]) -> dict[str, str]:
+    """The ``Authorization`` header to send as ``auth.user`` (for notifications)."""
+    name = auth.user or (auth.users[0] if auth.users else None)
+    if auth.type not in ("basic", "bearer") or name is None or name not in userlist:
+        return {}
+    scheme = "Basic" if auth.type == "basic" else "Bearer"
+    return {"Authorization": f"{scheme} {_credential(auth.type, name, userlist[name]).decode()}"}

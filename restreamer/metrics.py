@@ -1,0 +1,86 @@
+"""Prometheus metrics, through prometheus_client.
+
+Names and labels are those of the original restreamer.  prometheus_client
+appends ``_total`` to counters in the exposition, so the original's
+``streaming_packets_sent`` is scraped as ``streaming_packets_sent_total``.
+Values are read from the hubs' per-chunk counters at scrape time; the data
+path never calls into this module.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+
+from .stats import stream_totals
+
+if TYPE_CHECKING:
+    from .relay import Relay
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class StreamCollector:
+    """Collects every stream's counters when Prometheus scrapes."""
+
+    def __init__(self, relay: "Relay"):
+        self.relay = relay
+
+    def describe(self) -> list:
+        return []  # collected freshly at scrape time; nothing to pre-register
+
+    def collect(self) -> Iterator[Metric]:
+        per_viewer = {
+            "packets_sent": CounterMetricFamily(
+                "streaming_packets_sent", "Total packets sent to viewers.", labels=["stream"]),
+            "bytes_sent": CounterMetricFamily(
+                "streaming_bytes_sent", "Total bytes sent to viewers.", labels=["stream"]),
+            "packets_dropped": CounterMetricFamily(
+                "streaming_packets_dropped", "Total packets dropped for slow viewers.", labels=["stream"]),
+            "bytes_dropped": CounterMetricFamily(
+                "streaming_bytes_dropped", "Total bytes dropped for slow viewers.", labels=["stream"]),
+        }
+        connections = GaugeMetricFamily(
+            "streaming_connections", "Number of connected viewers.", labels=["stream"])
+        duration = CounterMetricFamily(
+            "streaming_duration", "Total time viewers spent streaming, in nanoseconds.", labels=["stream"])
+        connected = GaugeMetricFamily(
+            "streaming_source_connected", "Connection status, 0=disconnected 1=connected.",
+            labels=["stream", "url"])
+        packets_received = CounterMetricFamily(
+            "streaming_packets_received", "Total packets received from the upstream.",
+            labels=["stream", "url"])
+        bytes_received = CounterMetricFamily(
+            "streaming_bytes_received", "Total bytes received from the upstream.",
+            labels=["stream", "url"])
+        for path, stream in self.relay.streams.items():
+            totals = stream_totals(stream)
+            for name, family in per_viewer.items():
+                family.add_metric([path], totals[name])
+            connections.add_metric([path], totals["connections"])
+            duration.add_metric([path], totals["stream_time_ns"])
+            received = dict.fromkeys(stream.resource.remotes, (0, 0))
+            received.update(stream.hub.received_by_url())
+            for url, (packets, size) in received.items():
+                connected.add_metric([path, url], 1 if stream.hub.online and stream.hub.url == url else 0)
+                packets_received.add_metric([path, url], packets)
+                bytes_received.add_metric([path, url], size)
+        yield from per_viewer.values()
+        yield from (connections, duration, connected, packets_received, bytes_received)
+
+
+def create_registry(relay: "Relay") -> CollectorRegistry:
+    """A registry of this relay's stream metrics plus the process's own."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StreamCollector(relay))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

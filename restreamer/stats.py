@@ -1,0 +1,159 @@
+"""Traffic statistics: totals read from the hubs' counters, rates over a sliding window.
+
+Counting happens on the data path per chunk (see :mod:`restreamer.hub`);
+this module only reads those counters, once a second and when asked, so it
+costs the data path nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import TYPE_CHECKING, Iterable
+
+import gevent
+
+if TYPE_CHECKING:
+    from .relay import Relay
+    from .stream import Stream
+
+#: Seconds the per-second rates are averaged over.
+WINDOW = 5.0
+#: Seconds between samples; the rates are at most this old.
+INTERVAL = 1.0
+
+_COUNTERS = ("packets_received", "packets_sent", "packets_dropped",
+             "bytes_received", "bytes_sent", "bytes_dropped")
+
+
+def stream_totals(stream: "Stream") -> dict[str, int]:
+    """Counters of one stream since start, viewers still connected included."""
+    hub = stream.hub
+    departed = hub.departed
+    totals = {
+        "connections": len(hub.viewers),
+        "packets_received": hub.packets_received,
+        "bytes_received": hub.bytes_received,
+        "packets_sent": departed.packets_sent,
+        "bytes_sent": departed.bytes_sent,
+        "packets_dropped": departed.packets_dropped,
+        "bytes_dropped": departed.bytes_dropped,
+    }
+    stream_time = hub.departed_time
+    for viewer in hub.viewers:
+        totals["packets_sent"] += viewer.packets_sent
+        totals["bytes_sent"] += viewer.bytes_sent
+        totals["packets_dropped"] += viewer.packets_dropped
+        totals["bytes_dropped"] += viewer.bytes_dropped
+        stream_time += viewer.duration
+    totals["stream_time_ns"] = int(stream_time * 1e9)
+    return totals
+
+
+def _sum(parts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = collections.Counter()
+    for part in parts:
+        total.update(part)
+    return dict(total)
+
+
+class Statistics:
+    """What the health and statistics APIs report; zeros when ``nostats`` is set."""
+
+    def __init__(self, relay: "Relay"):
+        self.relay = relay
+        self.enabled = not relay.config.nostats
+        self._samples: collections.deque = collections.deque()
+        self._rates: dict[str, dict[str, float]] = {}
+        self._sampler: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        if self.enabled and self._sampler is None:
+            self._sampler = gevent.spawn(self._sample_forever)
+
+    def stop(self) -> None:
+        if self._sampler is not None:
+            self._sampler.kill(block=False)
+            self._sampler = None
+
+    def _sample_forever(self) -> None:
+        while True:
+            self.sample()
+            gevent.sleep(INTERVAL)
+
+    def sample(self) -> None:
+        """Record the counters now and update the rates over the window."""
+        now = time.monotonic()
+        counters = {path: stream_totals(s) for path, s in self.relay.streams.items()}
+        self._samples.append((now, counters))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= WINDOW:
+            self._samples.popleft()
+        then, old = self._samples[0]
+        elapsed = now - then
+        rates = {}
+        for path, current in counters.items():
+            before = old.get(path, {})
+            rates[path] = {
+                name: (current[name] - before.get(name, 0)) / elapsed if elapsed > 0 else 0.0
+                for name in _COUNTERS
+            }
+        self._rates = rates
+
+    # -- reports -----------------------------------------------------------
+
+    def status(self, connections: int) -> str:
+        config = self.relay.config
+        if config.maxconnections and connections >= config.maxconnections:
+            return "overload"
+        if config.fullconnections and connections >= config.fullconnections:
+            return "full"
+        return "ok"
+
+    def health(self) -> dict:
+        config = self.relay.config
+        viewers = self.relay.viewer_count if self.enabled else 0
+        sent_per_second = sum(r["bytes_sent"] for r in self._rates.values()) if self.enabled else 0
+        full = (config.maxconnections and viewers >= config.maxconnections) or \
+            (config.fullconnections and viewers >= config.fullconnections)
+        return {
+            "status": "full" if full else "ok",
+            "viewer": viewers,
+            "limit": config.fullconnections,
+            "max": config.maxconnections,
+            "bandwidth": int(sent_per_second * 8 / 1024),
+        }
+
+    def statistics(self) -> dict:
+        streams = {}
+        for path, stream in self.relay.streams.items():
+            streams[path] = dict(
+                self._report(stream_totals(stream) if self.enabled else {}, self._rates.get(path, {})),
+                connected=bool(self.enabled and stream.hub.online),
+                upstream=(stream.hub.url if self.enabled else None),
+            )
+        if self.enabled:
+            totals = _sum(stream_totals(s) for s in self.relay.streams.values())
+            rates = _sum(self._rates.values())
+        else:
+            totals, rates = {}, {}
+        return dict(self._report(totals, rates), streams=streams)
+
+    def _report(self, totals: dict, rates: dict) -> dict:
+        config = self.relay.config
+        connections = totals.get("connections", 0)
+        report = {
+            "status": self.status(connections),
+            "connections": connections,
+            "max_connections": config.maxconnections,
+            "full_connections": config.fullconnections,
+        }
+        for name in ("packets_received", "packets_sent", "packets_dropped",
+                     "bytes_received", "bytes_sent", "bytes_dropped"):
+            report[f"total_{name}"] = totals.get(name, 0)
+        report["total_stream_time_ns"] = totals.get("stream_time_ns", 0)
+        for unit in ("packets", "bytes"):
+            for what in ("received", "sent", "dropped"):
+                value = rates.get(f"{unit}_{what}", 0.0)
+                report[f"{unit}_per_second_{what}"] = round(value, 1) if unit == "bytes" else round(value, 2)
+        return report
+
