@@ -16,7 +16,18 @@ def make_server(app: Flask, listen: str) -> WSGIServer:
     host, port = parse_listen(listen)
     listener = _bind(host, port)
     errors = get_logger("http")
-    return WSGIServer(listener, app, log=None, error_log=_ErrorLog(errors))
+    return _Server(listener, app, log=None, error_log=_ErrorLog(errors))
+
+
+class _Server(WSGIServer):
+    """pywsgi, with viewer sockets set up for live streaming."""
+
+    def handle(self, sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Writes are already gathered per coalescing window; Nagle would
+            # only hold a window's tail back for an ACK.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().handle(sock, address)
 
 
 def _bind(host: str, port: int) -> socket.socket:
