@@ -41,7 +41,9 @@ class Authenticator:
         scheme, _, value = header.strip().partition(" ")
         if scheme.lower() != self.type:
             return False
-        given = value.strip().encode("utf-8", "replace")
+        # WSGI decodes header bytes as latin-1 (PEP 3333): encoding back gives the
+        # bytes the client sent, so a UTF-8 token compares equal to its password.
+        given = value.strip().encode("latin-1", "replace")
         granted = False
         for expected in self._expected:
             granted |= hmac.compare_digest(given, expected)
