@@ -1,0 +1,26 @@
+"""gunicorn settings for restreamer: ``gunicorn -c config/gunicorn.conf.py wsgi:app``.
+
+Viewers hold their connection for hours, so workers must be gevent workers
+with room for many connections, and no request timeout may kill them.
+"""
+
+import os
+
+bind = os.environ.get("RESTREAMER_BIND", "0.0.0.0:8000")
+worker_class = "gevent"
+# Each worker pulls its own upstream connections; one per core is plenty.
+workers = int(os.environ.get("RESTREAMER_WORKERS", "1"))
+worker_connections = 10000
+# Upstreams must start in the workers, after the fork.
+preload_app = False
+# gevent workers notify the arbiter from their own loop, so a long-lived
+# stream response does not count as a stuck worker.
+timeout = 30
+graceful_timeout = 5
+keepalive = 5
+accesslog = None  # restreamer logs viewers and requests itself, as JSON
+
+
+def post_worker_init(worker):
+    """Start the upstreams as soon as the worker runs, not on its first request."""
+    worker.wsgi.extensions["restreamer"].start()
