@@ -11,7 +11,8 @@ worker_class = "gevent"
 # Each worker pulls its own upstream connections; one per core is plenty.
 workers = int(os.environ.get("RESTREAMER_WORKERS", "1"))
 worker_connections = 10000
-# Upstreams must start in the workers, after the fork.
+# Upstreams must start in the workers, after the fork: wsgi.py starts them
+# when imported in a (monkeypatched) gevent worker.
 preload_app = False
 # gevent workers notify the arbiter from their own loop, so a long-lived
 # stream response does not count as a stuck worker.
@@ -20,7 +21,3 @@ graceful_timeout = 5
 keepalive = 5
 accesslog = None  # restreamer logs viewers and requests itself, as JSON
 
-
-def post_worker_init(worker):
-    """Start the upstreams as soon as the worker runs, not on its first request."""
-    worker.wsgi.extensions["restreamer"].start()
