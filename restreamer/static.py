@@ -2,7 +2,8 @@
 
 Serves exactly the configured ``remote`` whatever the request path, so no
 request can reach any other file or host.  While a fetch is under way,
-concurrent requests wait for it instead of fetching again.
+concurrent requests wait for it and share its result (an error too) instead
+of fetching again, whatever ``cache`` is.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 from flask import Request, Response
-from gevent.lock import Semaphore
+from gevent.event import AsyncResult
 
 from . import __version__
 from .config import Config, Resource
@@ -48,7 +49,7 @@ class StaticResource:
         self.timeout = timeout_or_none(config.timeout) or 30.0
         self.base_dir = config.base_dir
         self._entry: _Entry | None = None
-        self._fetching = Semaphore()
+        self._fetching: AsyncResult | None = None  # the fetch under way, if any
 
     def respond(self, request: Request) -> Response:
         entry = self._current()
@@ -67,13 +68,20 @@ class StaticResource:
     def _current(self) -> _Entry:
         if self._fresh(self._entry):
             return self._entry
-        with self._fetching:  # one fetch at a time; the waiters use its result
-            if self._fresh(self._entry):
-                return self._entry
+        if self._fetching is not None:
+            return self._fetching.get()  # requests during a fetch share its result
+        self._fetching = fetching = AsyncResult()
+        try:
             entry = self._fetch()
-            # Errors are not cached: the next request tries again.
-            self._entry = entry if entry.status == 200 else None
-            return entry
+        except BaseException as e:
+            fetching.set_exception(e)
+            raise
+        finally:
+            self._fetching = None
+        # Errors are not cached: the next request tries again.
+        self._entry = entry if entry.status == 200 else None
+        fetching.set(entry)
+        return entry
 
     def _fresh(self, entry: _Entry | None) -> bool:
         return entry is not None and self.cache > 0 and time.monotonic() - entry.fetched < self.cache
@@ -100,6 +108,8 @@ class StaticResource:
             return self._failed(404, "no such file")
         except PermissionError:
             return self._failed(403, "permission denied")
+        except IsADirectoryError:
+            return self._failed(403, "is a directory")  # as web servers answer for a listing
         except OSError as e:
             return self._failed(502, e.strerror or str(e))
         return _Entry(200, body, mimetypes.guess_type(path)[0])
@@ -115,7 +125,7 @@ class StaticResource:
                     return self._failed(502, "upstream did not send a Content-Length")
                 if int(length) > MAX_SIZE:
                     return self._failed(502, f"upstream body is {length} bytes, more than {MAX_SIZE}")
-                body = response.raw.read(int(length) + 1, decode_content=True)
+                body = _read_body(response, int(length))
                 if len(body) != int(length):
                     return self._failed(502, f"upstream sent {len(body)} of {length} bytes")
                 return _Entry(200, body, response.headers.get("Content-Type"))
@@ -125,6 +135,20 @@ class StaticResource:
     def _failed(self, status: int, reason: str) -> _Entry:
         _log.warning("static fetch failed", serve=self.serve, url=self.url, status=status, reason=reason)
         return _Entry(status)
+
+
+def _read_body(response: requests.Response, length: int) -> bytes:
+    """At most ``length + 1`` bytes of the body (one more shows it is too long).
+
+    Through ``iter_content``, not ``raw.read``: only then are urllib3's errors
+    (a body cut short of its Content-Length, a reset) wrapped as requests'.
+    """
+    body = bytearray()
+    for piece in response.iter_content(65536):
+        body += piece
+        if len(body) > length:
+            break
+    return bytes(body)
 
 
 def _matches(header: str | None, etag: str) -> bool:
