@@ -53,6 +53,10 @@ class Hub:
         self._received_at_connect = (0, 0)
         self._pending: list[bytes] = []  # chunks gathered for the current window
         self._pending_bytes = 0
+        # A chunk larger than a viewer's queue could never be queued, not even
+        # into an empty one, so windows and chunks are kept within it.
+        self._queue_bytes = outputbuffer * PACKET_SIZE
+        self._flush_bytes = min(FLUSH_BYTES, self._queue_bytes)
         self._timer = None  # ends the current window
 
     # -- upstream side -----------------------------------------------------
@@ -69,11 +73,18 @@ class Hub:
             self._come_online()
         if not self.viewers:
             return
+        if self._pending_bytes + len(chunk) > self._flush_bytes:
+            # The window is full: hand it out, and let this chunk start the
+            # next one, so viewers get to drain their queues in between.
+            self.flush()
+        if len(chunk) > self._queue_bytes:
+            size = self._queue_bytes
+            for start in range(0, len(chunk), size):
+                self._offer(chunk[start:start + size])
+            return
         self._pending.append(chunk)
         self._pending_bytes += len(chunk)
-        if self._pending_bytes >= FLUSH_BYTES:
-            self.flush()
-        elif self._timer is None:
+        if self._timer is None:
             window = min(MAX_WINDOW, MIN_WINDOW + len(self.viewers) * WINDOW_PER_VIEWER)
             self._timer = gevent.get_hub().loop.timer(window)
             self._timer.start(self.flush)
@@ -86,9 +97,11 @@ class Hub:
         pending = self._pending
         if not pending:
             return
-        chunk = pending[0] if len(pending) == 1 else b"".join(pending)
         self._pending = []
         self._pending_bytes = 0
+        self._offer(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def _offer(self, chunk: bytes) -> None:
         packets = len(chunk) // PACKET_SIZE
         for viewer in self.viewers:
             viewer.offer(chunk, packets)

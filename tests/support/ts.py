@@ -98,3 +98,33 @@ def _divergence(received: bytes, sent: bytes) -> str:
                 f"{len(received) - common} bytes past the end of sent")
     return (f"it matches from sent offset {start} for {common} bytes, then differs "
             f"(received offset {common}: 0x{received[common]:02x} vs 0x{sent[start + common]:02x})")
+
+
+def assert_runs(received: bytes, *sents: bytes) -> list[int]:
+    """Assert `received` is whole packets made of a contiguous run of sents[0], then
+    one of sents[1], and so on (any run may be empty); return each run's length.
+
+    This is assert_contiguous for a viewer that stayed connected while the
+    upstream reconnected: one run per upstream connection, nothing altered
+    or reordered within a run.  Each run is taken as long as possible, in
+    whole packets; since the tail of a valid run is itself valid, this finds
+    a split whenever one exists.
+    """
+    assert_aligned(received)
+    lengths = []
+    rest = received
+    for sent in sents:
+        fits, too_long = 0, len(rest) // PACKET_SIZE + 1  # in packets
+        while too_long - fits > 1:
+            middle = (fits + too_long) // 2
+            if rest[:middle * PACKET_SIZE] in sent:
+                fits = middle
+            else:
+                too_long = middle
+        lengths.append(fits * PACKET_SIZE)
+        rest = rest[fits * PACKET_SIZE:]
+    if rest:
+        raise AssertionError(
+            f"received {len(received)} bytes are not runs of the {len(sents)} streams sent: "
+            f"runs of {lengths} bytes, then {len(rest)} bytes that fit none")
+    return lengths

@@ -403,16 +403,21 @@ class UDPTSSender:
     """Sends `payload` to host:port as 1316-byte (7-packet) datagrams, paced like TSUpstream.
 
     Starts on creation; `sent` is everything sent so far, in order.
+    `interface` is the local IPv4 address multicast goes out from (e.g.
+    127.0.0.1 to keep a 239.x group on loopback).
     """
 
     def __init__(self, payload: bytes, host: str = "127.0.0.1", port: int = 0,
-                 rate: Optional[float] = 1_000_000, loop: bool = True):
+                 rate: Optional[float] = 1_000_000, loop: bool = True,
+                 interface: Optional[str] = None):
         self.address = (host, port)
         self.done = threading.Event()
         self._sent = bytearray()
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if interface is not None:
+            self._sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface))
         self._thread = threading.Thread(target=self._run, args=(payload, rate, loop),
                                         name="udp-sender", daemon=True)
         self._thread.start()
@@ -454,3 +459,104 @@ class UDPTSSender:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class UnixPacketTSUpstream(UnixTSUpstream):
+    """UnixTSUpstream on a SOCK_SEQPACKET socket, so each 1316-byte piece is one
+    record; url is unixpacket://PATH."""
+
+    def _listen(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sock.bind(self.path)
+        sock.listen(16)
+        return sock
+
+    @property
+    def url(self) -> str:
+        return f"unixpacket://{self.path}"
+
+
+class FIFOWriter:
+    """Writes `payload` into the FIFO at `path`, paced like TSUpstream and looping,
+    as an encoder writing to a named pipe would.
+
+    `reopen()` makes it close the FIFO and open it again, carrying on where it
+    left off, as a restarted writer would; `sent` is everything written, in
+    order, and `opens` how many times the FIFO was opened.
+    """
+
+    def __init__(self, path, payload: bytes, rate: Optional[float] = 1_000_000):
+        self.path = os.fspath(path)
+        self.opens = 0
+        self._sent = bytearray()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._reopen = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(payload, rate),
+                                        name="fifo-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def sent(self) -> bytes:
+        with self._cond:
+            return bytes(self._sent)
+
+    def wait_sent(self, nbytes: int, timeout: float = 5) -> bytes:
+        """Wait until at least `nbytes` have been written; return them all."""
+        wait_for(self._cond, lambda: len(self._sent) >= nbytes, timeout,
+                 f"FIFO writer to write {nbytes} bytes (have {len(self._sent)})")
+        return self.sent
+
+    def wait_opens(self, n: int, timeout: float = 5) -> None:
+        wait_for(self._cond, lambda: self.opens >= n, timeout, f"FIFO to be opened {n} times")
+
+    def reopen(self) -> None:
+        self._reopen.set()
+
+    def _open(self) -> Optional[int]:
+        """Open for writing once a reader has the FIFO open; None if asked to stop first."""
+        while not self._stop.is_set():
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: no reader yet
+                self._stop.wait(_POLL)
+                continue
+            os.set_blocking(fd, True)
+            with self._cond:
+                self.opens += 1
+                self._cond.notify_all()
+            return fd
+        return None
+
+    def _run(self, payload: bytes, rate: Optional[float]) -> None:
+        pacer = Pacer(rate, self._stop)
+        fd = self._open()
+        try:
+            for piece in iter_pieces(payload):
+                if fd is None or not pacer.wait_turn():
+                    return
+                if self._reopen.is_set():
+                    self._reopen.clear()
+                    os.close(fd)
+                    fd = self._open()
+                    if fd is None:
+                        return
+                with self._cond:
+                    os.write(fd, piece)  # one piece is less than PIPE_BUF: written whole
+                    self._sent += piece
+                    self._cond.notify_all()
+                pacer.account(len(piece))
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(_IO_TIMEOUT)
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port on 127.0.0.1 that was free a moment ago, for servers that must be told one."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,178 @@
+"""Every kind of upstream, end to end: a real source, the real restreamer and
+several real viewers, each of which must get a byte-identical, contiguous
+run of what the source sent, starting at a packet boundary."""
+
+import os
+import socket
+import sys
+import time
+
+from tests.support import REPO_ROOT
+from tests.support.procs import ProcessWatch
+from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_contiguous, assert_runs
+from tests.support.upstream import FIFOWriter, UnixPacketTSUpstream, free_port
+
+SERVE = "/s.ts"
+VIEWERS = 3
+#: Body bytes each viewer must get before its data is checked (~0.4 s at 2 Mbit/s).
+ENOUGH = 100_000
+RATE = 2_000_000
+TSPLAY = REPO_ROOT / "tests" / "support" / "tsplay.py"
+
+
+def stream_config(*remotes, **top):
+    """One stream at SERVE with short timings, so failures and retries are quick."""
+    return {"reconnect": 0.2, "graceperiod": 2, "timeout": 2, **top,
+            "resources": [{"type": "stream", "serve": SERVE, "remotes": list(remotes)}]}
+
+
+def join(rs, viewer, n=VIEWERS, since=0):
+    """Wait for the stream to come online, then connect `n` viewers that get 200."""
+    rs.wait_log("stream online", since=since)
+    viewers = [viewer(rs.url(SERVE)) for _ in range(n)]
+    for client in viewers:
+        assert client.wait_status() == 200
+    return viewers
+
+
+def assert_delivered(viewers, sent, nbytes=ENOUGH):
+    """Each viewer gets `nbytes`, and what it got is a contiguous run of what
+    `sent()` returns (called after the viewers' data is taken, so it is
+    never behind them), starting at a packet boundary."""
+    for client in viewers:
+        client.wait_bytes(nbytes)
+    received = [client.data for client in viewers]
+    source = sent()
+    for data in received:
+        whole = data[:len(data) - len(data) % PACKET_SIZE]  # the last packet may be in flight
+        assert_aligned(whole)
+        offset = assert_contiguous(whole, source)
+        assert offset % PACKET_SIZE == 0, f"viewer's data starts at byte {offset}, inside a packet"
+
+
+def looped(sample, nbytes):
+    """The sample repeated, as a looping source sends it, to at least `nbytes`."""
+    return sample * (nbytes // len(sample) + 2)
+
+
+def test_http(upstream, restreamer, viewer):
+    up = upstream(rate=RATE)
+    rs = restreamer(stream_config(up.url))
+    viewers = join(rs, viewer)
+    assert_delivered(viewers, lambda: up.connections[0].sent)
+    assert len(up.connections) == 1
+    assert up.connections[0].request_line == "GET /stream.ts HTTP/1.1"
+
+
+def test_http10_upstream(upstream, restreamer, viewer):
+    up = upstream(rate=RATE, http_version="1.0")
+    rs = restreamer(stream_config(up.url))
+    assert_delivered(join(rs, viewer), lambda: up.connections[0].sent)
+
+
+def test_tcp(upstream, restreamer, viewer):
+    up = upstream(mode="tcp", rate=RATE)
+    rs = restreamer(stream_config(up.url))
+    assert_delivered(join(rs, viewer), lambda: up.connections[0].sent)
+
+
+def test_unix(unix_upstream, restreamer, viewer):
+    up = unix_upstream(rate=RATE)
+    rs = restreamer(stream_config(up.url))
+    assert_delivered(join(rs, viewer), lambda: up.connections[0].sent)
+
+
+def test_unixpacket(sample, tmp_path, restreamer, viewer):
+    with UnixPacketTSUpstream(sample, tmp_path, rate=RATE) as up:
+        rs = restreamer(stream_config(up.url))
+        assert_delivered(join(rs, viewer), lambda: up.connections[0].sent)
+
+
+def test_udp_unicast(restreamer, viewer, udp_sender):
+    port = free_port(socket.SOCK_DGRAM)
+    rs = restreamer(stream_config(f"udp://127.0.0.1:{port}"))
+    rs.wait_log("upstream connected")  # bound: nothing sent before this can be lost
+    sender = udp_sender(port, rate=RATE)
+    assert_delivered(join(rs, viewer), lambda: sender.sent)
+
+
+def test_udp_multicast_on_loopback(restreamer, viewer, udp_sender):
+    # Multicast joins work in this sandbox; the group stays on lo through
+    # clientinterface (receiving) and the sender's outgoing interface.
+    port = free_port(socket.SOCK_DGRAM)
+    group = f"239.255.{os.getpid() % 250}.{port % 250 + 1}"
+    config = stream_config(f"udp://{group}:{port}")
+    config["resources"][0]["clientinterface"] = "lo"
+    rs = restreamer(config)
+    rs.wait_log("upstream connected")
+    sender = udp_sender(port, host=group, interface="127.0.0.1", rate=RATE)
+    assert_delivered(join(rs, viewer), lambda: sender.sent)
+
+
+def test_regular_file_is_read_whole_on_each_attempt(sample, upstream, restreamer, viewer):
+    # A file upstream is over in milliseconds, so viewers join while an HTTP
+    # remote is live; when it closes, the remotes alternate and the file is
+    # next: viewers held through the grace period get all of it, then the
+    # HTTP remote's next connection.
+    limit = 150_000
+    http = upstream(rate=RATE, close_after_bytes=limit)
+    rs = restreamer(stream_config(http.url, f"file://{SAMPLE_PATH}"))
+    rs.wait_log(lambda e: e.get("event") == "stream online" and e.get("url") == http.url)
+    viewers = [viewer(rs.url(SERVE)) for _ in range(VIEWERS)]
+    for client in viewers:
+        assert client.wait_status() == 200
+    closed = rs.wait_log(lambda e: e.get("event") == "upstream closed" and e["url"].startswith("file:"))
+    assert (closed["packets"], closed["skipped_bytes"]) == (len(sample) // PACKET_SIZE, 0)
+    first, second = http.wait_connections(2)[:2]
+    for client in viewers:
+        # At most `limit` bytes came before the file, so this much includes some after it.
+        data = client.wait_bytes(limit + len(sample) + PACKET_SIZE * 10)
+        before, whole_file, after = assert_runs(data[:len(data) - len(data) % PACKET_SIZE],
+                                                first.sent, sample, second.sent)
+        assert whole_file == len(sample) and after > 0
+
+
+def test_fifo_survives_its_writer_reopening(sample, tmp_path, restreamer, viewer):
+    fifo = tmp_path / "in.ts"
+    os.mkfifo(fifo)
+    rs = restreamer(stream_config(f"file://{fifo}"))
+    writer = FIFOWriter(fifo, sample, rate=RATE)
+    try:
+        viewers = join(rs, viewer)
+        assert_delivered(viewers, lambda: writer.sent)
+        mark = rs.mark()
+        got = max(len(client.data) for client in viewers)
+        writer.reopen()
+        writer.wait_opens(2)
+        # restreamer holds a write end itself, so the writer going away is no end of stream.
+        assert_delivered(viewers, lambda: writer.sent, nbytes=got + ENOUGH)
+        assert rs.find_logs(lambda e: e.get("event", "").startswith(("upstream", "stream")), since=mark) == []
+    finally:
+        writer.stop()
+
+
+def test_fork_runs_the_command_with_query_arguments(sample, restreamer, viewer):
+    # The query is the argument list, split on "+" (an encoded space).
+    rs = restreamer(stream_config(f"fork://{sys.executable}?{TSPLAY}+{SAMPLE_PATH}+{RATE}"))
+    started = rs.wait_log(lambda e: e.get("event") == "child stderr")
+    assert started["line"] == f"tsplay started pid={started['pid']}"
+    assert_delivered(join(rs, viewer), lambda: looped(sample, 10 * ENOUGH))
+
+
+def test_fork_cat_reads_a_file_once(sample, restreamer):
+    rs = restreamer(stream_config(f"fork:///bin/cat?{SAMPLE_PATH}", reconnect=0))
+    closed = rs.wait_log("upstream closed")
+    assert (closed["reason"], closed["packets"], closed["skipped_bytes"]) == (
+        "end of stream", len(sample) // PACKET_SIZE, 0)
+    rs.wait_log("stream stays offline")
+    assert len(rs.find_logs("upstream connecting")) == 1
+
+
+def test_loop_plays_the_sample_in_real_time(sample, restreamer, viewer):
+    rs = restreamer(stream_config("loop:sample"))
+    viewers = join(rs, viewer)
+    began = time.monotonic()
+    assert_delivered(viewers, lambda: looped(sample, len(sample)), nbytes=len(sample) // 4)
+    # The sample lasts 6 s, so a quarter of it takes 1.5 s when paced (a
+    # file read at disk speed would be there at once).
+    assert time.monotonic() - began > 1.0
