@@ -27,6 +27,8 @@ STREAM_HEADERS = {
     "Cache-Control": "no-cache,no-store,no-transform",
     "Accept-Ranges": "none",
 }
+#: A live stream ends only with its connection, so it is sent close-delimited.
+LIVE_HEADERS = {"Connection": "close"}
 
 _access_log = get_logger("access")
 
@@ -111,8 +113,8 @@ def serve_stream(relay: Relay, stream: Stream) -> Response:
     stream.hub.join(viewer)
     relay.viewers_changed()
     _access_log.info("viewer connected", remote=viewer.remote, stream=stream.serve)
-    response = Response(_body(stream.preamble, viewer), status=200, headers=headers,
-                        direct_passthrough=True)
+    response = Response(_body(stream.preamble, viewer), status=200,
+                        headers=dict(headers, **LIVE_HEADERS), direct_passthrough=True)
     response.call_on_close(functools.partial(_viewer_left, relay, stream, viewer))
     return response
 

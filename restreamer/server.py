@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 from flask import Flask
-from gevent.pywsgi import WSGIServer
+from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .config import parse_listen
 from .log import get_logger
@@ -16,7 +16,35 @@ def make_server(app: Flask, listen: str) -> WSGIServer:
     host, port = parse_listen(listen)
     listener = _bind(host, port)
     errors = get_logger("http")
-    return _Server(listener, app, log=None, error_log=_ErrorLog(errors))
+    return _Server(listener, app, log=None, error_log=_ErrorLog(errors), handler_class=_Handler)
+
+
+class _Handler(WSGIHandler):
+    """pywsgi's handler with a leaner write path for long-lived stream responses."""
+
+    def finalize_headers(self) -> None:
+        super().finalize_headers()
+        if self.response_use_chunked and self.close_connection:
+            # The body ends when the connection does (stream responses say
+            # "Connection: close"), so chunk framing adds nothing but a copy
+            # of every chunk per viewer.
+            self.response_use_chunked = False
+            self.response_headers = [(name, value) for name, value in self.response_headers
+                                     if name.lower() != b"transfer-encoding"]
+
+    def _sendall(self, data) -> None:
+        # gevent's sendall() asks the kernel for SO_SNDBUF and arms a timeout
+        # on every call; a plain send() is enough when the socket takes it all.
+        try:
+            sent = self.socket.send(data)
+            if sent < len(data):
+                self.socket.sendall(memoryview(data)[sent:])
+        except OSError as ex:
+            self.status = "socket error: %s" % ex
+            if self.code > 0:
+                self.code = -self.code
+            raise
+        self.response_length += len(data)
 
 
 class _Server(WSGIServer):
