@@ -67,10 +67,14 @@ def _credential(kind: str | None, user: str, password: str) -> bytes:
     return password.encode("utf-8")
 
 
-def authorization_header(auth: Authentication, userlist: dict[str, str]) -> dict[str, str]:
-    """The ``Authorization`` header to send as ``auth.user`` (for notifications)."""
+def authorization_header(auth: Authentication, userlist: dict[str, str]) -> dict[str, bytes]:
+    """The ``Authorization`` header to send as ``auth.user`` (for notifications).
+
+    Bytes, so a token goes out as UTF-8, as :meth:`Authenticator.allows`
+    expects it; a str would be sent as latin-1, or fail beyond it.
+    """
     name = auth.user or (auth.users[0] if auth.users else None)
     if auth.type not in ("basic", "bearer") or name is None or name not in userlist:
         return {}
-    scheme = "Basic" if auth.type == "basic" else "Bearer"
-    return {"Authorization": f"{scheme} {_credential(auth.type, name, userlist[name]).decode()}"}
+    scheme = b"Basic " if auth.type == "basic" else b"Bearer "
+    return {"Authorization": scheme + _credential(auth.type, name, userlist[name])}

@@ -33,7 +33,7 @@ class Notifier:
     def __init__(self, config: "Config"):
         self.config = config
         self.log = get_logger("notifications")
-        self._targets: dict[str, list[tuple[str, dict[str, str]]]] = {}
+        self._targets: dict[str, list[tuple[str, dict]]] = {}
         for n in config.notifications:
             headers = {"User-Agent": f"restreamer/{__version__}",
                        **authorization_header(n.authentication, config.userlist)}
@@ -85,6 +85,6 @@ class Notifier:
                 response.close()
                 self.log.info("notification sent", event_type=event, url=url,
                               status=response.status_code)
-            except requests.RequestException as e:
+            except Exception as e:  # whatever it is, this greenlet must keep sending
                 self.log.warning("notification failed", event_type=event, url=url,
                                  reason=type(e).__name__)
