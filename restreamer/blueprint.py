@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 
 from flask import Blueprint, Flask, Response, request
 from werkzeug.http import http_date
+from werkzeug.wsgi import ClosingIterator
 
 from . import api
 from .auth import Authenticator
@@ -104,19 +105,22 @@ def serve_stream(relay: Relay, stream: Stream) -> Response:
     refusal = relay.refusal(stream)
     if refusal is not None:
         status = relay.config.limitstatus if refusal == "connection limit reached" else 404
-        _access_log.info("viewer refused", remote=request.remote_addr, stream=stream.serve,
-                         status=status, reason=refusal)
+        _access_log.info("viewer refused", remote=request.remote_addr, path=request.path,
+                         stream=stream.serve, status=status, reason=refusal)
         return Response(b"", status=status, headers=headers)
     if request.method == "HEAD":
         return Response(status=200, headers=headers)
     viewer = Viewer(relay.config.outputbuffer, remote=request.remote_addr or "", stream=stream.serve)
     stream.hub.join(viewer)
     relay.viewers_changed()
-    _access_log.info("viewer connected", remote=viewer.remote, stream=stream.serve)
-    response = Response(_body(stream.preamble, viewer), status=200,
-                        headers=dict(headers, **LIVE_HEADERS), direct_passthrough=True)
-    response.call_on_close(functools.partial(_viewer_left, relay, stream, viewer))
-    return response
+    _access_log.info("viewer connected", remote=viewer.remote, path=request.path,
+                     stream=stream.serve, status=200)
+    # direct_passthrough hands this iterable to the server as it is (werkzeug's
+    # call_on_close would never run), so the iterable's own close() frees the
+    # viewer, however the response ends.
+    body = ClosingIterator(_body(stream.preamble, viewer),
+                           functools.partial(_viewer_left, relay, stream, viewer, request.path))
+    return Response(body, status=200, headers=dict(headers, **LIVE_HEADERS), direct_passthrough=True)
 
 
 def _body(preamble: bytes, viewer: Viewer) -> Iterator[bytes]:
@@ -125,9 +129,9 @@ def _body(preamble: bytes, viewer: Viewer) -> Iterator[bytes]:
     yield from viewer.chunks()
 
 
-def _viewer_left(relay: Relay, stream: Stream, viewer: Viewer) -> None:
+def _viewer_left(relay: Relay, stream: Stream, viewer: Viewer, path: str) -> None:
     stream.hub.leave(viewer)
     relay.viewers_changed()
-    _access_log.info("viewer disconnected", remote=viewer.remote, stream=stream.serve,
+    _access_log.info("viewer disconnected", remote=viewer.remote, path=path, stream=stream.serve,
                      duration=round(viewer.duration, 3), bytes=viewer.bytes_sent,
                      packets=viewer.packets_sent, dropped_packets=viewer.packets_dropped)

@@ -89,7 +89,6 @@ def watching(viewer, server, path, n=1):
 #: Viewers that hang up are never removed: blueprint.serve_stream passes its
 #: body with direct_passthrough, so werkzeug never calls the call_on_close
 #: callback (_viewer_left). The fix is in blueprint.py; see the Operations report.
-VIEWERS_LEAK = pytest.mark.xfail(strict=True, reason="blueprint: departing viewers are never removed")
 
 
 # -- health ----------------------------------------------------------------
@@ -148,7 +147,6 @@ def test_maxconnections_refuses_with_404_and_logs(limited, viewer):
     assert get_json(limited, "/health")["viewer"] == 3
 
 
-@VIEWERS_LEAK
 def test_viewers_leaving_free_their_place(limited, viewer):
     clients = watching(viewer, limited, "/live.ts", 3)
     clients[0].close()
@@ -190,7 +188,6 @@ def test_statistics_fields_and_per_stream_breakdown(server, upstreams):
         assert stats[name] == pytest.approx(total, abs=0.1 * len(stats["streams"])), name
 
 
-@VIEWERS_LEAK
 def test_statistics_totals_match_what_viewers_were_sent(server, viewer):
     before = get_json(server, "/statistics")["streams"]["/stats.ts"]
     client, = watching(viewer, server, "/stats.ts")

@@ -134,7 +134,6 @@ def test_dropped_packets_of_a_stalled_viewer(server, viewer):
     assert value(families, "streaming_bytes_dropped", stream="/drop.ts") == dropped * PACKET_SIZE
 
 
-@pytest.mark.xfail(strict=True, reason="blueprint: departing viewers are never removed")
 def test_viewer_metrics_after_leaving(server, viewer):
     client = watch(viewer, server, "/leave.ts")
     mark = server.mark()

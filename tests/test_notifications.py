@@ -80,7 +80,6 @@ def test_limit_hit_once_when_viewers_reach_fullconnections(notifying, sink, view
     assert len(sink.received("/hit")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="blueprint: departing viewers are never removed")
 def test_limit_miss_when_viewers_drop_below_fullconnections(notifying, sink, viewer):
     process = notifying([note("limit_hit", sink.url("/hit")),
                          note("limit_miss", sink.url("/miss"), type="bearer", user="carol")],
