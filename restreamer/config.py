@@ -13,7 +13,8 @@ import difflib
 import json
 import os
 import socket
-from dataclasses import dataclass, field
+import stat
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
@@ -90,6 +91,7 @@ class Config:
     log: str = ""
     profile: bool = False
     graceperiod: float = 10
+    droptimeout: float = 10
     limitstatus: int = 404
     userlist: dict[str, str] = field(default_factory=dict)  # user -> password
     resources: tuple[Resource, ...] = ()
@@ -119,7 +121,18 @@ def load(path: str) -> Config:
         raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text: {e.reason} at byte {e.start}") from None
-    return parse(text, path)
+    config = parse(text, path)
+    if config.userlist and _readable_by_others(path):
+        config = replace(config, warnings=config.warnings + (
+            f"{path}: holds passwords (userlist) but other users may read it; chmod o-r {path}",))
+    return config
+
+
+def _readable_by_others(path: str) -> bool:
+    try:
+        return bool(os.stat(path).st_mode & stat.S_IROTH)
+    except OSError:
+        return False
 
 
 def parse(text: str, source: str = "<string>") -> Config:
@@ -175,6 +188,7 @@ def from_dict(data: Any, source: str = "<dict>", base_dir: str | None = None) ->
         log=reader.string(top, "log", "", default=Config.log),
         profile=reader.boolean(top, "profile", "", Config.profile),
         graceperiod=reader.seconds(top, "graceperiod", "", Config.graceperiod),
+        droptimeout=reader.seconds(top, "droptimeout", "", Config.droptimeout),
         limitstatus=reader.choice(top, "limitstatus", "", (404, 503), Config.limitstatus),
         userlist=userlist,
         resources=resources,
@@ -190,7 +204,7 @@ def from_dict(data: Any, source: str = "<dict>", base_dir: str | None = None) ->
 _TOP_KEYS = (
     "listen", "timeout", "reconnect", "readtimeout", "inputbuffer", "outputbuffer",
     "maxconnections", "fullconnections", "nostats", "heartbeatinterval", "log", "profile",
-    "graceperiod", "limitstatus", "userlist", "resources", "notifications",
+    "graceperiod", "droptimeout", "limitstatus", "userlist", "resources", "notifications",
 )
 _RESOURCE_KEYS = (
     "type", "api", "serve", "remote", "remotes", "clientinterface", "cache", "mru",

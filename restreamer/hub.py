@@ -172,6 +172,17 @@ class Hub:
             departed.bytes_dropped += viewer.bytes_dropped
             self.departed_time += viewer.duration
 
+    def evict_stalled(self, droptimeout: float, now: float) -> int:
+        """Disconnect viewers that have done nothing but drop for ``droptimeout`` s."""
+        stalled = [v for v in self.viewers
+                   if v.dropping_since is not None and now - v.dropping_since >= droptimeout]
+        for viewer in stalled:
+            self.log.info("viewer evicted", stream=self.name, remote=viewer.remote,
+                          reason=f"only dropping for {droptimeout:g} s (droptimeout)",
+                          dropped_packets=viewer.packets_dropped)
+            viewer.evict()
+        return len(stalled)
+
     def set_enabled(self, enabled: bool) -> None:
         """Switch the stream on or off; off closes every viewer and refuses new ones."""
         self.enabled = enabled

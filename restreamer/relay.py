@@ -4,6 +4,8 @@ stop) that the CLI, gunicorn and a host app share."""
 
 from __future__ import annotations
 
+import time
+
 import gevent
 
 from .config import Config
@@ -28,6 +30,7 @@ class Relay:
         self.notifier = Notifier(config)
         self.metrics = create_registry(self)
         self.started = False
+        self._watchdog: gevent.Greenlet | None = None
 
     def start(self) -> None:
         """Start every stream's upstream and the background tasks; again does nothing."""
@@ -40,6 +43,8 @@ class Relay:
             stream.start()
         self.statistics.start()
         self.notifier.start()
+        if self.config.droptimeout > 0:
+            self._watchdog = gevent.spawn(self._evict_stalled_forever)
 
     def stop(self) -> None:
         """Close every viewer and upstream (forked children are reaped)."""
@@ -48,7 +53,19 @@ class Relay:
         self.started = False
         self.statistics.stop()
         self.notifier.stop()
+        if self._watchdog is not None:
+            self._watchdog.kill(block=False)
+            self._watchdog = None
         gevent.joinall([gevent.spawn(s.stop) for s in self.streams.values()], timeout=10)
+
+    def _evict_stalled_forever(self) -> None:
+        """Free the slots of viewers that take nothing (half-open, stopped players)."""
+        interval = min(1.0, self.config.droptimeout / 4)
+        while True:
+            gevent.sleep(interval)
+            now = time.monotonic()
+            for stream in self.streams.values():
+                stream.hub.evict_stalled(self.config.droptimeout, now)
 
     @property
     def viewer_count(self) -> int:

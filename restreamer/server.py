@@ -11,6 +11,10 @@ from .config import parse_listen
 from .log import get_logger
 
 
+#: Bytes of kernel send buffer per viewer socket.
+SEND_BUFFER = 512 * 1024
+
+
 def make_server(app: Flask, listen: str) -> WSGIServer:
     """A started-on-demand WSGI server bound to ``listen`` (host:port, :port, [v6]:port)."""
     host, port = parse_listen(listen)
@@ -55,6 +59,11 @@ class _Server(WSGIServer):
             # Writes are already gathered per coalescing window; Nagle would
             # only hold a window's tail back for an ACK.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # A fixed send buffer of about a second of a 4 Mbit/s stream: enough to
+        # ride out a viewer's hiccup, while one that reads nothing fills it
+        # soon and is then noticed (droptimeout) instead of hiding in
+        # megabytes of kernel memory.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         super().handle(sock, address)
 
 

@@ -3,9 +3,11 @@ that drains it to the client's socket."""
 
 from __future__ import annotations
 
+import errno
 import time
 from typing import Iterator
 
+import gevent
 from gevent.queue import Queue
 
 from .ts import PACKET_SIZE
@@ -26,6 +28,7 @@ class Viewer:
     __slots__ = (
         "queue", "queued", "limit", "remote", "stream", "started", "closed",
         "packets_sent", "bytes_sent", "packets_dropped", "bytes_dropped",
+        "dropping_since", "_greenlet",
     )
 
     def __init__(self, limit: int, remote: str = "", stream: str = ""):
@@ -40,6 +43,8 @@ class Viewer:
         self.bytes_sent = 0
         self.packets_dropped = 0
         self.bytes_dropped = 0
+        self.dropping_since: float | None = None  # first drop since the last write
+        self._greenlet = None  # the greenlet writing to the client
 
     def offer(self, chunk: bytes, packets: int) -> None:
         """Queue a chunk if it fits, else count it as dropped.  Never blocks."""
@@ -48,6 +53,8 @@ class Viewer:
         if self.queued + packets > self.limit:
             self.packets_dropped += packets
             self.bytes_dropped += len(chunk)
+            if self.dropping_since is None:
+                self.dropping_since = time.monotonic()
             return
         self.queued += packets
         self.queue.put_nowait(chunk)
@@ -58,8 +65,21 @@ class Viewer:
             self.closed = True
             self.queue.put_nowait(_CLOSE)
 
+    def evict(self) -> None:
+        """Disconnect a viewer that takes nothing, wherever its writer waits.
+
+        The writer is usually blocked sending to a socket that accepts nothing;
+        a broken pipe is what both pywsgi and gunicorn take as a client gone
+        away, so they close the connection quietly and the response's close()
+        frees the viewer.
+        """
+        self.closed = True
+        if self._greenlet is not None:
+            gevent.kill(self._greenlet, BrokenPipeError(errno.EPIPE, "viewer stalled (droptimeout)"))
+
     def chunks(self) -> Iterator[bytes]:
         """Everything queued since the last write, as one piece per write."""
+        self._greenlet = gevent.getcurrent()
         queue = self.queue
         get, get_nowait = queue.get, queue.get_nowait
         while True:
@@ -78,6 +98,7 @@ class Viewer:
                 return
             self._count(data)
             yield data
+            self.dropping_since = None  # the write went through
 
     def _count(self, data: bytes) -> None:
         packets = len(data) // PACKET_SIZE
