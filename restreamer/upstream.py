@@ -64,7 +64,7 @@ class Upstream:
             self._pull(url)
             if self.reconnect <= 0:
                 self.log.info("stream stays offline", stream=self.hub.name,
-                          reason="reconnect is 0: no further attempts")
+                              reason="reconnect is 0: no further attempts")
                 return
             gevent.sleep(max(0.0, began + self.reconnect - time.monotonic()))
 
@@ -82,20 +82,23 @@ class Upstream:
         self.log.info("upstream connected", stream=name, url=url)
         aligner = PacketAligner()
         try:
-            reason = self._stream(connection, aligner)
-            report = self.log.info if aligner.packets else self.log.warning
-            report("upstream closed", stream=name, url=url, reason=reason,
-                   packets=aligner.packets, skipped_bytes=aligner.skipped)
+            self._stream(connection, aligner)
+            self.log.info("upstream closed", stream=name, url=url, reason="end of stream",
+                          packets=aligner.packets, skipped_bytes=aligner.skipped)
         except (SourceError, OSError, ReadTimeout) as e:
             self.log.warning("upstream error", stream=name, url=url, reason=_reason(e),
-                      packets=aligner.packets, skipped_bytes=aligner.skipped)
+                             packets=aligner.packets, skipped_bytes=aligner.skipped)
         finally:
             self._connection = None
             connection.close()
             self.hub.upstream_lost()
 
-    def _stream(self, connection, aligner: PacketAligner) -> str:
-        """Move data from the connection to the hub until it ends; returns why it ended."""
+    def _stream(self, connection, aligner: PacketAligner) -> None:
+        """Move data from the connection to the hub until it ends.
+
+        An upstream that sends no packet at all (an HTML error page, say) is a
+        failed attempt, not a stream that ended: it raises SourceError.
+        """
         read, feed, publish = connection.read, aligner.feed, self.hub.publish
         limit = self.readtimeout
         while True:
@@ -110,13 +113,13 @@ class Upstream:
             if chunk:
                 publish(chunk)
             elif not aligner.packets and aligner.skipped > NOT_TS_LIMIT:
-                raise SourceError(f"not an MPEG transport stream: no sync in the first {aligner.skipped} bytes")
+                raise SourceError(f"not MPEG-TS: no packet in the first {aligner.skipped} bytes")
         tail = aligner.flush()
         if tail:
             publish(tail)
         if not aligner.packets:
-            return "ended without sending any MPEG-TS packet"
-        return "end of stream"
+            raise SourceError(f"not MPEG-TS: ended after {aligner.skipped} bytes without a packet"
+                              if aligner.skipped else "ended without sending any data")
 
 
 def _reason(error: BaseException) -> str:

@@ -8,7 +8,6 @@ import sys
 import time
 
 from tests.support import REPO_ROOT
-from tests.support.procs import ProcessWatch
 from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_contiguous, assert_runs
 from tests.support.upstream import FIFOWriter, UnixPacketTSUpstream, free_port
 

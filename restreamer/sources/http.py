@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
+import socket
+
 import requests
+import urllib3
 
 from .. import __version__
 from .base import READ_SIZE, SourceError, SourceSettings, timeout_or_none
@@ -37,22 +41,32 @@ class HTTPConnection:
     def read(self) -> bytes:
         try:
             return self._read1(READ_SIZE)
-        except requests.RequestException as e:
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as e:
+            # Bad chunking, a reset, a truncated body.  Anything else, such as
+            # the upstream loop's readtimeout, is not ours to rename.
             raise SourceError(_reason(e)) from None
-        except Exception as e:  # urllib3 protocol errors (bad chunking, reset)
-            raise SourceError(f"{type(e).__name__}: {e}") from None
 
     def close(self) -> None:
         self._response.close()
         self._session.close()
 
 
-def _reason(error: requests.RequestException) -> str:
-    """The innermost cause, e.g. "Connection refused" rather than a pool repr."""
-    cause: BaseException = error
-    while cause.__context__ is not None and not isinstance(cause, OSError):
-        cause = cause.__context__
+def _reason(error: BaseException) -> str:
+    """A short reason such as "Connection refused", as the socket sources give it,
+    rather than the nested pool and retry wrappers requests and urllib3 add."""
+    if isinstance(error, requests.ConnectTimeout):
+        return "connect timed out"
+    if isinstance(error, requests.Timeout):
+        return "timed out waiting for the response"
+    cause = _innermost(error)
+    if isinstance(cause, socket.gaierror):
+        return f"name resolution failed: {cause.strerror}"
     if isinstance(cause, OSError) and cause.strerror:
         return cause.strerror
-    text = str(cause)
-    return text.rsplit(": ", 1)[-1].rstrip("')\"") if "Failed to resolve" not in text else "name resolution failed"
+    return f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+
+
+def _innermost(error: BaseException) -> BaseException:
+    while (error.__cause__ or error.__context__) is not None:
+        error = error.__cause__ or error.__context__
+    return error
