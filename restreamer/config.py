@@ -225,7 +225,14 @@ class _Reader:
     def fail(self, path: str, message: str) -> ConfigError:
         return ConfigError(f"{self.source}: {path}: {message}" if path else f"{self.source}: {message}")
 
-    def mapping(self, value: Any, path: str, known: tuple[str, ...]) -> dict[str, Any]:
+    def mapping(self, value: Any, path: str, known: tuple[str, ...],
+                fold_case: bool = True) -> dict[str, Any]:
+        """The entries of ``value`` whose keys are ``known``, warning about the others.
+
+        Keys match case-insensitively, as Go's encoding/json matches the
+        original's struct fields (``"Listen"`` works); ``fold_case=False``
+        is for keys that are data, such as user names.
+        """
         if not isinstance(value, dict):
             raise self.fail(path or "top level", f"expected a mapping of keys, got {_kind(value)}")
         result = {}
@@ -234,12 +241,13 @@ class _Reader:
                 continue
             if not isinstance(key, str):
                 raise self.fail(_join(path, str(key)), "keys must be strings")
-            if key not in known:
-                near = difflib.get_close_matches(key.lower(), known, n=1, cutoff=0.6)
+            name = key.lower() if fold_case else key
+            if name not in known:
+                near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
                 hint = f"; did you mean {near[0]!r}?" if near else ""
                 self.warnings.append(f"{self.source}: {_join(path, key)}: unknown key ignored{hint}")
                 continue
-            result[key] = item
+            result[name] = item  # of keys differing only in case the last wins, as in Go
         return result
 
     def sequence(self, value: Any, path: str) -> list[Any]:
@@ -302,7 +310,8 @@ class _Reader:
 def _userlist(reader: _Reader, value: Any) -> dict[str, str]:
     if value is None:
         return {}
-    users = reader.mapping(value, "userlist", tuple(value) if isinstance(value, dict) else ())
+    users = reader.mapping(value, "userlist", tuple(value) if isinstance(value, dict) else (),
+                           fold_case=False)
     result = {}
     for name, entry in users.items():
         path = f"userlist.{name}"
