@@ -23,9 +23,9 @@ from .viewer import Viewer
 # write.  So chunks are gathered for a short window and handed out together.
 # The window grows with the number of viewers, where the saving is largest,
 # and is capped so the delay it adds stays small.
-MIN_WINDOW = 0.002  # seconds
+MIN_WINDOW = 0.010  # seconds
 MAX_WINDOW = 0.025
-WINDOW_PER_VIEWER = 0.00003
+WINDOW_PER_VIEWER = 0.000015
 #: Gathered bytes that are handed out at once, whatever the window.
 FLUSH_BYTES = 64 * 1024
 
