@@ -58,7 +58,9 @@ def serve(relay: Relay) -> int:
     """Serve until SIGINT or SIGTERM, then close viewers and upstreams and return 0."""
     logger = log.get_logger("restreamer")
     try:
-        server = make_server(create_app(relay), relay.config.listen)
+        # A client stalled before its request is done is given as long as a
+        # viewer that takes no data.
+        server = make_server(create_app(relay), relay.config.listen, relay.config.droptimeout)
     except OSError as e:
         logger.error("cannot listen", listen=relay.config.listen, reason=e.strerror or str(e))
         return 1

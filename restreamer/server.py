@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 
 from flask import Flask
@@ -15,12 +16,17 @@ from .log import get_logger
 SEND_BUFFER = 512 * 1024
 
 
-def make_server(app: Flask, listen: str) -> WSGIServer:
-    """A started-on-demand WSGI server bound to ``listen`` (host:port, :port, [v6]:port)."""
+def make_server(app: Flask, listen: str, request_timeout: float = 0) -> WSGIServer:
+    """A started-on-demand WSGI server bound to ``listen`` (host:port, :port, [v6]:port).
+
+    A client has ``request_timeout`` seconds (0: forever) to send each request head.
+    """
     host, port = parse_listen(listen)
     listener = _bind(host, port)
     errors = get_logger("http")
-    return _Server(listener, app, log=None, error_log=_ErrorLog(errors), handler_class=_Handler)
+    server = _Server(listener, app, log=None, error_log=_ErrorLog(errors), handler_class=_Handler)
+    server.request_timeout = request_timeout or None
+    return server
 
 
 class _Handler(WSGIHandler):
@@ -35,6 +41,25 @@ class _Handler(WSGIHandler):
             self.response_use_chunked = False
             self.response_headers = [(name, value) for name, value in self.response_headers
                                      if name.lower() != b"transfer-encoding"]
+
+    def read_requestline(self) -> str:
+        # A client that connects and goes quiet, or vanishes mid-request
+        # without a FIN, would otherwise hold its socket and greenlet forever.
+        self.socket.settimeout(self.server.request_timeout)
+        return super().read_requestline()
+
+    def read_request(self, raw_requestline: str):
+        result = super().read_request(raw_requestline)
+        # The head is in; while a stream is sent, droptimeout watches the viewer.
+        self.socket.settimeout(None)
+        return result
+
+    def _handle_client_error(self, ex: Exception):
+        # Too many header lines, or a head cut off by the timeout, are bad
+        # input like any other: one log line, not a traceback on stderr.
+        if isinstance(ex, (http.client.HTTPException, OSError)):
+            ex = ValueError(str(ex) or type(ex).__name__)
+        return super()._handle_client_error(ex)
 
     def _sendall(self, data) -> None:
         # gevent's sendall() asks the kernel for SO_SNDBUF and arms a timeout
@@ -53,6 +78,8 @@ class _Handler(WSGIHandler):
 
 class _Server(WSGIServer):
     """pywsgi, with viewer sockets set up for live streaming."""
+
+    request_timeout: float | None = None
 
     def handle(self, sock, address):
         if sock.family in (socket.AF_INET, socket.AF_INET6):

@@ -1,0 +1,169 @@
+"""HTTP edge cases on a running restreamer: unknown paths and methods, HEAD,
+HTTP/1.0, pipelining, oversized or endless request heads and silent clients,
+each while a healthy viewer of the same stream keeps receiving every packet."""
+
+import json
+import re
+import socket
+
+import pytest
+
+from tests.support.polling import poll
+from tests.support.server import RestreamerProcess
+from tests.support.ts import PACKET_SIZE, assert_contiguous
+from tests.support.upstream import TSUpstream
+from tests.support.viewer import Viewer, http_get, http_request
+
+RATE = 2_000_000
+DROPTIMEOUT = 1  # also how long a client may take to send its request head
+
+
+@pytest.fixture(scope="module")
+def source(sample):
+    server = TSUpstream(sample, rate=RATE)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def rs(source, tmp_path_factory):
+    config = {"droptimeout": DROPTIMEOUT, "resources": [
+        {"type": "stream", "serve": "/s.ts", "remote": source.url},
+        {"type": "api", "api": "health", "serve": "/health"},
+    ]}
+    process = RestreamerProcess(config, tmp_path_factory.mktemp("http")).start()
+    process.wait_log("stream online")
+    yield process
+    process.close()
+    print(process.output_tail())
+
+
+@pytest.fixture
+def healthy(rs, source):
+    """A viewer of /s.ts that must get an unbroken run of the upstream by the end of the test."""
+    client = Viewer(rs.url("/s.ts"))
+    assert client.wait_status() == 200
+    client.wait_bytes(PACKET_SIZE * 7)
+    yield client
+    before = len(client.data)
+    client.wait_bytes(before + 100_000)  # still flowing after whatever the test did
+    data = client.data
+    client.close()
+    assert_contiguous(data[:len(data) - len(data) % PACKET_SIZE], source.connections[0].sent)
+
+
+def exchange(rs, raw: bytes, timeout: float = 5) -> bytes:
+    """Send `raw` on a fresh connection, half-close, and return all the server says
+    until it closes (or resets the connection, having refused to read all of `raw`)."""
+    with socket.create_connection(("127.0.0.1", rs.port), timeout=timeout) as sock:
+        sock.sendall(raw)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        try:
+            while len(answer) < 1_000_000 and (chunk := sock.recv(65536)):
+                answer += chunk  # (a stream would never end: the limit keeps this bounded)
+        except ConnectionResetError:
+            pass
+        return answer
+
+
+def statuses(answer: bytes) -> list[int]:
+    """The status codes of every response head in `answer`, in order (bodies have no
+    trailing newline, so a pipelined status line may follow one directly)."""
+    return [int(code) for code in re.findall(rb"HTTP/1\.[01] (\d{3}) ", answer)]
+
+
+def test_unknown_paths_are_404(rs, healthy):
+    for path in ("/", "/nope", "/s.ts/", "/s.ts/x", "/S.TS", "/health/x", "/s.tsx"):
+        assert http_get(rs.url(path))[0] == 404, path
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_other_methods_on_a_stream_are_405(rs, healthy, method):
+    status, headers, _ = http_request(method, rs.url("/s.ts"), body=b"x")
+    assert status == 405
+    assert set(headers["Allow"].replace(" ", "").split(",")) >= {"GET", "HEAD"}
+    assert "POST" not in headers["Allow"]
+    assert http_request(method, rs.url("/health"), body=b"")[0] == 405
+
+
+def test_head_on_a_stream_answers_without_a_body_or_a_viewer(rs, healthy):
+    mark = rs.mark()
+    client = Viewer(rs.url("/s.ts"), method="HEAD")
+    try:
+        assert client.wait_status() == 200
+        assert client.headers["Content-Type"] == "video/mpeg"
+        assert client.wait_closed() == b""
+    finally:
+        client.close()
+    assert not rs.find_logs("viewer connected", since=mark)
+    poll(lambda: json.loads(http_get(rs.url("/health"))[2])["viewer"], lambda n: n == 1, 5,
+         "the healthy viewer alone in the viewer count")
+
+
+def test_http10_viewer_gets_a_close_delimited_stream(rs, healthy, source):
+    client = Viewer(rs.url("/s.ts"), http10=True)
+    try:
+        assert client.wait_status() == 200
+        assert "chunked" not in client.headers.get("Transfer-Encoding", "")
+        assert client.headers.get("Content-Length") is None
+        data = client.wait_bytes(50_000)
+    finally:
+        client.close()
+    assert_contiguous(data[:len(data) - len(data) % PACKET_SIZE], source.connections[0].sent)
+
+
+def test_pipelined_requests_are_answered_in_order(rs, healthy):
+    one = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    answer = exchange(rs, one + b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n" + one
+                      + b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert statuses(answer) == [200, 404, 200, 200]
+    assert answer.count(b'"status": "ok"') == 3
+
+
+def test_a_stream_requested_after_a_pipelined_api_call_streams(rs, healthy):
+    with socket.create_connection(("127.0.0.1", rs.port), timeout=5) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /s.ts HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while answer.count(b"\r\n\r\n") < 2 or len(answer) < 10_000:
+            chunk = sock.recv(65536)
+            assert chunk, answer[:300]
+            answer += chunk
+    assert statuses(answer[:answer.index(b"\r\n\r\n", answer.index(b"\r\n\r\n") + 4)]) == [200, 200]
+    body = answer.split(b"\r\n\r\n", 2)[2]
+    assert body[0] == 0x47
+
+
+@pytest.mark.parametrize("raw, status", [
+    (b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    (b"GET /s.ts HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 400),
+    (b"GET /s.ts HTTP/1.1\r\nHost: x\r\n" + b"X-Many: yes\r\n" * 1000 + b"\r\n", 400),
+    (b"GET /s.ts HTTP/x.y\r\nHost: x\r\n\r\n", 400),
+    (b"GARBAGE\r\n\r\n", 400),
+])
+def test_oversized_and_malformed_heads_are_refused(rs, healthy, raw, status):
+    mark = rs.mark()
+    assert statuses(exchange(rs, raw)) == [status]
+    if status == 400:  # pywsgi logs bad requests, not long request lines
+        rs.wait_log("http server error", since=mark)
+    assert not rs.find_logs("viewer connected", since=mark)
+    assert rs.stderr_lines == []  # one JSON log line, never a traceback
+
+
+def test_a_client_silent_mid_head_is_disconnected_after_droptimeout(rs, healthy):
+    mark = rs.mark()
+    silent = []
+    for partial in (b"", b"GET /s.ts HTTP/1.1\r\n", b"GET /s.ts HTTP/1.1\r\nHost: x\r\nX-A"):
+        sock = socket.create_connection(("127.0.0.1", rs.port), timeout=DROPTIMEOUT + 5)
+        sock.sendall(partial)
+        silent.append(sock)
+    try:
+        for sock in silent:
+            # The server hangs up (EOF, or an error response then EOF) by itself.
+            while sock.recv(65536):
+                pass
+    finally:
+        for sock in silent:
+            sock.close()
+    assert not rs.find_logs("viewer connected", since=mark)
+    assert rs.stderr_lines == []
