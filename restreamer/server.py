@@ -6,6 +6,7 @@ import http.client
 import socket
 
 from flask import Flask
+from gevent import GreenletExit
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .config import parse_listen
@@ -60,6 +61,14 @@ class _Handler(WSGIHandler):
         if isinstance(ex, (http.client.HTTPException, OSError)):
             ex = ValueError(str(ex) or type(ex).__name__)
         return super()._handle_client_error(ex)
+
+    def _log_error(self, t, v, tb) -> None:
+        # A bug hit while serving one request (a viewer's stream included)
+        # ends that connection only; pywsgi would print it to stderr.
+        # Not the query string: it may carry a token.
+        if not issubclass(t, GreenletExit):
+            get_logger("http").error("request crashed", path=self.path.partition("?")[0],
+                                     exc_info=(t, v, tb))
 
     def _sendall(self, data) -> None:
         # gevent's sendall() asks the kernel for SO_SNDBUF and arms a timeout
