@@ -61,7 +61,10 @@ class Upstream:
             url = self.remotes[self.attempts % len(self.remotes)]
             self.attempts += 1
             began = time.monotonic()
-            self._pull(url)
+            try:
+                self._pull(url)
+            except Exception:  # a bug in one stream's source must not end the stream for good
+                self.log.exception("upstream crashed", stream=self.hub.name, url=url)
             if self.reconnect <= 0:
                 self.log.info("stream stays offline", stream=self.hub.name,
                               reason="reconnect is 0: no further attempts")
