@@ -7,6 +7,7 @@ and path, so ``fork://ffmpeg?...`` finds ffmpeg on ``PATH``.
 
 from __future__ import annotations
 
+import os
 import signal
 from urllib.parse import unquote, unquote_plus, urlsplit
 
@@ -50,14 +51,22 @@ class ForkConnection:
 
     def close(self) -> None:
         child = self._child
-        if child.poll() is None:
-            try:
-                child.send_signal(signal.SIGTERM)
-                child.wait(timeout=_STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        # The whole process group, even if the child itself has exited: a
+        # shell or wrapper may have left the process that writes the stream.
+        self._signal_group(signal.SIGTERM)
+        try:
+            child.wait(timeout=_STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            self._signal_group(signal.SIGKILL)
+            child.wait()
         self._stderr_reader.join(timeout=_STOP_GRACE)
         self._stderr_reader.kill()
         child.stdout.close()
         child.stderr.close()
+
+    def _signal_group(self, signum: int) -> None:
+        """Signal the child's process group (it leads one: start_new_session)."""
+        try:
+            os.killpg(self._child.pid, signum)
+        except ProcessLookupError:
+            pass  # every process of the group has exited
