@@ -1,0 +1,62 @@
+"""The other ways to run restreamer: gunicorn's gevent worker on wsgi:app,
+and the blueprint mounted in someone else's Flask app under a prefix."""
+
+import signal
+import sys
+
+from tests.support.ts import PACKET_SIZE, assert_aligned, assert_contiguous
+from tests.support.upstream import free_port
+from tests.support.viewer import http_get
+
+RATE = 2_000_000
+ENOUGH = 60_000
+
+
+def stream_config(url, serve="/s.ts"):
+    return {"reconnect": 0.2, "graceperiod": 2,
+            "resources": [{"type": "stream", "serve": serve, "remote": url}]}
+
+
+def assert_viewers_get(clients, sent):
+    for client in clients:
+        assert client.wait_status() == 200
+        assert client.headers["Content-Type"] == "video/mpeg"
+        client.wait_bytes(ENOUGH)
+    received = [client.data for client in clients]
+    source = sent()
+    for data in received:
+        data = data[:len(data) - len(data) % PACKET_SIZE]
+        assert_aligned(data)
+        assert assert_contiguous(data, source) % PACKET_SIZE == 0
+
+
+def test_gunicorn_gevent_worker_serves_a_stream(upstream, restreamer, viewer):
+    up = upstream(rate=RATE)
+    port = free_port()
+    rs = restreamer(stream_config(up.url), start=False,
+                    cmd=[sys.executable, "-m", "gunicorn", "-k", "gevent", "-b", f"127.0.0.1:{port}",
+                         "--workers", "1", "--graceful-timeout", "3", "wsgi:app"])
+    rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
+    rs.launch()
+    # The worker starts the upstream itself; its logs are restreamer's JSON.
+    rs.wait_log("stream online", timeout=15)
+    rs.port = port
+    clients = [viewer(rs.url("/s.ts")) for _ in range(2)]
+    assert_viewers_get(clients, lambda: up.connections[0].sent)
+    assert len(up.connections) == 1  # one worker, one upstream connection
+    for client in clients:
+        client.close()
+    assert rs.stop(signal.SIGTERM) == 0
+
+
+def test_blueprint_serves_under_a_host_apps_url_prefix(upstream, restreamer, viewer):
+    up = upstream(rate=RATE)
+    rs = restreamer(stream_config(up.url), cmd=[sys.executable, "-m", "tests.support.embed", "{config}"])
+    rs.wait_log("stream online")
+    clients = [viewer(rs.url("/tv/s.ts")) for _ in range(2)]
+    assert_viewers_get(clients, lambda: up.connections[0].sent)
+    assert http_get(rs.url("/"))[::2] == (200, b"host app index\n")
+    assert http_get(rs.url("/s.ts"))[0] == 404  # only under the prefix
+    connected = rs.wait_log("viewer connected")
+    assert (connected["stream"], connected["path"]) == ("/s.ts", "/tv/s.ts")
+    assert rs.stop(signal.SIGTERM) == 0
