@@ -25,12 +25,13 @@ def make_server(app: Flask, listen: str, request_timeout: float = 0) -> WSGIServ
     host, port = parse_listen(listen)
     listener = _bind(host, port)
     errors = get_logger("http")
-    server = _Server(listener, app, log=None, error_log=_ErrorLog(errors), handler_class=_Handler)
+    server = StreamingServer(listener, app, log=None, error_log=_ErrorLog(errors),
+                             handler_class=StreamingHandler)
     server.request_timeout = request_timeout or None
     return server
 
 
-class _Handler(WSGIHandler):
+class StreamingHandler(WSGIHandler):
     """pywsgi's handler with a leaner write path for long-lived stream responses."""
 
     def finalize_headers(self) -> None:
@@ -85,7 +86,7 @@ class _Handler(WSGIHandler):
         self.response_length += len(data)
 
 
-class _Server(WSGIServer):
+class StreamingServer(WSGIServer):
     """pywsgi, with viewer sockets set up for live streaming."""
 
     request_timeout: float | None = None

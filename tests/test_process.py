@@ -150,7 +150,6 @@ def assert_still_flowing(rs, healthy, fault):
 # crashed", stream=..., url=url, exc_info=True)` and go on to the reconnect wait.
 # Today the greenlet dies, the stream stays offline and gevent prints the
 # traceback to stderr.  strict: passing then fails, so this marker goes.
-@pytest.mark.xfail(strict=True, reason="upstream.py does not catch crashes yet")
 def test_a_crashing_source_is_logged_and_retried_while_another_stream_flows(faulty, viewer):
     healthy = watching_good(faulty, viewer)
     # Logged with its traceback, then retried after reconnect.

@@ -1,0 +1,23 @@
+"""A gunicorn worker with restreamer's own write path: ``gunicorn -k restreamer.worker.Worker``.
+
+``gunicorn -k gevent`` works, but its HTTP writer frames every write as a
+chunk (a copy per viewer per write) and uses gevent's sendall, which asks the
+kernel for the send buffer size on every call.  This worker serves through
+pywsgi with the same handler as restreamer's own CLI, so viewers cost the
+same under gunicorn as there.
+"""
+
+from __future__ import annotations
+
+from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
+
+from .server import StreamingHandler, StreamingServer
+
+
+class _Handler(StreamingHandler, PyWSGIHandler):
+    """restreamer's write path, gunicorn's access log and environ."""
+
+
+class Worker(GeventPyWSGIWorker):
+    server_class = StreamingServer
+    wsgi_handler = _Handler
