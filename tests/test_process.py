@@ -145,11 +145,6 @@ def assert_still_flowing(rs, healthy, fault):
     assert not [line for line in rs.stderr_lines if fault in line]
 
 
-# Fails until upstream.py's loop catches unexpected exceptions: Upstream._run
-# should wrap self._pull(url) in `except Exception: self.log.error("upstream
-# crashed", stream=..., url=url, exc_info=True)` and go on to the reconnect wait.
-# Today the greenlet dies, the stream stays offline and gevent prints the
-# traceback to stderr.  strict: passing then fails, so this marker goes.
 def test_a_crashing_source_is_logged_and_retried_while_another_stream_flows(faulty, viewer):
     healthy = watching_good(faulty, viewer)
     # Logged with its traceback, then retried after reconnect.
