@@ -9,6 +9,7 @@ configured log file.  The file can be reopened (SIGHUP, for logrotate).
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 from typing import Any, TextIO
@@ -61,6 +62,18 @@ _SHARED = [
 ]
 
 
+#: ``scheme://user:password@`` in any text: config URLs may carry credentials.
+_URL_PASSWORD = re.compile(r"([a-zA-Z][\w+.-]*://[^/?#@:\s]*):[^/?#@\s]*@")
+
+
+def _redact_passwords(logger: Any, method: str, event: dict) -> dict:
+    """Passwords in URLs (upstreams, statics, notifications) never reach the log."""
+    for key, value in event.items():
+        if isinstance(value, str) and "@" in value:
+            event[key] = _URL_PASSWORD.sub(r"\1:***@", value)
+    return event
+
+
 def configure(path: str = "") -> LogOutput:
     """Send all logs to ``path`` (stdout when empty) as JSON lines."""
     global _output
@@ -69,14 +82,15 @@ def configure(path: str = "") -> LogOutput:
     _output = LogOutput(path)
     render = structlog.processors.JSONRenderer(sort_keys=False)
     structlog.configure(
-        processors=[*_SHARED, structlog.processors.format_exc_info, render],
+        processors=[*_SHARED, structlog.processors.format_exc_info, _redact_passwords, render],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         logger_factory=structlog.WriteLoggerFactory(file=_output),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(_output)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, render],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redact_passwords,
+                    render],
         foreign_pre_chain=[*_SHARED, structlog.stdlib.add_logger_name,
                            structlog.processors.format_exc_info],
     ))
