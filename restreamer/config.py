@@ -314,7 +314,7 @@ def _userlist(reader: _Reader, value: Any) -> dict[str, str]:
                            fold_case=False)
     result = {}
     for name, entry in users.items():
-        path = f"userlist.{name}"
+        path = _join("userlist", name)
         fields = reader.mapping(entry, path, _USER_KEYS)
         result[name] = reader.string(fields, "password", path, required=True)
     return result
@@ -477,6 +477,9 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 def _join(path: str, key: str) -> str:
+    # A key with a newline or other control character would break the
+    # one-line message: such keys are shown quoted.
+    key = key if key.isprintable() else repr(key)
     return f"{path}.{key}" if path else key
 
 
