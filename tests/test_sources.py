@@ -25,9 +25,9 @@ def stream_config(*remotes, **top):
             "resources": [{"type": "stream", "serve": SERVE, "remotes": list(remotes)}]}
 
 
-def join(rs, viewer, n=VIEWERS, since=0):
+def join(rs, viewer, n=VIEWERS):
     """Wait for the stream to come online, then connect `n` viewers that get 200."""
-    rs.wait_log("stream online", since=since)
+    rs.wait_log("stream online")
     viewers = [viewer(rs.url(SERVE)) for _ in range(n)]
     for client in viewers:
         assert client.wait_status() == 200

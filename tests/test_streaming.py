@@ -5,6 +5,7 @@ proxied stream."""
 
 import json
 import re
+import socket
 import subprocess
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -31,9 +32,9 @@ PORTAL = (b"<!DOCTYPE html>\n<html><head><title>Gateway login</title></head>\n"
           b"<button>Go</button></form></body></html>\n")
 
 
-def stream_config(*remotes, serve="/s.ts", **top):
+def stream_config(*remotes, **top):
     return {"reconnect": 0.2, "graceperiod": 2, "timeout": 2, **top,
-            "resources": [{"type": "stream", "serve": serve, "remotes": list(remotes)}]}
+            "resources": [{"type": "stream", "serve": "/s.ts", "remotes": list(remotes)}]}
 
 
 def event(name, **fields):
@@ -53,10 +54,11 @@ def log_time(entry):
     return datetime.fromisoformat(entry["time"].replace("Z", "+00:00"))
 
 
-def connect(rs, viewer, n, path="/s.ts", status=200):
+def connect(rs, viewer, n, path="/s.ts"):
+    """`n` viewers of `path`, each let in."""
     clients = [viewer(rs.url(path)) for _ in range(n)]
     for client in clients:
-        assert client.wait_status() == status
+        assert client.wait_status() == 200
     return clients
 
 
@@ -66,7 +68,8 @@ def connect(rs, viewer, n, path="/s.ts", status=200):
 def shared(sample, tmp_path_factory):
     """One restreamer with a stream per kind of upstream behaviour."""
     tmp = tmp_path_factory.mktemp("shared")
-    numbered = make_packets(3000)  # every packet traceable by its sequence number
+    # Every packet traceable by its sequence number; 15 s at RATE before it loops.
+    numbered = make_packets(21000)
     ups = SimpleNamespace(
         live=TSUpstream(sample, rate=RATE),
         pre=TSUpstream(sample, rate=RATE),
@@ -193,6 +196,19 @@ def test_readtimeout_drops_a_stalled_upstream_and_reconnects(shared):
 
 
 # -- a relay per test, for the cases that change the upstream or the limits -------
+
+def test_an_upstream_that_never_answers_times_out(restreamer):
+    # A listening socket nobody accepts on: the connection is made (by the
+    # kernel), the request sent, and no response ever comes.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/s.ts"
+        rs = restreamer(stream_config(url, timeout=0.3))
+        error = rs.wait_log(event("upstream error", url=url))
+        assert error["reason"] == "timed out waiting for the response"
+        assert (log_time(error) - log_time(rs.wait_log("upstream connecting"))).total_seconds() >= 0.25
+
 
 def test_failover_to_the_next_remote(upstream, restreamer, viewer):
     good = upstream(rate=RATE)
