@@ -4,7 +4,6 @@ import gc
 import http.server
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -39,7 +38,6 @@ def test_sample_is_small_aligned_ts(sample):
     assert_aligned(sample)
 
 
-@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe not installed")
 def test_sample_has_one_h264_and_one_aac_stream():
     result = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name",
                              "-of", "json", str(SAMPLE_PATH)],
