@@ -4,6 +4,7 @@ stop) that the CLI, gunicorn and a host app share."""
 
 from __future__ import annotations
 
+import atexit
 import time
 
 import gevent
@@ -37,6 +38,9 @@ class Relay:
         if self.started:
             return
         self.started = True
+        # Under gunicorn or in a host app nobody calls stop(): forked children
+        # must still be reaped when the worker exits.
+        atexit.register(self.stop)
         for warning in self.config.warnings:
             self.log.warning("config warning", detail=warning)
         for stream in self.streams.values():
@@ -51,6 +55,7 @@ class Relay:
         if not self.started:
             return
         self.started = False
+        atexit.unregister(self.stop)
         self.statistics.stop()
         self.notifier.stop()
         if self._watchdog is not None:

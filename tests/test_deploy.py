@@ -4,11 +4,14 @@ and the blueprint mounted in someone else's Flask app under a prefix."""
 import signal
 import sys
 
-from tests.support.ts import PACKET_SIZE, assert_aligned, assert_contiguous
+from tests.support import REPO_ROOT
+from tests.support.procs import ProcessWatch
+from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_contiguous
 from tests.support.upstream import free_port
 from tests.support.viewer import http_get
 
 RATE = 2_000_000
+TSPLAY = REPO_ROOT / "tests" / "support" / "tsplay.py"
 ENOUGH = 60_000
 
 
@@ -60,3 +63,23 @@ def test_blueprint_serves_under_a_host_apps_url_prefix(upstream, restreamer, vie
     connected = rs.wait_log("viewer connected")
     assert (connected["stream"], connected["path"]) == ("/s.ts", "/tv/s.ts")
     assert rs.stop(signal.SIGTERM) == 0
+
+
+def test_gunicorn_worker_reaps_forked_children_on_shutdown(restreamer):
+    # Nobody calls relay.stop() in a gunicorn worker; the exit hook must. The
+    # helper holds no end of the stream's pipe: only a stop that signals the
+    # child's process group ends it.
+    url = f"fork://{sys.executable}?{TSPLAY}+{SAMPLE_PATH}+2000000+helper"
+    port = free_port()
+    rs = restreamer(stream_config(url), start=False,
+                    cmd=[sys.executable, "-m", "gunicorn", "-k", "restreamer.worker.Worker",
+                         "-b", f"127.0.0.1:{port}", "--workers", "1", "--graceful-timeout", "3",
+                         "wsgi:app"])
+    rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
+    rs.launch()
+    line = rs.wait_log(lambda e: e.get("event") == "child stderr" and "helper" in e["line"],
+                       timeout=15)["line"]
+    with ProcessWatch(int(line.split(" pid=")[1])) as helper:
+        rs.wait_log("stream online")
+        assert rs.stop(signal.SIGTERM) == 0
+        assert helper.wait_gone(5), "the forked child's helper outlived the gunicorn worker"

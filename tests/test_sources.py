@@ -9,7 +9,7 @@ import time
 
 from tests.support import REPO_ROOT
 from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_contiguous, assert_runs
-from tests.support.upstream import FIFOWriter, UnixPacketTSUpstream, free_port
+from tests.support.upstream import FIFOWriter, UDPTSSender, UnixPacketTSUpstream, free_port
 
 SERVE = "/s.ts"
 VIEWERS = 3
@@ -85,6 +85,15 @@ def test_unixpacket(sample, tmp_path, restreamer, viewer):
     with UnixPacketTSUpstream(sample, tmp_path, rate=RATE) as up:
         rs = restreamer(stream_config(up.url))
         assert_delivered(join(rs, viewer), lambda: up.connections[0].sent)
+
+
+def test_unixgram(sample, tmp_path, restreamer, viewer):
+    # Datagrams are addressed to a path, so restreamer binds it (as udp:// binds a port).
+    path = str(tmp_path / "in.sock")
+    rs = restreamer(stream_config(f"unixgram://{path}"))
+    rs.wait_log("upstream connected")
+    with UDPTSSender(sample, unix_path=path, rate=RATE) as sender:
+        assert_delivered(join(rs, viewer), lambda: sender.sent)
 
 
 def test_udp_unicast(restreamer, viewer, udp_sender):

@@ -27,7 +27,9 @@ def open_connection(url: str, settings: SourceSettings) -> Connection:
         from .fork import ForkConnection as kind
     elif scheme == "udp":
         from .udp import UDPConnection as kind
-    elif scheme in ("tcp", "unix", "unixgram", "unixpacket"):
+    elif scheme == "unixgram":
+        from .sockets import DatagramReceiver as kind
+    elif scheme in ("tcp", "unix", "unixpacket"):
         from .sockets import SocketConnection as kind
     else:
         raise SourceError(f"unsupported URL scheme {scheme!r}")

@@ -404,18 +404,20 @@ class UDPTSSender:
 
     Starts on creation; `sent` is everything sent so far, in order.
     `interface` is the local IPv4 address multicast goes out from (e.g.
-    127.0.0.1 to keep a 239.x group on loopback).
+    127.0.0.1 to keep a 239.x group on loopback).  With `unix_path` the
+    datagrams go to that unix datagram socket instead.
     """
 
     def __init__(self, payload: bytes, host: str = "127.0.0.1", port: int = 0,
                  rate: Optional[float] = 1_000_000, loop: bool = True,
-                 interface: Optional[str] = None):
-        self.address = (host, port)
+                 interface: Optional[str] = None, unix_path: Optional[str] = None):
+        self.address = unix_path if unix_path is not None else (host, port)
         self.done = threading.Event()
         self._sent = bytearray()
         self._cond = threading.Condition()
         self._stop = threading.Event()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        family = socket.AF_UNIX if unix_path is not None else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
         if interface is not None:
             self._sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface))
         self._thread = threading.Thread(target=self._run, args=(payload, rate, loop),
