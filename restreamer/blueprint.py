@@ -109,7 +109,8 @@ def serve_stream(relay: Relay, stream: Stream) -> Response:
                          stream=stream.serve, status=status, reason=refusal)
         return Response(b"", status=status, headers=headers)
     if request.method == "HEAD":
-        return Response(status=200, headers=headers)
+        # The headers of a live stream: no length (an empty body would say 0).
+        return Response(iter(()), status=200, headers=dict(headers, **LIVE_HEADERS))
     viewer = Viewer(relay.config.outputbuffer, remote=request.remote_addr or "", stream=stream.serve)
     stream.hub.join(viewer)
     relay.viewers_changed()

@@ -8,7 +8,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import gc  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
@@ -73,9 +72,6 @@ def serve(relay: Relay) -> int:
     logger.info("listening", host=host, port=port, listen=relay.config.listen,
                 version=__version__, streams=len(relay.streams))
     relay.start()
-    # Everything allocated so far lives as long as the process: keep it out of
-    # the collector's way, so full collections stay short under load.
-    gc.freeze()
     stopping.wait()
     logger.info("stopping", viewers=relay.viewer_count)
     server.close()  # no new connections

@@ -121,6 +121,8 @@ def test_head_gets_headers_and_no_body(shared, viewer):
     assert client.wait_status() == 200
     for name, value in STREAM_HEADERS.items():
         assert client.headers[name] == value
+    # A live stream has no length: "Content-Length: 0" would tell a player it is empty.
+    assert "Content-Length" not in client.headers
     assert client.wait_closed() == b""
     assert client.error is None
     assert shared.rs.find_logs("viewer connected", since=mark) == []
