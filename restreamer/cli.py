@@ -8,6 +8,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
@@ -67,6 +68,11 @@ def serve(relay: Relay) -> int:
     gevent.signal_handler(signal.SIGTERM, stopping.set)
     gevent.signal_handler(signal.SIGINT, stopping.set)
     gevent.signal_handler(signal.SIGHUP, log.reopen)
+    # What exists now (the imported libraries, the config) lives as long as
+    # the process: take it out of the collector's full passes, which otherwise
+    # pause every stream for tens of milliseconds at a thousand viewers.
+    # Before any greenlet starts, so the greenlet gauge still sees them all.
+    gc.freeze()
     server.start()
     host, port = server.address[:2]
     logger.info("listening", host=host, port=port, listen=relay.config.listen,
