@@ -9,6 +9,7 @@ does not.  Counters are kept per chunk, never per packet.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gevent
@@ -24,7 +25,7 @@ from .viewer import Viewer
 # The window grows with the number of viewers, where the saving is largest,
 # and is capped so the delay it adds stays small.
 MIN_WINDOW = 0.010  # seconds
-MAX_WINDOW = 0.025
+MAX_WINDOW = 0.020
 WINDOW_PER_VIEWER = 0.000015
 #: Gathered bytes that are handed out at once, whatever the window.
 FLUSH_BYTES = 64 * 1024
@@ -58,6 +59,7 @@ class Hub:
         self._queue_bytes = outputbuffer * PACKET_SIZE
         self._flush_bytes = min(FLUSH_BYTES, self._queue_bytes)
         self._timer = None  # ends the current window
+        self._window_end = 0.0  # when it does (time.monotonic())
 
     # -- upstream side -----------------------------------------------------
 
@@ -88,6 +90,11 @@ class Hub:
             window = min(MAX_WINDOW, MIN_WINDOW + len(self.viewers) * WINDOW_PER_VIEWER)
             self._timer = gevent.get_hub().loop.timer(window)
             self._timer.start(self.flush)
+            self._window_end = time.monotonic() + window
+
+    def window_remaining(self) -> float:
+        """Seconds until the open coalescing window is handed out (0: none open)."""
+        return max(0.0, self._window_end - time.monotonic()) if self._timer is not None else 0.0
 
     def flush(self) -> None:
         """Hand what was gathered to every viewer as one shared chunk."""

@@ -18,6 +18,10 @@ from .ts import PacketAligner
 NOT_TS_LIMIT = 65536
 
 
+#: How long before the hub's window ends a gathering connection is read again.
+READ_AHEAD = 0.002
+
+
 class ReadTimeout(Exception):
     """No data for ``readtimeout`` seconds."""
 
@@ -104,6 +108,11 @@ class Upstream:
         """
         read, feed, publish = connection.read, aligner.feed, self.hub.publish
         limit = self.readtimeout
+        # A connection whose read returns everything that has arrived can wait
+        # out the hub's window and then take it all in one read, instead of
+        # waking for every piece the upstream writes.
+        gathers = getattr(connection, "gathers", False)
+        window_remaining = self.hub.window_remaining
         while True:
             if limit > 0:
                 with gevent.Timeout(limit, ReadTimeout(f"no data for {limit:g} s (readtimeout)")):
@@ -115,6 +124,10 @@ class Upstream:
             chunk = feed(data)
             if chunk:
                 publish(chunk)
+                if gathers:
+                    pause = window_remaining() - READ_AHEAD
+                    if pause > 0:
+                        gevent.sleep(pause)
             elif not aligner.packets and aligner.skipped > NOT_TS_LIMIT:
                 raise SourceError(f"not MPEG-TS: no packet in the first {aligner.skipped} bytes")
         tail = aligner.flush()

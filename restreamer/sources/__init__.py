@@ -26,9 +26,9 @@ def open_connection(url: str, settings: SourceSettings) -> Connection:
     elif scheme == "fork":
         from .fork import ForkConnection as kind
     elif scheme == "udp":
-        from .udp import UDPConnection as kind
+        from .datagram import UDPConnection as kind
     elif scheme == "unixgram":
-        from .sockets import DatagramReceiver as kind
+        from .datagram import UnixDatagramConnection as kind
     elif scheme in ("tcp", "unix", "unixpacket"):
         from .sockets import SocketConnection as kind
     else:

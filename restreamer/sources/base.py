@@ -27,7 +27,12 @@ class SourceSettings:
 
 
 class Connection(Protocol):
-    """An open upstream."""
+    """An open upstream.
+
+    ``gathers`` (optional, default False) says that ``read()`` returns
+    everything that has arrived so far, not one datagram, record or chunk:
+    such a connection may be read less often without falling behind.
+    """
 
     def read(self) -> bytes:
         """Whatever bytes have arrived, waiting only if none have; ``b""`` at the end."""

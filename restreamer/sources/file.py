@@ -29,6 +29,7 @@ class FileConnection:
             raise SourceError(f"{e.strerror}: {path}") from None
         if self._fifo:
             make_nonblocking(self._fd)
+        self.gathers = self._fifo  # a regular file is read at disk speed, never waited for
 
     def read(self) -> bytes:
         try:

@@ -36,6 +36,7 @@ class ForkConnection:
         self._stdout = self._child.stdout
         self._log = settings.log
         self._stderr_reader = gevent.spawn(self._log_stderr, command)
+        self.gathers = True  # a pipe read returns all that the child has written
 
     def _log_stderr(self, command: str) -> None:
         for line in self._child.stderr:

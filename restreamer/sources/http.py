@@ -37,6 +37,9 @@ class HTTPConnection:
         if sock is not None:
             sock.settimeout(None)  # the headers are in; from here a live stream may pause
         self._read1 = response.raw.read1
+        # read1 stops at the end of an HTTP chunk, so only an unchunked body
+        # hands over all that has arrived in one read.
+        self.gathers = not response.raw.chunked
 
     def read(self) -> bytes:
         try:

@@ -1,11 +1,9 @@
-"""Socket upstreams: ``tcp://host:port``, ``unix:///path`` and ``unixpacket:///path``
-connect to a server; ``unixgram:///path`` receives datagrams sent to ``path``."""
+"""Connected socket upstreams: ``tcp://host:port``, ``unix:///path`` and
+``unixpacket:///path``."""
 
 from __future__ import annotations
 
-import os
 import socket
-import stat
 from urllib.parse import urlsplit
 
 from .base import READ_SIZE, SourceError, SourceSettings, timeout_or_none
@@ -42,6 +40,7 @@ class SocketConnection:
             raise SourceError(e.strerror or str(e)) from None
         self._sock.settimeout(None)
         self._recv = self._sock.recv
+        self.gathers = parts.scheme != "unixpacket"  # a packet socket returns one record a read
 
     def read(self) -> bytes:
         try:
@@ -52,41 +51,3 @@ class SocketConnection:
     def close(self) -> None:
         self._sock.close()
 
-
-class DatagramReceiver:
-    """A unix datagram socket bound at the URL's path, as ``udp://`` binds a port.
-
-    Datagrams have no connection to dial: a sender addresses them to a path,
-    so restreamer owns that path while the stream runs.  A stale socket file
-    left by an earlier run is replaced; any other file is left alone.
-    """
-
-    def __init__(self, url: str, settings: SourceSettings):
-        self._path = urlsplit(url).path
-        self._mru = settings.mru
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        try:
-            _remove_stale_socket(self._path)
-            self._sock.bind(self._path)
-        except OSError as e:
-            self._sock.close()
-            raise SourceError(f"{e.strerror or e}: {self._path}") from None
-
-    def read(self) -> bytes:
-        try:
-            return self._sock.recv(self._mru)
-        except OSError as e:
-            raise SourceError(e.strerror or str(e)) from None
-
-    def close(self) -> None:
-        if self._sock.fileno() >= 0:
-            self._sock.close()
-            _remove_stale_socket(self._path)
-
-
-def _remove_stale_socket(path: str) -> None:
-    try:
-        if stat.S_ISSOCK(os.lstat(path).st_mode):
-            os.unlink(path)
-    except FileNotFoundError:
-        pass

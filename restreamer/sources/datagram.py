@@ -1,10 +1,16 @@
-"""UDP upstreams: ``udp://host:port`` listens for datagrams on a local address, or
-joins ``host`` as a multicast group (on ``clientinterface`` when given)."""
+"""Datagram upstreams, read one datagram of up to ``mru`` bytes at a time.
+
+``udp://host:port`` listens on a local address, or joins ``host`` as a
+multicast group (on ``clientinterface`` when given); ``unixgram:///path``
+receives the datagrams sent to ``path``.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import stat
 import struct
 from urllib.parse import urlsplit
 
@@ -12,8 +18,24 @@ from ..ts import PACKET_SIZE
 from .base import SourceError, SourceSettings
 
 
-class UDPConnection:
+class _DatagramSocket:
     """A bound datagram socket; each read returns one datagram of up to ``mru`` bytes."""
+
+    _sock: socket.socket
+    _mru: int
+
+    def read(self) -> bytes:
+        try:
+            return self._sock.recv(self._mru)
+        except OSError as e:
+            raise SourceError(e.strerror or str(e)) from None
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class UDPConnection(_DatagramSocket):
+    """A UDP socket bound to the URL's address, or joined to its multicast group."""
 
     def __init__(self, url: str, settings: SourceSettings):
         parts = urlsplit(url)
@@ -49,11 +71,35 @@ class UDPConnection:
             request = struct.pack("=16sI", group.packed, index)  # struct ipv6_mreq
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, request)
 
-    def read(self) -> bytes:
+
+class UnixDatagramConnection(_DatagramSocket):
+    """A unix datagram socket bound at the URL's path, as ``udp://`` binds a port.
+
+    Datagrams have no connection to dial: a sender addresses them to a path,
+    so restreamer owns that path while the stream runs.  A stale socket file
+    left by an earlier run is replaced; any other file is left alone.
+    """
+
+    def __init__(self, url: str, settings: SourceSettings):
+        self._path = urlsplit(url).path
+        self._mru = settings.mru
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            return self._sock.recv(self._mru)
+            _remove_stale_socket(self._path)
+            self._sock.bind(self._path)
         except OSError as e:
-            raise SourceError(e.strerror or str(e)) from None
+            self._sock.close()
+            raise SourceError(f"{e.strerror or e}: {self._path}") from None
 
     def close(self) -> None:
-        self._sock.close()
+        if self._sock.fileno() >= 0:
+            super().close()
+            _remove_stale_socket(self._path)
+
+
+def _remove_stale_socket(path: str) -> None:
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
