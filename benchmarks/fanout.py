@@ -65,8 +65,9 @@ COLUMNS = [
 
 def run(args: argparse.Namespace) -> Path:
     subprocess.run(["make", "-s", "-C", str(BENCH)], check=True)
+    # Absolute: the harness runs in its own directory.
     out = Path(args.out or REPO / "benchmarks" / "results" /
-               f"{datetime.datetime.now():%Y-%m-%dT%H%M}.jsonl")
+               f"{datetime.datetime.now():%Y-%m-%dT%H%M}.jsonl").resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     for rep in range(args.reps):
         for n in args.viewers:

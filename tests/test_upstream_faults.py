@@ -1,0 +1,105 @@
+"""Upstream faults not covered elsewhere: an upstream that trickles one byte at
+a time, one that tears packets, and one that comes back after the grace
+period. Viewers that keep up must see only 188-byte packets on sync bytes, in
+order, and the stream must recover by itself."""
+
+from tests.support.ts import PACKET_SIZE, assert_aligned, assert_contiguous, make_packets, packet_seq, packets_of
+from tests.support.viewer import http_get
+
+RATE = 2_000_000
+
+
+def stream_config(url, **top):
+    return {"reconnect": 0.2, "graceperiod": 2, "timeout": 2, **top,
+            "resources": [{"type": "stream", "serve": "/s.ts", "remote": url}]}
+
+
+def whole(data):
+    return data[:len(data) - len(data) % PACKET_SIZE]
+
+
+def test_an_upstream_trickling_one_byte_per_write_still_gives_whole_packets(upstream, restreamer, viewer):
+    # One byte per send() (headers included): every read is a fragment.
+    up = upstream(rate=200_000, trickle=True)
+    rs = restreamer(stream_config(up.url))
+    rs.wait_log("stream online")
+    clients = [viewer(rs.url("/s.ts")) for _ in range(2)]
+    for client in clients:
+        assert client.wait_status() == 200
+        client.wait_bytes(20 * PACKET_SIZE)
+    sent = up.connections[0].sent
+    for client in clients:
+        data = whole(client.data)
+        assert_aligned(data)
+        assert assert_contiguous(data, sent) % PACKET_SIZE == 0
+
+
+def test_torn_packets_are_cut_out_where_the_next_packet_shows_the_tear(upstream, restreamer, viewer):
+    # Every 40th packet is cut short (torn) and followed straight by the next
+    # one. A tear shows when the next packet's sync byte is not 188 bytes on:
+    # then the torn packet is dropped. When the torn packet is the last thing
+    # a read brought, nothing shows the tear yet and, rather than hold every
+    # read's last packet back, restreamer passes it on as 188 bytes (the torn
+    # packet and the start of the next, which is then lost). Either way every
+    # packet is 188 bytes on a sync byte, in order, and nothing else is lost.
+    packets = packets_of(make_packets(2000))
+    torn = {seq for seq in range(len(packets)) if seq % 40 == 20}
+    payload = b"".join(p[:100] if seq in torn else p for seq, p in enumerate(packets))
+    up = upstream(payload, rate=RATE)
+    rs = restreamer(stream_config(up.url))
+    rs.wait_log("stream online")
+    client = viewer(rs.url("/s.ts"))
+    assert client.wait_status() == 200
+    client.wait_bytes(1500 * PACKET_SIZE)
+    received = packets_of(whole(client.data))
+    seqs = [packet_seq(p) for p in received]
+    passed_on = set()
+    for packet, seq in zip(received, seqs):
+        if seq in torn:
+            assert packet == packets[seq][:100] + packets[seq + 1][:88], f"packet {seq} altered"
+            passed_on.add(seq)
+        else:
+            assert packet == packets[seq], f"packet {seq} arrived altered"
+    # Between wraps of the looping upstream: in order, and only torn packets
+    # (or the packet a passed-on torn one swallowed) missing.
+    runs, start = [], 0
+    for i in range(1, len(seqs)):
+        if seqs[i] <= seqs[i - 1]:
+            runs.append(seqs[start:i])
+            start = i
+    runs.append(seqs[start:])
+    seen_torn = set()
+    for run in runs:
+        span = range(run[0], run[-1] + 1)
+        seen_torn |= torn & set(span)
+        assert run == [s for s in span if (s not in torn or s in passed_on) and s - 1 not in passed_on]
+    # Reads bring many packets each, so most tears are visible and cut out.
+    assert len(passed_on) <= len(seen_torn) // 2, f"{len(passed_on)} of {len(seen_torn)} torn packets passed"
+
+
+def test_the_stream_recovers_when_its_upstream_returns_after_the_grace_period(upstream, restreamer, viewer):
+    up = upstream(rate=RATE)
+    rs = restreamer(stream_config(up.url, graceperiod=0.5))
+    rs.wait_log("stream online")
+    first = viewer(rs.url("/s.ts"))
+    assert first.wait_status() == 200
+    first.wait_bytes(10_000)
+    # The upstream answers 503 for a while: past the grace period, viewers are closed.
+    mark = rs.mark()
+    up.status = 503
+    up.close_all()
+    failed = rs.wait_log(lambda e: e.get("event") == "upstream error" and "503" in e.get("reason", ""),
+                         since=mark)
+    assert failed["url"] == up.url
+    rs.wait_log("stream offline", since=mark)
+    first.wait_closed()
+    assert first.error is None
+    assert http_get(rs.url("/s.ts"))[0] == 404
+    # It comes back: the stream goes online by itself and new viewers get it.
+    up.status = 200
+    rs.wait_log("stream online", since=mark)
+    later = viewer(rs.url("/s.ts"))
+    assert later.wait_status() == 200
+    data = whole(later.wait_bytes(20_000))
+    assert_aligned(data)
+    assert_contiguous(data, up.connections[-1].sent)
