@@ -56,10 +56,6 @@ class Upstream:
             self._greenlet.kill(block=True, timeout=5)
             self._greenlet = None
 
-    @property
-    def running(self) -> bool:
-        return self._greenlet is not None and not self._greenlet.dead
-
     def _run(self) -> None:
         while True:
             url = self.remotes[self.attempts % len(self.remotes)]
