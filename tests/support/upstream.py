@@ -378,20 +378,22 @@ class UnixTSUpstream(TSUpstream):
     """
 
     _numbers = itertools.count(1)
+    socket_type = socket.SOCK_STREAM
+    scheme = "unix"
 
     def __init__(self, payload: bytes, directory, mode: str = "tcp", **kwargs):
         self.path = os.path.join(os.fspath(directory), f"upstream-{next(self._numbers)}.sock")
         super().__init__(payload, mode=mode, **kwargs)
 
     def _listen(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_UNIX, self.socket_type)
         sock.bind(self.path)
         sock.listen(16)
         return sock
 
     @property
     def url(self) -> str:
-        return f"unix://{self.path}"
+        return f"{self.scheme}://{self.path}"
 
     def stop(self) -> None:
         super().stop()
@@ -467,15 +469,8 @@ class UnixPacketTSUpstream(UnixTSUpstream):
     """UnixTSUpstream on a SOCK_SEQPACKET socket, so each 1316-byte piece is one
     record; url is unixpacket://PATH."""
 
-    def _listen(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        sock.bind(self.path)
-        sock.listen(16)
-        return sock
-
-    @property
-    def url(self) -> str:
-        return f"unixpacket://{self.path}"
+    socket_type = socket.SOCK_SEQPACKET
+    scheme = "unixpacket"
 
 
 class FIFOWriter:
