@@ -113,10 +113,8 @@ class Statistics:
         config = self.relay.config
         viewers = self.relay.viewer_count if self.enabled else 0
         sent_per_second = sum(r["bytes_sent"] for r in self._rates.values()) if self.enabled else 0
-        full = (config.maxconnections and viewers >= config.maxconnections) or \
-            (config.fullconnections and viewers >= config.fullconnections)
         return {
-            "status": "full" if full else "ok",
+            "status": "ok" if self.status(viewers) == "ok" else "full",
             "viewer": viewers,
             "limit": config.fullconnections,
             "max": config.maxconnections,
@@ -124,19 +122,16 @@ class Statistics:
         }
 
     def statistics(self) -> dict:
-        streams = {}
-        for path, stream in self.relay.streams.items():
-            streams[path] = dict(
-                self._report(stream_totals(stream) if self.enabled else {}, self._rates.get(path, {})),
-                connected=bool(self.enabled and stream.hub.online),
-                upstream=(stream.hub.url if self.enabled else None),
-            )
-        if self.enabled:
-            totals = _sum(stream_totals(s) for s in self.relay.streams.values())
-            rates = _sum(self._rates.values())
-        else:
-            totals, rates = {}, {}
-        return dict(self._report(totals, rates), streams=streams)
+        # With nostats nothing is read and nothing was sampled: all zeros.
+        totals = {path: stream_totals(s) if self.enabled else {}
+                  for path, s in self.relay.streams.items()}
+        streams = {
+            path: dict(self._report(totals[path], self._rates.get(path, {})),
+                       connected=bool(self.enabled and stream.hub.online),
+                       upstream=(stream.hub.url if self.enabled else None))
+            for path, stream in self.relay.streams.items()
+        }
+        return dict(self._report(_sum(totals.values()), _sum(self._rates.values())), streams=streams)
 
     def _report(self, totals: dict, rates: dict) -> dict:
         config = self.relay.config
@@ -147,8 +142,7 @@ class Statistics:
             "max_connections": config.maxconnections,
             "full_connections": config.fullconnections,
         }
-        for name in ("packets_received", "packets_sent", "packets_dropped",
-                     "bytes_received", "bytes_sent", "bytes_dropped"):
+        for name in _COUNTERS:
             report[f"total_{name}"] = totals.get(name, 0)
         report["total_stream_time_ns"] = totals.get("stream_time_ns", 0)
         for unit in ("packets", "bytes"):
