@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import time
 
 from flask import Flask
 from gevent import GreenletExit
@@ -15,6 +16,10 @@ from .log import get_logger
 
 #: Bytes of kernel send buffer per viewer socket.
 SEND_BUFFER = 512 * 1024
+#: After refusing a request head, how long (s) and how much (bytes) of the
+#: rest of it is read and thrown away before the connection is closed.
+LINGER_TIME = 2.0
+LINGER_BYTES = 1024 * 1024
 
 
 def make_server(app: Flask, listen: str, request_timeout: float = 0) -> WSGIServer:
@@ -55,6 +60,44 @@ class StreamingHandler(WSGIHandler):
         # The head is in; while a stream is sent, droptimeout watches the viewer.
         self.socket.settimeout(None)
         return result
+
+    def handle_one_request(self):
+        result = super().handle_one_request()
+        if isinstance(result, tuple):  # a refused head: (status, response)
+            self.status = result[0]
+            if self.status == "414":  # pywsgi logs the other refusals itself
+                address = self.client_address
+                remote = address[0] if isinstance(address, tuple) else address
+                get_logger("http").warning("request refused", remote=remote,
+                                           status=414, reason="request line too long")
+            self._refuse(result[1])
+            return None
+        return result
+
+    def _refuse(self, response: bytes) -> None:
+        """Send the refusal of a request head, then close without losing it.
+
+        Closing a socket that still holds unread input makes the kernel reset
+        the connection, and a reset can destroy the refusal before the client
+        has read it (a client still sending an oversized head would see only
+        "connection reset").  So, like nginx's lingering close, the write side
+        is shut and what the client still sends is read and dropped, within
+        bounds, before pywsgi closes the socket.
+        """
+        sock = self.socket
+        try:
+            sock.sendall(response)
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(LINGER_TIME)
+            deadline = time.monotonic() + LINGER_TIME
+            drained = 0
+            while drained < LINGER_BYTES and time.monotonic() < deadline:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                drained += len(data)
+        except OSError:
+            pass  # the client is gone, or took too long: close anyway
 
     def _handle_client_error(self, ex: Exception):
         # Too many header lines, or a head cut off by the timeout, are bad
