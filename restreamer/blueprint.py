@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Callable, Iterator
+from typing import Callable
 
 from flask import Blueprint, Flask, Response, request
 from werkzeug.http import http_date
-from werkzeug.wsgi import ClosingIterator
 
 from . import api
 from .auth import Authenticator
@@ -21,7 +20,7 @@ from .config import Config, Resource, from_dict, load
 from .log import get_logger
 from .relay import Relay
 from .stream import Stream
-from .viewer import Viewer
+from .viewer import ResponseBody, Viewer
 
 STREAM_HEADERS = {
     "Content-Type": "video/mpeg",
@@ -117,17 +116,11 @@ def serve_stream(relay: Relay, stream: Stream) -> Response:
     _access_log.info("viewer connected", remote=viewer.remote, path=request.path,
                      stream=stream.serve, status=200)
     # direct_passthrough hands this iterable to the server as it is (werkzeug's
-    # call_on_close would never run), so the iterable's own close() frees the
+    # call_on_close would never run), so the body's own close() frees the
     # viewer, however the response ends.
-    body = ClosingIterator(_body(stream.preamble, viewer),
-                           functools.partial(_viewer_left, relay, stream, viewer, request.path))
+    body = ResponseBody(viewer, stream.preamble,
+                        functools.partial(_viewer_left, relay, stream, viewer, request.path))
     return Response(body, status=200, headers=dict(headers, **LIVE_HEADERS), direct_passthrough=True)
-
-
-def _body(preamble: bytes, viewer: Viewer) -> Iterator[bytes]:
-    if preamble:
-        yield preamble
-    yield from viewer.chunks()
 
 
 def _viewer_left(relay: Relay, stream: Stream, viewer: Viewer, path: str) -> None:

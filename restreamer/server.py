@@ -114,6 +114,23 @@ class StreamingHandler(WSGIHandler):
             get_logger("http").error("request crashed", path=self.path.partition("?")[0],
                                      exc_info=(t, v, tb))
 
+    def process_result(self) -> None:
+        # pywsgi's write() re-checks the response state for every chunk; once
+        # the headers of an unchunked body are out, a chunk goes straight to
+        # the socket.
+        sendall = self._sendall
+        for data in self.result:
+            if not data:
+                continue
+            if self.headers_sent and not self.response_use_chunked:
+                sendall(data)
+            else:
+                self.write(data)
+        if self.status and not self.headers_sent:
+            self.write(b"")  # an empty body: the headers still go out
+        if self.response_use_chunked:
+            sendall(b"0\r\n\r\n")
+
     def _sendall(self, data) -> None:
         # gevent's sendall() asks the kernel for SO_SNDBUF and arms a timeout
         # on every call; a plain send() is enough when the socket takes it all.

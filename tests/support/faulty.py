@@ -21,7 +21,7 @@ from urllib.parse import urlsplit  # noqa: E402
 
 from flask import request  # noqa: E402
 
-from restreamer import blueprint, cli, upstream  # noqa: E402
+from restreamer import blueprint, cli, upstream, viewer  # noqa: E402
 
 CRASH_HOST = "crash.invalid"
 
@@ -40,19 +40,25 @@ def _open_connection(url, settings, _real=upstream.open_connection):
     return _real(url, settings)
 
 
-def _body(preamble, viewer, _real=blueprint._body):
-    if "crash" not in request.args:
-        return _real(preamble, viewer)
+class _ResponseBody(viewer.ResponseBody):
+    __slots__ = ()
 
-    def crashing():
-        chunks = _real(preamble, viewer)
+    def __init__(self, *args):
+        super().__init__(*args)
+        if "crash" in request.args:
+            self._chunks = _crashing(self._chunks)
+
+
+def _crashing(chunks):
+    try:
         yield next(chunks)
         raise RuntimeError("injected fault in a viewer's response")
-    return crashing()
+    finally:
+        chunks.close()
 
 
 upstream.open_connection = _open_connection
-blueprint._body = _body
+blueprint.ResponseBody = _ResponseBody
 
 if __name__ == "__main__":
     sys.exit(cli.main(sys.argv[1:]))
