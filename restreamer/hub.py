@@ -9,7 +9,6 @@ does not.  Counters are kept per chunk, never per packet.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import gevent
@@ -25,8 +24,8 @@ from .viewer import Viewer
 # The window grows with the number of viewers, where the saving is largest,
 # and is capped so the delay it adds stays small.
 MIN_WINDOW = 0.010  # seconds
-MAX_WINDOW = 0.020
-WINDOW_PER_VIEWER = 0.000015
+MAX_WINDOW = 0.022
+WINDOW_PER_VIEWER = 0.000020
 #: Gathered bytes that are handed out at once, whatever the window.
 FLUSH_BYTES = 64 * 1024
 
@@ -59,7 +58,6 @@ class Hub:
         self._queue_bytes = outputbuffer * PACKET_SIZE
         self._flush_bytes = min(FLUSH_BYTES, self._queue_bytes)
         self._timer = None  # ends the current window
-        self._window_end = 0.0  # when it does (time.monotonic())
 
     # -- upstream side -----------------------------------------------------
 
@@ -67,7 +65,8 @@ class Hub:
         """Take one chunk of whole packets for every viewer.  Never blocks.
 
         The chunk reaches the viewers' queues at the end of the current
-        coalescing window, together with the others of that window.
+        coalescing window, together with the others of that window, or at
+        the next :meth:`flush`.
         """
         self.packets_received += len(chunk) // PACKET_SIZE
         self.bytes_received += len(chunk)
@@ -87,14 +86,13 @@ class Hub:
         self._pending.append(chunk)
         self._pending_bytes += len(chunk)
         if self._timer is None:
-            window = min(MAX_WINDOW, MIN_WINDOW + len(self.viewers) * WINDOW_PER_VIEWER)
-            self._timer = gevent.get_hub().loop.timer(window)
+            self._timer = gevent.get_hub().loop.timer(self.window)
             self._timer.start(self.flush)
-            self._window_end = time.monotonic() + window
 
-    def window_remaining(self) -> float:
-        """Seconds until the open coalescing window is handed out (0: none open)."""
-        return max(0.0, self._window_end - time.monotonic()) if self._timer is not None else 0.0
+    @property
+    def window(self) -> float:
+        """Seconds of upstream data gathered into one hand-out, for this many viewers."""
+        return min(MAX_WINDOW, MIN_WINDOW + len(self.viewers) * WINDOW_PER_VIEWER)
 
     def flush(self) -> None:
         """Hand what was gathered to every viewer as one shared chunk."""
