@@ -4,6 +4,8 @@ and the blueprint mounted in someone else's Flask app under a prefix."""
 import signal
 import sys
 
+import pytest
+
 from tests.support import REPO_ROOT
 from tests.support.procs import ProcessWatch
 from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_contiguous
@@ -33,11 +35,12 @@ def assert_viewers_get(clients, sent):
         assert assert_contiguous(data, source) % PACKET_SIZE == 0
 
 
-def test_gunicorn_gevent_worker_serves_a_stream(upstream, restreamer, viewer):
+@pytest.mark.parametrize("worker", ["-k gevent", "-c config/gunicorn.conf.py"])
+def test_gunicorn_serves_a_stream(upstream, restreamer, viewer, worker):
     up = upstream(rate=RATE)
     port = free_port()
     rs = restreamer(stream_config(up.url), start=False,
-                    cmd=[sys.executable, "-m", "gunicorn", "-k", "gevent", "-b", f"127.0.0.1:{port}",
+                    cmd=[sys.executable, "-m", "gunicorn", *worker.split(), "-b", f"127.0.0.1:{port}",
                          "--workers", "1", "--graceful-timeout", "3", "wsgi:app"])
     rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
     rs.launch()
@@ -47,6 +50,10 @@ def test_gunicorn_gevent_worker_serves_a_stream(upstream, restreamer, viewer):
     clients = [viewer(rs.url("/s.ts")) for _ in range(2)]
     assert_viewers_get(clients, lambda: up.connections[0].sent)
     assert len(up.connections) == 1  # one worker, one upstream connection
+    # gunicorn's own writer frames a stream in chunks; the deployment config's
+    # worker sends it close-delimited, as the CLI does.
+    framing = {client.headers.get("Transfer-Encoding") for client in clients}
+    assert framing == ({"chunked"} if worker == "-k gevent" else {None})
     for client in clients:
         client.close()
     assert rs.stop(signal.SIGTERM) == 0
