@@ -103,15 +103,13 @@ def serve_stream(relay: Relay, stream: Stream) -> Response:
     headers = dict(STREAM_HEADERS, **{"Last-Modified": http_date()})
     refusal = relay.refusal(stream)
     if refusal is not None:
-        status = relay.config.limitstatus if refusal == "connection limit reached" else 404
-        _access_log.info("viewer refused", remote=request.remote_addr, path=request.path,
-                         stream=stream.serve, status=status, reason=refusal)
-        return Response(b"", status=status, headers=headers)
+        return _refuse(relay, stream, refusal, headers)
     if request.method == "HEAD":
         # The headers of a live stream: no length (an empty body would say 0).
         return Response(iter(()), status=200, headers=dict(headers, **LIVE_HEADERS))
     viewer = Viewer(relay.config.outputbuffer, remote=request.remote_addr or "", stream=stream.serve)
-    stream.hub.join(viewer)
+    if not stream.hub.join(viewer, wait=relay.config.graceperiod):
+        return _refuse(relay, stream, "stream offline", headers)
     relay.viewers_changed()
     _access_log.info("viewer connected", remote=viewer.remote, path=request.path,
                      stream=stream.serve, status=200)
@@ -121,6 +119,13 @@ def serve_stream(relay: Relay, stream: Stream) -> Response:
     body = ResponseBody(viewer, stream.preamble,
                         functools.partial(_viewer_left, relay, stream, viewer, request.path))
     return Response(body, status=200, headers=dict(headers, **LIVE_HEADERS), direct_passthrough=True)
+
+
+def _refuse(relay: Relay, stream: Stream, reason: str, headers: dict[str, str]) -> Response:
+    status = relay.config.limitstatus if reason == "connection limit reached" else 404
+    _access_log.info("viewer refused", remote=request.remote_addr, path=request.path,
+                     stream=stream.serve, status=status, reason=reason)
+    return Response(b"", status=status, headers=headers)
 
 
 def _viewer_left(relay: Relay, stream: Stream, viewer: Viewer, path: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import gevent
 import structlog
+from gevent.event import Event
 
 from .ts import PACKET_SIZE
 from .viewer import Viewer
@@ -43,6 +44,8 @@ class Hub:
         self.online = False  # an upstream is delivering packets
         self.url: str | None = None  # the upstream currently connected
         self._grace: gevent.Greenlet | None = None
+        # Set once the first upstream attempt has delivered a packet or ended.
+        self._first_attempt_over = Event()
         self.log = logger if logger is not None else structlog.get_logger()
         # Totals since start; those of viewers still connected are added on read.
         self.packets_received = 0
@@ -141,8 +144,13 @@ class Hub:
                                 size + self.bytes_received - base_bytes)
         return totals
 
+    def first_attempt_over(self) -> None:
+        """The upstream's first attempt has ended (see :meth:`wait_first_attempt`)."""
+        self._first_attempt_over.set()
+
     def _come_online(self) -> None:
         self.online = True
+        self._first_attempt_over.set()
         if self._grace is not None:
             self._grace.kill(block=False)
             self._grace = None
@@ -157,14 +165,36 @@ class Hub:
     # -- viewer side ---------------------------------------------------------
 
     @property
-    def accepting(self) -> bool:
-        """New viewers are let in while data flows or may soon flow again."""
-        return self.enabled and (self.online or self._grace is not None)
+    def starting(self) -> bool:
+        """The upstream's first attempt is under way: no packet yet, no failure yet."""
+        return not self._first_attempt_over.is_set()
 
-    def join(self, viewer: Viewer) -> bool:
+    @property
+    def accepting(self) -> bool:
+        """New viewers are let in while data flows, may soon flow again, or is
+        about to flow for the first time."""
+        return self.enabled and (self.online or self._grace is not None or self.starting)
+
+    def join(self, viewer: Viewer, wait: float = 0.0) -> bool:
+        """Add a viewer; False if the stream does not take it.
+
+        Right after a start (of the server, a gunicorn worker, or the app whose
+        first request starts the upstreams) the stream is not online for a
+        moment.  A viewer that tunes in then is added at once, so it misses
+        no packet, and waits up to ``wait`` seconds for the first one: a
+        set-top box switching to the channel gets the stream, not a 404.  If
+        the first attempt fails instead, the viewer is taken out again.
+        """
         if not self.accepting:
             return False
         self.viewers.add(viewer)
+        if self.starting:
+            self.log.info("viewer waiting", stream=self.name, remote=viewer.remote,
+                          reason="the stream's first upstream attempt is under way")
+            self._first_attempt_over.wait(wait)
+            if not self.online:
+                self.viewers.discard(viewer)  # it has received nothing: no counters to keep
+                return False
         return True
 
     def leave(self, viewer: Viewer) -> None:

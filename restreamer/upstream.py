@@ -51,6 +51,7 @@ class Upstream:
         if self._greenlet is not None:
             self._greenlet.kill(block=True, timeout=5)
             self._greenlet = None
+        self.hub.first_attempt_over()  # nobody waits for an upstream that is gone
 
     def _run(self) -> None:
         while True:
@@ -61,6 +62,7 @@ class Upstream:
                 self._pull(url)
             except Exception:  # a bug in one stream's source must not end the stream for good
                 self.log.exception("upstream crashed", stream=self.hub.name, url=url)
+            self.hub.first_attempt_over()
             if self.reconnect <= 0:
                 self.log.info("stream stays offline", stream=self.hub.name,
                               reason="reconnect is 0: no further attempts")

@@ -6,6 +6,7 @@ proxied stream."""
 import json
 import re
 import socket
+import threading
 import subprocess
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -375,3 +376,33 @@ def test_ffprobe_reads_the_proxied_sample(restreamer):
     streams = {stream["codec_type"]: stream for stream in json.loads(result.stdout)["streams"]}
     assert {kind: stream["codec_name"] for kind, stream in streams.items()} == {"video": "h264", "audio": "aac"}
     assert streams["video"]["width"] > 0 and int(streams["audio"]["sample_rate"]) > 0
+
+
+def test_a_viewer_tuning_in_while_the_stream_starts_waits_and_gets_it_from_the_start(
+        upstream, restreamer, viewer):
+    gate = threading.Event()
+    up = upstream(rate=RATE, gate=gate)
+    rs = restreamer(stream_config(up.url, timeout=10))
+    rs.wait_log(event("upstream connecting", attempt=1))
+    early = viewer(rs.url("/s.ts"))
+    rs.wait_log(event("viewer waiting", stream="/s.ts"))
+    assert early.status is None  # held, not refused
+    gate.set()
+    assert early.wait_status() == 200
+    data = early.wait_bytes(ENOUGH)
+    assert assert_contiguous(whole(data), up.connections[0].sent) == 0  # the very first packet on
+
+
+def test_a_viewer_waiting_for_a_first_attempt_that_fails_is_refused(upstream, restreamer, viewer):
+    gate = threading.Event()
+    up = upstream(rate=RATE, gate=gate, status=503)
+    rs = restreamer(stream_config(up.url, timeout=10))
+    early = viewer(rs.url("/s.ts"))
+    rs.wait_log(event("viewer waiting", stream="/s.ts"))
+    gate.set()
+    assert early.wait_status() == 404
+    refused = rs.wait_log(event("viewer refused", stream="/s.ts"))
+    assert refused["reason"] == "stream offline"
+    # Only the first attempt holds viewers: later ones are refused at once.
+    rs.wait_log(event("upstream connecting", attempt=2))
+    assert http_get(rs.url("/s.ts"))[0] == 404

@@ -92,6 +92,8 @@ class Behaviour:
         of non-TS filler (recorded in `sent` too).
     trickle: write one byte per send() call, headers included, so the reader
         sees the response in the smallest possible fragments.
+    gate: a threading.Event; the connection answers (in http mode, after
+        reading the request) only once it is set.
     """
 
     status: int = 200
@@ -103,6 +105,7 @@ class Behaviour:
     garbage_every: Optional[int] = None
     garbage_len: int = 13
     trickle: bool = False
+    gate: Optional[threading.Event] = None
 
 
 class UpstreamConnection:
@@ -186,6 +189,11 @@ class UpstreamConnection:
         if self.mode == "http":
             if not self._read_request():
                 return "peer"
+        if b.gate is not None:
+            while not b.gate.wait(0.05):
+                if self._stop.is_set():
+                    return "dropped"
+        if self.mode == "http":
             if b.status != 200 or b.body_override is not None:
                 return self._send_response()
             self._send_head(200, b.content_type, None)
