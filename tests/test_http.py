@@ -41,9 +41,13 @@ def rs(source, tmp_path_factory):
 @pytest.fixture
 def healthy(rs, source):
     """A viewer of /s.ts that must get an unbroken run of the upstream by the end of the test."""
+    mark = rs.mark()
     client = Viewer(rs.url("/s.ts"))
     assert client.wait_status() == 200
     client.wait_bytes(PACKET_SIZE * 7)
+    # Its log line is read from the server's output by a thread of the test's:
+    # wait for it, or a test that looks for "viewer connected" could see it.
+    rs.wait_log("viewer connected", since=mark)
     yield client
     before = len(client.data)
     client.wait_bytes(before + 100_000)  # still flowing after whatever the test did
