@@ -64,12 +64,13 @@ class Hub:
 
     # -- upstream side -----------------------------------------------------
 
-    def publish(self, chunk: bytes) -> None:
+    def publish(self, chunk: bytes, at_once: bool = False) -> None:
         """Take one chunk of whole packets for every viewer.  Never blocks.
 
         The chunk reaches the viewers' queues at the end of the current
-        coalescing window, together with the others of that window, or at
-        the next :meth:`flush`.
+        coalescing window, together with the others of that window; with
+        ``at_once`` (an upstream that gathers a window's data itself), it
+        ends the window now.
         """
         self.packets_received += len(chunk) // PACKET_SIZE
         self.bytes_received += len(chunk)
@@ -88,7 +89,9 @@ class Hub:
             return
         self._pending.append(chunk)
         self._pending_bytes += len(chunk)
-        if self._timer is None:
+        if at_once:
+            self.flush()
+        elif self._timer is None:
             self._timer = gevent.get_hub().loop.timer(self.window)
             self._timer.start(self.flush)
 

@@ -120,9 +120,8 @@ class Upstream:
                 break
             chunk = feed(data)
             if chunk:
-                publish(chunk)
+                publish(chunk, gathers)
                 if gathers:
-                    hub.flush()
                     gevent.sleep(hub.window)
             elif not aligner.packets and aligner.skipped > NOT_TS_LIMIT:
                 raise SourceError(f"not MPEG-TS: no packet in the first {aligner.skipped} bytes")
