@@ -148,7 +148,7 @@ class Hub:
         return totals
 
     def first_attempt_over(self) -> None:
-        """The upstream's first attempt has ended (see :meth:`wait_first_attempt`)."""
+        """The upstream's first attempt has ended: viewers held by :meth:`join` stop waiting."""
         self._first_attempt_over.set()
 
     def _come_online(self) -> None:
