@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import http.client
 import socket
-import time
 
+import gevent
 from flask import Flask
 from gevent import GreenletExit
 from gevent.pywsgi import WSGIHandler, WSGIServer
@@ -88,16 +88,15 @@ class StreamingHandler(WSGIHandler):
         try:
             sock.sendall(response)
             sock.shutdown(socket.SHUT_WR)
-            sock.settimeout(LINGER_TIME)
-            deadline = time.monotonic() + LINGER_TIME
-            drained = 0
-            while drained < LINGER_BYTES and time.monotonic() < deadline:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                drained += len(data)
+            with gevent.Timeout(LINGER_TIME, False):  # False: time up ends the block quietly
+                drained = 0
+                while drained < LINGER_BYTES:
+                    data = sock.recv(65536)
+                    if not data:
+                        break
+                    drained += len(data)
         except OSError:
-            pass  # the client is gone, or took too long: close anyway
+            pass  # the client is gone: close anyway
 
     def _handle_client_error(self, ex: Exception):
         # Too many header lines, or a head cut off by the timeout, are bad
@@ -114,22 +113,15 @@ class StreamingHandler(WSGIHandler):
             get_logger("http").error("request crashed", path=self.path.partition("?")[0],
                                      exc_info=(t, v, tb))
 
-    def process_result(self) -> None:
-        # pywsgi's write() re-checks the response state for every chunk; once
-        # the headers of an unchunked body are out, a chunk goes straight to
-        # the socket.
-        sendall = self._sendall
-        for data in self.result:
-            if not data:
-                continue
-            if self.headers_sent and not self.response_use_chunked:
-                sendall(data)
-            else:
-                self.write(data)
-        if self.status and not self.headers_sent:
-            self.write(b"")  # an empty body: the headers still go out
-        if self.response_use_chunked:
-            sendall(b"0\r\n\r\n")
+    def write(self, data) -> None:
+        # pywsgi's write() re-checks the response state and frames every chunk
+        # through _write(); once the headers of an unchunked body are out, a
+        # chunk goes straight to the socket.
+        if self.headers_sent and not self.response_use_chunked:
+            if data:
+                self._sendall(data)
+        else:
+            super().write(data)
 
     def _sendall(self, data) -> None:
         # gevent's sendall() asks the kernel for SO_SNDBUF and arms a timeout
