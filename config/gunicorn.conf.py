@@ -7,9 +7,10 @@ with room for many connections, and no request timeout may kill them.
 import os
 
 bind = os.environ.get("RESTREAMER_BIND", "0.0.0.0:8000")
-# gunicorn's gevent worker with restreamer's write path (``-k gevent`` works
-# too, at about a third more CPU per viewer: gunicorn frames every write of a
-# stream as an HTTP chunk, a copy per viewer per write).
+# gunicorn's gevent worker with restreamer's write path.  ``-k gevent`` works
+# too, but gunicorn frames every write of a stream as an HTTP chunk, a copy
+# per viewer per write: 13-43 % more CPU with two workers at 100-300 viewers
+# (README, benchmarks of 2026-11-30).
 worker_class = "restreamer.worker.Worker"
 # Each worker pulls its own upstream connections; one per core is plenty.
 workers = int(os.environ.get("RESTREAMER_WORKERS", "1"))

@@ -120,7 +120,7 @@ class Upstream:
                 break
             chunk = feed(data)
             if chunk:
-                publish(chunk, gathers)
+                publish(chunk, at_once=gathers)
                 if gathers:
                     gevent.sleep(hub.window)
             elif not aligner.packets and aligner.skipped > NOT_TS_LIMIT:

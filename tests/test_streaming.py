@@ -6,8 +6,8 @@ proxied stream."""
 import json
 import re
 import socket
-import threading
 import subprocess
+import threading
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from types import SimpleNamespace
