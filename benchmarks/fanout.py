@@ -39,7 +39,7 @@ SERVERS = {
     "gunicorn-w2": (f"sh -c 'cd {shlex.quote(str(REPO))} && RESTREAMER_CONFIG={{config}} exec {PYTHON} "
                     f"-m gunicorn -k gevent -w 2 -b 127.0.0.1:{{port}} --log-level warning wsgi:app'"),
     "worker-w2": (f"sh -c 'cd {shlex.quote(str(REPO))} && RESTREAMER_CONFIG={{config}} exec {PYTHON} "
-                  f"-m gunicorn -k restreamer.worker.Worker -w 2 -b 127.0.0.1:{{port}} "
+                  f"-m gunicorn -k restreamer.web.worker.Worker -w 2 -b 127.0.0.1:{{port}} "
                   f"--log-level warning wsgi:app'"),
     "refproxy": f"{BENCH}/build/refproxy {{port}} {{source_url}}",
 }

@@ -11,7 +11,7 @@ bind = os.environ.get("RESTREAMER_BIND", "0.0.0.0:8000")
 # too, but gunicorn frames every write of a stream as an HTTP chunk, a copy
 # per viewer per write: 13-43 % more CPU with two workers at 100-300 viewers
 # (README, benchmarks of 2026-11-30).
-worker_class = "restreamer.worker.Worker"
+worker_class = "restreamer.web.worker.Worker"
 # Each worker pulls its own upstream connections; one per core is plenty.
 workers = int(os.environ.get("RESTREAMER_WORKERS", "1"))
 worker_connections = 10000

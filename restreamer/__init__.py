@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 if TYPE_CHECKING:
     from flask import Blueprint, Flask
@@ -23,14 +23,14 @@ def create_blueprint(config: str | os.PathLike | dict | Any, name: str = "restre
     ``config`` is a file path (JSON or YAML), a dict in the file's schema, or
     a loaded :class:`restreamer.config.Config`.
     """
-    from .blueprint import create_blueprint as create
+    from .web.blueprint import create_blueprint as create
 
     return create(config, name)
 
 
 def create_app(config: str | os.PathLike | dict | Any) -> "Flask":
     """A Flask app serving ``config`` at the root."""
-    from .app import create_app as create
+    from .web.app import create_app as create
 
     return create(config)
 

@@ -11,15 +11,17 @@ import argparse  # noqa: E402
 import gc  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+from typing import Callable  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
-from . import __version__, log  # noqa: E402
-from .app import create_app  # noqa: E402
+from . import log  # noqa: E402
+from .version import __version__  # noqa: E402
 from .config import ConfigError, load  # noqa: E402
-from .relay import Relay  # noqa: E402
-from .server import make_server  # noqa: E402
+from .core.relay import Relay  # noqa: E402
+from .web.app import create_app  # noqa: E402
+from .web.server import make_server  # noqa: E402
 
 #: Exit status for a configuration that cannot be used, as argparse uses for bad usage.
 EXIT_CONFIG = 2
@@ -54,13 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     return serve(relay)
 
 
-def serve(relay: Relay) -> int:
-    """Serve until SIGINT or SIGTERM, then close viewers and upstreams and return 0."""
+def serve(relay: Relay, app: Callable | None = None) -> int:
+    """Serve ``app`` (by default the relay's own) until SIGINT or SIGTERM, then
+    close viewers and upstreams and return 0."""
     logger = log.get_logger("restreamer")
     try:
         # A client stalled before its request is done is given as long as a
         # viewer that takes no data.
-        server = make_server(create_app(relay), relay.config.listen, relay.config.droptimeout)
+        server = make_server(app or create_app(relay), relay.config.listen, relay.config.droptimeout)
     except OSError as e:
         logger.error("cannot listen", listen=relay.config.listen, reason=e.strerror or str(e))
         return 1

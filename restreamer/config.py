@@ -112,6 +112,15 @@ class Config:
 # loading
 
 
+def load_config(config: str | os.PathLike | dict | Config) -> Config:
+    """A path, a dict in the file's schema, or an already loaded config."""
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, dict):
+        return from_dict(config)
+    return load(os.fspath(config))
+
+
 def load(path: str) -> Config:
     """Read and validate the config file at ``path`` (JSON or YAML)."""
     try:

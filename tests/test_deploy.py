@@ -79,7 +79,7 @@ def test_gunicorn_worker_reaps_forked_children_on_shutdown(restreamer):
     url = f"fork://{sys.executable}?{TSPLAY}+{SAMPLE_PATH}+2000000+helper"
     port = free_port()
     rs = restreamer(stream_config(url), start=False,
-                    cmd=[sys.executable, "-m", "gunicorn", "-k", "restreamer.worker.Worker",
+                    cmd=[sys.executable, "-m", "gunicorn", "-k", "restreamer.web.worker.Worker",
                          "-b", f"127.0.0.1:{port}", "--workers", "1", "--graceful-timeout", "3",
                          "wsgi:app"])
     rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)

@@ -1,4 +1,4 @@
-"""restreamer.ts.PacketAligner: unit tests and property-based fuzzing.
+"""restreamer.ts.packets.PacketAligner: unit tests and property-based fuzzing.
 
 The aligner is the one place where upstream bytes become packets, so its
 contract is checked against arbitrary input split into arbitrary reads.
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from restreamer.ts import LOCK_PACKETS, PACKET_SIZE, PacketAligner
+from restreamer.ts.packets import LOCK_PACKETS, PACKET_SIZE, PacketAligner
 from tests.support.ts import assert_aligned, make_packets
 
 SYNC = b"\x47"

@@ -3,7 +3,7 @@
 Every kind opens a :class:`~restreamer.sources.base.Connection`: an object
 whose ``read()`` returns whatever bytes have arrived (``b""`` at the end of the
 stream) and whose ``close()`` releases everything it holds.  The
-:class:`~restreamer.upstream.Upstream` greenlet drives connections in turn;
+:class:`~restreamer.core.upstream.Upstream` greenlet drives connections in turn;
 it knows nothing of schemes.
 """
 

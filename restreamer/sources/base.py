@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
+from ..version import __version__
+
+#: What restreamer calls itself in every HTTP request it makes (upstreams,
+#: statics, notifications).
+USER_AGENT = f"restreamer/{__version__}"
+
 #: Largest single read from an upstream.  Reads return what has arrived, so
 #: this caps burst size only; it never makes a read wait for more data.
 READ_SIZE = 65536

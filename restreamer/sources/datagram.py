@@ -14,7 +14,7 @@ import stat
 import struct
 from urllib.parse import urlsplit
 
-from ..ts import PACKET_SIZE
+from ..ts.packets import PACKET_SIZE
 from .base import SourceError, SourceSettings
 
 

@@ -8,8 +8,7 @@ import socket
 import requests
 import urllib3
 
-from .. import __version__
-from .base import READ_SIZE, SourceError, SourceSettings, timeout_or_none
+from .base import READ_SIZE, USER_AGENT, SourceError, SourceSettings, timeout_or_none
 
 
 class HTTPConnection:
@@ -23,7 +22,7 @@ class HTTPConnection:
         try:
             response = self._session.get(
                 url, stream=True, timeout=(limit, limit),
-                headers={"User-Agent": f"restreamer/{__version__}", "Accept-Encoding": "identity"},
+                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             )
         except requests.RequestException as e:
             self._session.close()

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import gevent
 
-from ..ts import PACKET_SIZE, SYNC_BYTE
+from ..ts.packets import PACKET_SIZE, SYNC_BYTE
 from .base import SourceError, SourceSettings
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "sample.ts")

@@ -4,10 +4,11 @@ where it happens.
 Usage: python -m tests.support.faulty CONFIG
 
 - A stream whose remote's host is ``crash.invalid`` gets a connection whose
-  ``read()`` raises RuntimeError: a bug inside one stream's source.
+  ``read()`` raises RuntimeError: a bug inside one stream's source.  It is
+  handed to the relay as its opener.
 - A viewer whose request has ``crash`` in its query string gets a response
   body that raises RuntimeError after its first chunk: a bug inside one
-  viewer's greenlet.
+  viewer's greenlet.  A WSGI middleware wraps the app's response.
 
 Everything else is the real restreamer, serving the real sockets.
 """
@@ -19,9 +20,11 @@ monkey.patch_all()
 import sys  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
 
-from flask import request  # noqa: E402
-
-from restreamer import blueprint, cli, upstream, viewer  # noqa: E402
+from restreamer import cli, log  # noqa: E402
+from restreamer.config import load  # noqa: E402
+from restreamer.core.relay import Relay  # noqa: E402
+from restreamer.sources import open_connection  # noqa: E402
+from restreamer.web.app import create_app  # noqa: E402
 
 CRASH_HOST = "crash.invalid"
 
@@ -34,31 +37,42 @@ class _CrashingConnection:
         pass
 
 
-def _open_connection(url, settings, _real=upstream.open_connection):
+def _open_connection(url, settings):
     if urlsplit(url).hostname == CRASH_HOST:
         return _CrashingConnection()
-    return _real(url, settings)
+    return open_connection(url, settings)
 
 
-class _ResponseBody(viewer.ResponseBody):
-    __slots__ = ()
+class _CrashingBody:
+    """A response body that fails after its first chunk; closing closes the real one."""
 
-    def __init__(self, *args):
-        super().__init__(*args)
-        if "crash" in request.args:
-            self._chunks = _crashing(self._chunks)
+    def __init__(self, body):
+        self._body = body
 
-
-def _crashing(chunks):
-    try:
+    def __iter__(self):
+        chunks = iter(self._body)
         yield next(chunks)
         raise RuntimeError("injected fault in a viewer's response")
-    finally:
-        chunks.close()
+
+    def close(self):
+        self._body.close()
 
 
-upstream.open_connection = _open_connection
-blueprint.ResponseBody = _ResponseBody
+def _crash_on_request(app):
+    def wsgi(environ, start_response):
+        body = app(environ, start_response)
+        return _CrashingBody(body) if "crash" in environ.get("QUERY_STRING", "") else body
+    return wsgi
+
+
+def main(path: str) -> int:
+    config = load(path)
+    log.configure(config.log)
+    relay = Relay(config, opener=_open_connection)
+    app = create_app(relay)
+    app.wsgi_app = _crash_on_request(app.wsgi_app)
+    return cli.serve(relay, app)
+
 
 if __name__ == "__main__":
-    sys.exit(cli.main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1]))

@@ -1,35 +1,45 @@
-"""The relay: every resource of one configuration, what is global across them
-(viewer limit, statistics, metrics, notifications), and the lifecycle (start,
-stop) that the CLI, gunicorn and a host app share."""
+"""The relay: every stream of one configuration, what is global across them
+(viewer admission and limits, statistics, metrics, notifications), and the
+lifecycle (start, stop) that the CLI, gunicorn and a host app share."""
 
 from __future__ import annotations
 
 import atexit
 import time
+from dataclasses import dataclass
 
 import gevent
 
-from .config import Config
-from .log import get_logger
-from .metrics import create_registry
-from .notifications import Notifier
-from .static import StaticResource
-from .stats import Statistics
-from .stream import Stream
+from ..config import Config
+from ..log import get_logger
+from ..ops.metrics import create_registry
+from ..ops.notifications import Notifier
+from ..ops.statistics import Limits, Statistics
+from ..sources import open_connection
+from .stream import Stream, viewer_count
+from .upstream import Opener
+from .viewer import Viewer
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a viewer may not join a stream now, and the HTTP status that says so."""
+
+    reason: str
+    status: int = 404
 
 
 class Relay:
-    """All resources of a config and what is global across them."""
+    """All streams of a config and what is global across them."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, opener: Opener = open_connection):
         self.config = config
         self.log = get_logger("restreamer")
-        self.streams: dict[str, Stream] = {r.serve: Stream(r, config) for r in config.streams}
-        self.statics: dict[str, StaticResource] = {
-            r.serve: StaticResource(r, config) for r in config.resources if r.type == "static"}
-        self.statistics = Statistics(self)
+        self.streams: dict[str, Stream] = {r.serve: Stream(r, config, opener) for r in config.streams}
+        self.limits = Limits(config.maxconnections, config.fullconnections)
+        self.statistics = Statistics(self.streams, self.limits, enabled=not config.nostats)
         self.notifier = Notifier(config)
-        self.metrics = create_registry(self)
+        self.metrics = create_registry(self.streams)
         self.started = False
         self._watchdog: gevent.Greenlet | None = None
 
@@ -74,20 +84,38 @@ class Relay:
 
     @property
     def viewer_count(self) -> int:
-        return sum(len(s.hub.viewers) for s in self.streams.values())
+        return viewer_count(self.streams.values())
 
-    def refusal(self, stream: Stream) -> str | None:
+    # -- admission ---------------------------------------------------------
+
+    def refusal(self, stream: Stream) -> Refusal | None:
         """Why a new viewer of ``stream`` may not join now, or None if it may."""
         if not stream.hub.enabled:
-            return "stream switched offline"
+            return Refusal("stream switched offline")
         if not stream.hub.accepting:
-            return "stream offline"
-        limit = self.config.maxconnections
+            return Refusal("stream offline")
+        limit = self.limits.maxconnections
         if limit and self.viewer_count >= limit:
-            return "connection limit reached"
+            return Refusal("connection limit reached", self.config.limitstatus)
         return None
 
-    def viewers_changed(self) -> None:
+    def admit(self, stream: Stream, remote: str) -> Viewer | Refusal:
+        """A new viewer of ``stream``, or the refusal to give the client.
+
+        May wait (up to the grace period) for a stream that is starting.
+        """
+        refusal = self.refusal(stream)
+        if refusal is not None:
+            return refusal
+        viewer = stream.hub.join(remote)
+        if viewer is None:
+            return Refusal("stream offline")
+        self.notifier.viewers_changed(self.viewer_count)
+        return viewer
+
+    def release(self, stream: Stream, viewer: Viewer) -> None:
+        """A viewer's response has ended, however: free its slot."""
+        stream.hub.leave(viewer)
         self.notifier.viewers_changed(self.viewer_count)
 
     def set_stream_enabled(self, stream: Stream, enabled: bool) -> None:

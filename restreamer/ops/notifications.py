@@ -13,13 +13,12 @@ import gevent
 import requests
 from gevent.queue import Full, Queue
 
-from . import __version__
-from .auth import authorization_header
-from .log import get_logger
-from .sources.base import timeout_or_none
+from ..core.credentials import authorization_header
+from ..log import get_logger
+from ..sources.base import USER_AGENT, timeout_or_none
 
 if TYPE_CHECKING:
-    from .config import Config
+    from ..config import Config
 
 #: Events waiting to be sent; beyond this new ones are dropped (and logged).
 QUEUE_SIZE = 100
@@ -35,7 +34,7 @@ class Notifier:
         self.log = get_logger("notifications")
         self._targets: dict[str, list[tuple[str, dict]]] = {}
         for n in config.notifications:
-            headers = {"User-Agent": f"restreamer/{__version__}",
+            headers = {"User-Agent": USER_AGENT,
                        **authorization_header(n.authentication, config.userlist)}
             self._targets.setdefault(n.event, []).append((n.url, headers))
         self._queue: Queue = Queue(QUEUE_SIZE)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from .config import Config, ConfigError, Resource
+from typing import Iterable
+
+from ..config import Config, ConfigError, Resource
 from .hub import Hub
-from .log import get_logger
-from .sources import SourceSettings
-from .upstream import Upstream
+from ..log import get_logger
+from ..sources import SourceSettings, open_connection
+from .upstream import Opener, Upstream
 
 
 class Stream:
     """Everything restreamer keeps for one ``type: stream`` resource."""
 
-    def __init__(self, resource: Resource, config: Config):
+    def __init__(self, resource: Resource, config: Config, opener: Opener = open_connection):
         self.resource = resource
         self.serve = resource.serve
         logger = get_logger("streaming")
@@ -22,7 +24,8 @@ class Stream:
             SourceSettings(timeout=config.timeout, inputbuffer=config.inputbuffer, mru=resource.mru,
                            clientinterface=resource.clientinterface, base_dir=config.base_dir,
                            log=get_logger("source", stream=resource.serve).info),
-            reconnect=config.reconnect, readtimeout=config.readtimeout, log=logger)
+            reconnect=config.reconnect, readtimeout=config.readtimeout, log=logger,
+            opener=opener)
         self.preamble = _read_preamble(resource, config)
 
     def start(self) -> None:
@@ -43,3 +46,8 @@ def _read_preamble(resource: Resource, config: Config) -> bytes:
     except OSError as e:
         raise ConfigError(f"{config.source}: {resource.where}.preamble: cannot read {path}: "
                           f"{e.strerror}") from None
+
+
+def viewer_count(streams: Iterable[Stream]) -> int:
+    """Viewers connected to any of ``streams``."""
+    return sum(len(s.hub.viewers) for s in streams)

@@ -12,9 +12,7 @@ from __future__ import annotations
 import base64
 import hmac
 
-from flask import Response
-
-from .config import Authentication
+from ..config import Authentication
 
 
 class Authenticator:
@@ -48,16 +46,6 @@ class Authenticator:
         for expected in self._expected:
             granted |= hmac.compare_digest(given, expected)
         return granted
-
-    def denial(self, headers: dict[str, str] | None = None) -> Response:
-        """401 with a challenge when a realm is configured, else 403; empty body."""
-        headers = dict(headers or {})
-        if self.realm and self.type in ("basic", "bearer"):
-            scheme = "Basic" if self.type == "basic" else "Bearer"
-            realm = self.realm.replace("\\", "\\\\").replace('"', '\\"')
-            headers["WWW-Authenticate"] = f'{scheme} realm="{realm}", charset="UTF-8"'
-            return Response(b"", status=401, headers=headers)
-        return Response(b"", status=403, headers=headers)
 
 
 def _credential(kind: str | None, user: str, password: str) -> bytes:

@@ -4,20 +4,20 @@ that drains it to the client's socket."""
 from __future__ import annotations
 
 import errno
-import itertools
 import time
-from typing import Callable, Iterator
+from typing import Iterator
 
 import gevent
 from gevent.queue import Queue
 
-from .ts import PACKET_SIZE
+from .counters import Traffic
+from ..ts.packets import PACKET_SIZE
 
 #: Put in a viewer's queue to end its response.
 _CLOSE = b""
 
 
-class Viewer:
+class Viewer(Traffic):
     """A viewer's queue and counters.
 
     The queue holds shared chunks (never copies) and is bounded in packets by
@@ -28,7 +28,6 @@ class Viewer:
 
     __slots__ = (
         "queue", "queued", "limit", "remote", "stream", "started", "closed",
-        "packets_sent", "bytes_sent", "packets_dropped", "bytes_dropped",
         "dropping_since", "_greenlet",
     )
 
@@ -40,10 +39,7 @@ class Viewer:
         self.stream = stream
         self.started = time.monotonic()
         self.closed = False
-        self.packets_sent = 0
-        self.bytes_sent = 0
-        self.packets_dropped = 0
-        self.bytes_dropped = 0
+        super().__init__()
         self.dropping_since: float | None = None  # first drop since the last write
         self._greenlet = None  # the greenlet writing to the client
 
@@ -110,32 +106,3 @@ class Viewer:
     @property
     def duration(self) -> float:
         return time.monotonic() - self.started
-
-
-class ResponseBody:
-    """The WSGI body of a viewer's response: the preamble, then the queue's chunks.
-
-    Iterating it hands the server the viewer's generator itself (with the
-    preamble chained in front in C), so no wrapper runs per chunk.
-    ``close()``, which every WSGI server calls however the response ends,
-    even before the first chunk, ends the generator and calls ``on_close``
-    once.
-    """
-
-    __slots__ = ("_chunks", "_preamble", "_on_close")
-
-    def __init__(self, viewer: Viewer, preamble: bytes, on_close: Callable[[], None]):
-        self._chunks = viewer.chunks()
-        self._preamble = preamble
-        self._on_close: Callable[[], None] | None = on_close
-
-    def __iter__(self) -> Iterator[bytes]:
-        if self._preamble:
-            return itertools.chain((self._preamble,), self._chunks)
-        return self._chunks
-
-    def close(self) -> None:
-        self._chunks.close()
-        on_close, self._on_close = self._on_close, None
-        if on_close is not None:
-            on_close()

@@ -1,4 +1,4 @@
-"""A gunicorn worker with restreamer's own write path: ``gunicorn -k restreamer.worker.Worker``.
+"""A gunicorn worker with restreamer's own write path: ``gunicorn -k restreamer.web.worker.Worker``.
 
 ``gunicorn -k gevent`` works, but its HTTP writer frames every write as a
 chunk (a copy per viewer per write) and uses gevent's sendall, which asks the

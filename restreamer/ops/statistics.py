@@ -1,6 +1,6 @@
 """Traffic statistics: totals read from the hubs' counters, rates over a sliding window.
 
-Counting happens on the data path per chunk (see :mod:`restreamer.hub`);
+Counting happens on the data path per chunk (see :mod:`restreamer.core.hub`);
 this module only reads those counters, once a second and when asked, so it
 costs the data path nothing.
 """
@@ -9,45 +9,43 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import TYPE_CHECKING, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import gevent
 
+from ..core.counters import Traffic
+from ..core.stream import viewer_count
+
 if TYPE_CHECKING:
-    from .relay import Relay
-    from .stream import Stream
+    from ..core.stream import Stream
 
 #: Seconds the per-second rates are averaged over.
 WINDOW = 5.0
 #: Seconds between samples; the rates are at most this old.
 INTERVAL = 1.0
 
+#: Every counter a report lists, in the original's order: the upstream's and
+#: the viewers' (:attr:`Traffic.COUNTERS`) interleaved.
 _COUNTERS = ("packets_received", "packets_sent", "packets_dropped",
              "bytes_received", "bytes_sent", "bytes_dropped")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The viewer limits health and statistics report against."""
+
+    maxconnections: int = 0
+    fullconnections: int = 0
 
 
 def stream_totals(stream: "Stream") -> dict[str, int]:
     """Counters of one stream since start, viewers still connected included."""
     hub = stream.hub
-    departed = hub.departed
-    totals = {
-        "connections": len(hub.viewers),
-        "packets_received": hub.packets_received,
-        "bytes_received": hub.bytes_received,
-        "packets_sent": departed.packets_sent,
-        "bytes_sent": departed.bytes_sent,
-        "packets_dropped": departed.packets_dropped,
-        "bytes_dropped": departed.bytes_dropped,
-    }
-    stream_time = hub.departed_time
-    for viewer in hub.viewers:
-        totals["packets_sent"] += viewer.packets_sent
-        totals["bytes_sent"] += viewer.bytes_sent
-        totals["packets_dropped"] += viewer.packets_dropped
-        totals["bytes_dropped"] += viewer.bytes_dropped
-        stream_time += viewer.duration
-    totals["stream_time_ns"] = int(stream_time * 1e9)
-    return totals
+    traffic = hub.traffic()
+    return dict(traffic.as_dict(), connections=len(hub.viewers),
+                packets_received=hub.packets_received, bytes_received=hub.bytes_received,
+                stream_time_ns=int(traffic.stream_time * 1e9))
 
 
 def _sum(parts: Iterable[dict[str, int]]) -> dict[str, int]:
@@ -60,9 +58,10 @@ def _sum(parts: Iterable[dict[str, int]]) -> dict[str, int]:
 class Statistics:
     """What the health and statistics APIs report; zeros when ``nostats`` is set."""
 
-    def __init__(self, relay: "Relay"):
-        self.relay = relay
-        self.enabled = not relay.config.nostats
+    def __init__(self, streams: Mapping[str, "Stream"], limits: Limits, enabled: bool = True):
+        self.streams = streams
+        self.limits = limits
+        self.enabled = enabled
         self._samples: collections.deque = collections.deque()
         self._rates: dict[str, dict[str, float]] = {}
         self._sampler: gevent.Greenlet | None = None
@@ -84,7 +83,7 @@ class Statistics:
     def sample(self) -> None:
         """Record the counters now and update the rates over the window."""
         now = time.monotonic()
-        counters = {path: stream_totals(s) for path, s in self.relay.streams.items()}
+        counters = {path: stream_totals(s) for path, s in self.streams.items()}
         self._samples.append((now, counters))
         while len(self._samples) > 2 and now - self._samples[1][0] >= WINDOW:
             self._samples.popleft()
@@ -102,45 +101,45 @@ class Statistics:
     # -- reports -----------------------------------------------------------
 
     def status(self, connections: int) -> str:
-        config = self.relay.config
-        if config.maxconnections and connections >= config.maxconnections:
+        limits = self.limits
+        if limits.maxconnections and connections >= limits.maxconnections:
             return "overload"
-        if config.fullconnections and connections >= config.fullconnections:
+        if limits.fullconnections and connections >= limits.fullconnections:
             return "full"
         return "ok"
 
     def health(self) -> dict:
-        config = self.relay.config
-        viewers = self.relay.viewer_count if self.enabled else 0
+        limits = self.limits
+        viewers = viewer_count(self.streams.values()) if self.enabled else 0
         sent_per_second = sum(r["bytes_sent"] for r in self._rates.values()) if self.enabled else 0
         return {
             "status": "ok" if self.status(viewers) == "ok" else "full",
             "viewer": viewers,
-            "limit": config.fullconnections,
-            "max": config.maxconnections,
+            "limit": limits.fullconnections,
+            "max": limits.maxconnections,
             "bandwidth": int(sent_per_second * 8 / 1024),
         }
 
     def statistics(self) -> dict:
         # With nostats nothing is read and nothing was sampled: all zeros.
         totals = {path: stream_totals(s) if self.enabled else {}
-                  for path, s in self.relay.streams.items()}
+                  for path, s in self.streams.items()}
         streams = {
             path: dict(self._report(totals[path], self._rates.get(path, {})),
                        connected=bool(self.enabled and stream.hub.online),
                        upstream=(stream.hub.url if self.enabled else None))
-            for path, stream in self.relay.streams.items()
+            for path, stream in self.streams.items()
         }
         return dict(self._report(_sum(totals.values()), _sum(self._rates.values())), streams=streams)
 
     def _report(self, totals: dict, rates: dict) -> dict:
-        config = self.relay.config
+        limits = self.limits
         connections = totals.get("connections", 0)
         report = {
             "status": self.status(connections),
             "connections": connections,
-            "max_connections": config.maxconnections,
-            "full_connections": config.fullconnections,
+            "max_connections": limits.maxconnections,
+            "full_connections": limits.fullconnections,
         }
         for name in _COUNTERS:
             report[f"total_{name}"] = totals.get(name, 0)

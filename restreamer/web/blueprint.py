@@ -1,7 +1,7 @@
 """The Flask blueprint that serves a configuration's resources.
 
 ``create_blueprint(config)`` is the one entry point for every way restreamer
-runs: the CLI and gunicorn mount it in a bare app (:mod:`restreamer.app`),
+runs: the CLI and gunicorn mount it in a bare app (:mod:`restreamer.web.app`),
 and a host application can mount it under any ``url_prefix``.
 """
 
@@ -14,13 +14,16 @@ from typing import Callable
 from flask import Blueprint, Flask, Response, request
 from werkzeug.http import http_date
 
-from . import api
-from .auth import Authenticator
-from .config import Config, Resource, from_dict, load
-from .log import get_logger
-from .relay import Relay
-from .stream import Stream
-from .viewer import ResponseBody, Viewer
+from ..config import Config, Resource, load_config
+from ..core.credentials import Authenticator
+from ..core.relay import Refusal, Relay
+from ..core.stream import Stream
+from ..core.viewer import Viewer
+from ..log import get_logger
+from . import apis
+from .auth import denial
+from .body import ResponseBody
+from .static import StaticResource
 
 STREAM_HEADERS = {
     "Content-Type": "video/mpeg",
@@ -33,15 +36,6 @@ LIVE_HEADERS = {"Connection": "close"}
 _access_log = get_logger("access")
 
 
-def load_config(config: str | os.PathLike | dict | Config) -> Config:
-    """A path, a dict in the file's schema, or an already loaded config."""
-    if isinstance(config, Config):
-        return config
-    if isinstance(config, dict):
-        return from_dict(config)
-    return load(os.fspath(config))
-
-
 def create_blueprint(config: str | os.PathLike | dict | Config | Relay,
                      name: str = "restreamer") -> Blueprint:
     """A blueprint serving every resource of ``config``.
@@ -49,14 +43,14 @@ def create_blueprint(config: str | os.PathLike | dict | Config | Relay,
     Upstreams start with the first request the app handles (or at once when
     ``relay.start()`` is called), so nothing runs in a process that only
     imports the app, such as a pre-forking master.  ``blueprint.relay`` is the
-    :class:`~restreamer.relay.Relay`; the app finds it in
+    :class:`~restreamer.core.relay.Relay`; the app finds it in
     ``app.extensions["restreamer"]``.
     """
     relay = config if isinstance(config, Relay) else Relay(load_config(config))
     blueprint = Blueprint(name, __name__)
     blueprint.relay = relay  # type: ignore[attr-defined]
     for index, resource in enumerate(relay.config.resources):
-        view, headers = _view_for(relay, resource)
+        view, headers = _view_for(relay, resource, relay.config)
         guarded = _guard(Authenticator(resource.authentication, relay.config.userlist),
                          resource, view, headers)
         blueprint.add_url_rule(resource.serve, endpoint=f"resource{index}", view_func=guarded,
@@ -70,15 +64,16 @@ def _attach(app: Flask, relay: Relay) -> None:
     app.extensions["restreamer"] = relay
 
 
-def _view_for(relay: Relay, resource: Resource) -> tuple[Callable[[], Response], dict[str, str]]:
+def _view_for(relay: Relay, resource: Resource,
+              config: Config) -> tuple[Callable[[], Response], dict[str, str]]:
     """A resource's view, and the headers its refusals carry."""
     if resource.type == "stream":
         stream = relay.streams[resource.serve]
         return functools.partial(serve_stream, relay, stream), STREAM_HEADERS
     if resource.type == "static":
-        static = relay.statics[resource.serve]
+        static = StaticResource(resource, config)
         return lambda: static.respond(request), {}
-    return api.view_for(relay, resource), {"Content-Type": api.CONTENT_TYPES[resource.api]}
+    return apis.view_for(relay, resource), {"Content-Type": apis.CONTENT_TYPES[resource.api]}
 
 
 def _guard(authenticator: Authenticator, resource: Resource, view: Callable[[], Response],
@@ -86,7 +81,7 @@ def _guard(authenticator: Authenticator, resource: Resource, view: Callable[[], 
     """Check credentials first, then log every request but a stream's (viewers log their own)."""
     def guarded() -> Response:
         if not authenticator.allows(request.headers.get("Authorization")):
-            response = authenticator.denial(headers)
+            response = denial(authenticator, headers)
             _access_log.info("request refused", remote=request.remote_addr, path=request.path,
                              status=response.status_code, reason="authentication failed")
             return response
@@ -101,16 +96,16 @@ def _guard(authenticator: Authenticator, resource: Resource, view: Callable[[], 
 def serve_stream(relay: Relay, stream: Stream) -> Response:
     """A viewer's request: the live stream from now on, or a refusal."""
     headers = dict(STREAM_HEADERS, **{"Last-Modified": http_date()})
-    refusal = relay.refusal(stream)
-    if refusal is not None:
-        return _refuse(relay, stream, refusal, headers)
     if request.method == "HEAD":
+        refusal = relay.refusal(stream)
+        if refusal is not None:
+            return _refuse(stream, refusal, headers)
         # The headers of a live stream: no length (an empty body would say 0).
         return Response(iter(()), status=200, headers=dict(headers, **LIVE_HEADERS))
-    viewer = Viewer(relay.config.outputbuffer, remote=request.remote_addr or "", stream=stream.serve)
-    if not stream.hub.join(viewer, wait=relay.config.graceperiod):
-        return _refuse(relay, stream, "stream offline", headers)
-    relay.viewers_changed()
+    admitted = relay.admit(stream, request.remote_addr or "")
+    if isinstance(admitted, Refusal):
+        return _refuse(stream, admitted, headers)
+    viewer = admitted
     _access_log.info("viewer connected", remote=viewer.remote, path=request.path,
                      stream=stream.serve, status=200)
     # direct_passthrough hands this iterable to the server as it is (werkzeug's
@@ -121,16 +116,14 @@ def serve_stream(relay: Relay, stream: Stream) -> Response:
     return Response(body, status=200, headers=dict(headers, **LIVE_HEADERS), direct_passthrough=True)
 
 
-def _refuse(relay: Relay, stream: Stream, reason: str, headers: dict[str, str]) -> Response:
-    status = relay.config.limitstatus if reason == "connection limit reached" else 404
+def _refuse(stream: Stream, refusal: Refusal, headers: dict[str, str]) -> Response:
     _access_log.info("viewer refused", remote=request.remote_addr, path=request.path,
-                     stream=stream.serve, status=status, reason=reason)
-    return Response(b"", status=status, headers=headers)
+                     stream=stream.serve, status=refusal.status, reason=refusal.reason)
+    return Response(b"", status=refusal.status, headers=headers)
 
 
 def _viewer_left(relay: Relay, stream: Stream, viewer: Viewer, path: str) -> None:
-    stream.hub.leave(viewer)
-    relay.viewers_changed()
+    relay.release(stream, viewer)
     _access_log.info("viewer disconnected", remote=viewer.remote, path=path, stream=stream.serve,
                      duration=round(viewer.duration, 3), bytes=viewer.bytes_sent,
                      packets=viewer.packets_sent, dropped_packets=viewer.packets_dropped)

@@ -19,10 +19,9 @@ import requests
 from flask import Request, Response
 from gevent.event import AsyncResult
 
-from . import __version__
-from .config import Config, Resource
-from .log import get_logger
-from .sources.base import timeout_or_none
+from ..config import Config, Resource
+from ..log import get_logger
+from ..sources.base import USER_AGENT, timeout_or_none
 
 #: Larger bodies are refused (502), as in the original: this is not a file server.
 MAX_SIZE = 10 * 1024 * 1024
@@ -117,7 +116,7 @@ class StaticResource:
     def _download(self) -> _Entry:
         try:
             with requests.get(self.url, stream=True, timeout=self.timeout,
-                              headers={"User-Agent": f"restreamer/{__version__}"}) as response:
+                              headers={"User-Agent": USER_AGENT}) as response:
                 if response.status_code != 200:
                     return self._failed(502, f"HTTP {response.status_code} {response.reason}")
                 length = response.headers.get("Content-Length")

@@ -10,7 +10,7 @@ path never calls into this module.
 from __future__ import annotations
 
 import gc
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 from greenlet import greenlet
 
@@ -18,10 +18,10 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
-from .stats import stream_totals
+from .statistics import stream_totals
 
 if TYPE_CHECKING:
-    from .relay import Relay
+    from ..core.stream import Stream
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -29,8 +29,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class StreamCollector:
     """Collects every stream's counters when Prometheus scrapes."""
 
-    def __init__(self, relay: "Relay"):
-        self.relay = relay
+    def __init__(self, streams: Mapping[str, "Stream"]):
+        self.streams = streams
 
     def describe(self) -> list:
         return []  # collected freshly at scrape time; nothing to pre-register
@@ -59,7 +59,7 @@ class StreamCollector:
         bytes_received = CounterMetricFamily(
             "streaming_bytes_received", "Total bytes received from the upstream.",
             labels=["stream", "url"])
-        for path, stream in self.relay.streams.items():
+        for path, stream in self.streams.items():
             totals = stream_totals(stream)
             for name, family in per_viewer.items():
                 family.add_metric([path], totals[name])
@@ -82,10 +82,10 @@ def _count_greenlets() -> int:
     return sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet))
 
 
-def create_registry(relay: "Relay") -> CollectorRegistry:
-    """A registry of this relay's stream metrics plus the process's own."""
+def create_registry(streams: Mapping[str, "Stream"]) -> CollectorRegistry:
+    """A registry of these streams' metrics plus the process's own."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StreamCollector(relay))
+    registry.register(StreamCollector(streams))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)

@@ -15,7 +15,8 @@ import gevent
 import structlog
 from gevent.event import Event
 
-from .ts import PACKET_SIZE
+from .counters import Traffic
+from ..ts.packets import PACKET_SIZE
 from .viewer import Viewer
 
 # Coalescing.  Upstreams often write a few packets at a time (an encoder's
@@ -50,8 +51,7 @@ class Hub:
         # Totals since start; those of viewers still connected are added on read.
         self.packets_received = 0
         self.bytes_received = 0
-        self.departed = Viewer(0)  # counters of viewers that have left
-        self.departed_time = 0.0  # seconds streamed by viewers that have left
+        self.departed = Traffic()  # counters of viewers that have left
         self._received_by_url: dict[str, tuple[int, int]] = {}  # of finished connections
         self._received_at_connect = (0, 0)
         self._pending: list[bytes] = []  # chunks gathered for the current window
@@ -178,37 +178,41 @@ class Hub:
         about to flow for the first time."""
         return self.enabled and (self.online or self._grace is not None or self.starting)
 
-    def join(self, viewer: Viewer, wait: float = 0.0) -> bool:
-        """Add a viewer; False if the stream does not take it.
+    def join(self, remote: str = "") -> Viewer | None:
+        """A new viewer of this stream, or None if the stream does not take one now.
 
         Right after a start (of the server, a gunicorn worker, or the app whose
         first request starts the upstreams) the stream is not online for a
         moment.  A viewer that tunes in then is added at once, so it misses
-        no packet, and waits up to ``wait`` seconds for the first one: a
-        set-top box switching to the channel gets the stream, not a 404.  If
-        the first attempt fails instead, the viewer is taken out again.
+        no packet, and waits up to ``graceperiod`` seconds for the first one:
+        a set-top box switching to the channel gets the stream, not a 404.
+        If the first attempt fails instead, the viewer is taken out again.
         """
         if not self.accepting:
-            return False
+            return None
+        viewer = Viewer(self.outputbuffer, remote=remote, stream=self.name)
         self.viewers.add(viewer)
         if self.starting:
-            self.log.info("viewer waiting", stream=self.name, remote=viewer.remote,
+            self.log.info("viewer waiting", stream=self.name, remote=remote,
                           reason="the stream's first upstream attempt is under way")
-            self._first_attempt_over.wait(wait)
+            self._first_attempt_over.wait(self.graceperiod)
             if not self.online:
                 self.viewers.discard(viewer)  # it has received nothing: no counters to keep
-                return False
-        return True
+                return None
+        return viewer
 
     def leave(self, viewer: Viewer) -> None:
         if viewer in self.viewers:
             self.viewers.discard(viewer)
-            departed = self.departed
-            departed.packets_sent += viewer.packets_sent
-            departed.bytes_sent += viewer.bytes_sent
-            departed.packets_dropped += viewer.packets_dropped
-            departed.bytes_dropped += viewer.bytes_dropped
-            self.departed_time += viewer.duration
+            self.departed.add(viewer, viewer.duration)
+
+    def traffic(self) -> Traffic:
+        """The counters of every viewer since start, those still connected included."""
+        total = Traffic()
+        total.add(self.departed)
+        for viewer in self.viewers:
+            total.add(viewer, viewer.duration)
+        return total
 
     def evict_stalled(self, droptimeout: float, now: float) -> int:
         """Disconnect viewers that have done nothing but drop for ``droptimeout`` s."""

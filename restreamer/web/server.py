@@ -10,8 +10,8 @@ from flask import Flask
 from gevent import GreenletExit
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
-from .config import parse_listen
-from .log import get_logger
+from ..config import parse_listen
+from ..log import get_logger
 
 
 #: Bytes of kernel send buffer per viewer socket.

@@ -6,15 +6,15 @@ import os
 
 from flask import Flask
 
-from .blueprint import create_blueprint, load_config
-from .config import Config
-from .relay import Relay
+from ..config import Config, load_config
+from ..core.relay import Relay
+from .blueprint import create_blueprint
 
 
 def create_app(config: str | os.PathLike | dict | Config | Relay) -> Flask:
     """A Flask app with every resource of ``config`` mounted at the root.
 
-    ``app.extensions["restreamer"]`` is the :class:`~restreamer.relay.Relay`;
+    ``app.extensions["restreamer"]`` is the :class:`~restreamer.core.relay.Relay`;
     call its ``start()`` once the process will serve (the CLI and the gunicorn
     worker do), or the first request starts it.
     """

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Callable
 
 from flask import Response, request
 
-from .metrics import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE, exposition
+from ..ops.metrics import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE, exposition
 
 if TYPE_CHECKING:
-    from .config import Resource
-    from .relay import Relay
+    from ..config import Resource
+    from ..core.relay import Relay
 
 JSON = "application/json"
 TEXT = "text/plain"

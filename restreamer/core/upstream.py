@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import gevent
 
 from .hub import Hub
-from .sources import SourceError, SourceSettings, open_connection
-from .ts import PacketAligner
+from ..sources import Connection, SourceError, SourceSettings, open_connection
+from ..ts.packets import PacketAligner
 
 #: Bytes an upstream may send without a single MPEG-TS packet before it is
 #: judged not to be a transport stream at all (an HTML error page, say).
 NOT_TS_LIMIT = 65536
+
+
+#: Opens a connection to a remote URL: :func:`restreamer.sources.open_connection`,
+#: or a test's stand-in that injects faults.
+Opener = Callable[[str, SourceSettings], Connection]
 
 
 class ReadTimeout(Exception):
@@ -32,8 +37,10 @@ class Upstream:
     """
 
     def __init__(self, hub: Hub, remotes: Sequence[str], settings: SourceSettings, *,
-                 reconnect: float, readtimeout: float, log: Any):
+                 reconnect: float, readtimeout: float, log: Any,
+                 opener: Opener = open_connection):
         self.hub = hub
+        self.opener = opener
         self.remotes = random.sample(list(remotes), len(remotes))
         self.settings = settings
         self.reconnect = reconnect
@@ -74,7 +81,7 @@ class Upstream:
         name = self.hub.name
         self.log.info("upstream connecting", stream=name, url=url, attempt=self.attempts)
         try:
-            connection = open_connection(url, self.settings)
+            connection = self.opener(url, self.settings)
         except (SourceError, OSError) as e:
             self.log.warning("upstream error", stream=name, url=url, reason=_reason(e))
             return
