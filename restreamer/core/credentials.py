@@ -42,6 +42,8 @@ class Authenticator:
         # WSGI decodes header bytes as latin-1 (PEP 3333): encoding back gives the
         # bytes the client sent, so a UTF-8 token compares equal to its password.
         given = value.strip().encode("latin-1", "replace")
+        if not given:
+            return False  # "Bearer" alone must not match a user whose password is empty
         granted = False
         for expected in self._expected:
             granted |= hmac.compare_digest(given, expected)

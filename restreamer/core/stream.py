@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..config import Config, ConfigError, Resource
+from ..config import Config, ConfigError, StreamConfig
 from .hub import Hub
 from ..log import get_logger
 from ..sources import SourceSettings, open_connection
@@ -14,7 +14,7 @@ from .upstream import Opener, Upstream
 class Stream:
     """Everything restreamer keeps for one ``type: stream`` resource."""
 
-    def __init__(self, resource: Resource, config: Config, opener: Opener = open_connection):
+    def __init__(self, resource: StreamConfig, config: Config, opener: Opener = open_connection):
         self.resource = resource
         self.serve = resource.serve
         logger = get_logger("streaming")
@@ -36,7 +36,7 @@ class Stream:
         self.upstream.stop()
 
 
-def _read_preamble(resource: Resource, config: Config) -> bytes:
+def _read_preamble(resource: StreamConfig, config: Config) -> bytes:
     if not resource.preamble:
         return b""
     path = config.resolve_path(resource.preamble)
@@ -44,8 +44,8 @@ def _read_preamble(resource: Resource, config: Config) -> bytes:
         with open(path, "rb") as f:
             return f.read()
     except OSError as e:
-        raise ConfigError(f"{config.source}: {resource.where}.preamble: cannot read {path}: "
-                          f"{e.strerror}") from None
+        raise ConfigError(config.source, f"{resource.where}.preamble",
+                          f"cannot read {path}: {e.strerror}") from None
 
 
 def viewer_count(streams: Iterable[Stream]) -> int:

@@ -5,35 +5,84 @@ whose ``read()`` returns whatever bytes have arrived (``b""`` at the end of the
 stream) and whose ``close()`` releases everything it holds.  The
 :class:`~restreamer.core.upstream.Upstream` greenlet drives connections in turn;
 it knows nothing of schemes.
+
+:data:`SCHEMES` is the one table of URL schemes: the config validates remotes
+with :func:`url_problem` and :func:`open_connection` opens them from it.
 """
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..redact import redact_url
 from .base import Connection, SourceError, SourceSettings
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """Where a scheme's connection class lives, and what its URLs must name."""
+
+    module: str  # under restreamer.sources
+    connection: str  # class name in that module
+    needs: tuple[str, ...]  # of "host", "port", "path", "target" (a path or an opaque name)
+
+
+SCHEMES = {
+    "http": Scheme("http", "HTTPConnection", ("host",)),
+    "https": Scheme("http", "HTTPConnection", ("host",)),
+    "file": Scheme("file", "FileConnection", ("path",)),
+    "tcp": Scheme("sockets", "SocketConnection", ("host", "port")),
+    "udp": Scheme("datagram", "UDPConnection", ("host", "port")),
+    "unix": Scheme("sockets", "SocketConnection", ("path",)),
+    "unixgram": Scheme("datagram", "UnixDatagramConnection", ("path",)),
+    "unixpacket": Scheme("sockets", "SocketConnection", ("path",)),
+    "fork": Scheme("fork", "ForkConnection", ("path",)),
+    "loop": Scheme("loop", "LoopConnection", ("target",)),
+}
+#: What a stream's remotes may use: every scheme above.
+STREAM_SCHEMES = tuple(SCHEMES)
+#: What a static resource's remote may use (read whole, not streamed).
+STATIC_SCHEMES = ("file", "http", "https")
+#: Where notifications may go.
+NOTIFICATION_SCHEMES = ("http", "https")
+
+
+def url_problem(url: str, schemes: tuple[str, ...] = STREAM_SCHEMES) -> str | None:
+    """Why ``url`` cannot be opened with one of ``schemes``, or None.
+
+    The URL is shown redacted: a config error must not print its password.
+    """
+    shown = repr(redact_url(url))
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        return f"invalid URL {shown}: {e}"
+    if parts.scheme not in schemes or parts.scheme not in SCHEMES:
+        return f"unsupported URL scheme in {shown} (expected one of {', '.join(schemes)})"
+    needs = SCHEMES[parts.scheme].needs
+    if "host" in needs and not parts.hostname:
+        return f"URL {shown} has no host"
+    if "port" in needs and port is None:
+        return f"URL {shown} has no port"
+    if "path" in needs and not parts.path:
+        return f"URL {shown} has no path"
+    if "target" in needs and not (parts.path or parts.netloc):
+        return f"URL {shown} names no file"
+    return None
 
 
 def open_connection(url: str, settings: SourceSettings) -> Connection:
     """Connect to ``url``; raises :class:`SourceError` (or ``OSError``) with the reason."""
     scheme = urlsplit(url).scheme
-    if scheme in ("http", "https"):
-        from .http import HTTPConnection as kind
-    elif scheme == "file":
-        from .file import FileConnection as kind
-    elif scheme == "loop":
-        from .loop import LoopConnection as kind
-    elif scheme == "fork":
-        from .fork import ForkConnection as kind
-    elif scheme == "udp":
-        from .datagram import UDPConnection as kind
-    elif scheme == "unixgram":
-        from .datagram import UnixDatagramConnection as kind
-    elif scheme in ("tcp", "unix", "unixpacket"):
-        from .sockets import SocketConnection as kind
-    else:
+    if scheme not in SCHEMES:
         raise SourceError(f"unsupported URL scheme {scheme!r}")
+    spec = SCHEMES[scheme]
+    kind = getattr(importlib.import_module(f".{spec.module}", __name__), spec.connection)
     return kind(url, settings)
 
 
-__all__ = ["Connection", "SourceError", "SourceSettings", "open_connection"]
+__all__ = ["Connection", "SCHEMES", "STATIC_SCHEMES", "STREAM_SCHEMES", "NOTIFICATION_SCHEMES",
+           "SourceError", "SourceSettings", "open_connection", "url_problem"]

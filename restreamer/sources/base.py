@@ -22,13 +22,13 @@ class SourceError(Exception):
 
 @dataclass(frozen=True)
 class SourceSettings:
-    """The per-stream settings a connection needs."""
+    """The per-stream settings a connection needs (their defaults are the config's)."""
 
-    timeout: float = 0  # connect / response timeout in seconds, 0 = none
-    inputbuffer: int = 1000  # packets; sizes the UDP receive buffer
-    mru: int = 1500  # largest datagram, bytes
-    clientinterface: str | None = None  # interface for multicast joins
-    base_dir: str = "."  # relative file paths resolve against this
+    timeout: float  # connect / response timeout in seconds, 0 = none
+    inputbuffer: int  # packets; sizes the UDP receive buffer
+    mru: int  # largest datagram, bytes
+    clientinterface: str | None  # interface for multicast joins
+    base_dir: str  # relative file paths resolve against this
     log: Callable[..., None] | None = None  # structured logger for side output (fork stderr)
 
 

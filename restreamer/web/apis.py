@@ -14,14 +14,14 @@ from flask import Response, request
 from ..ops.metrics import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE, exposition
 
 if TYPE_CHECKING:
-    from ..config import Resource
+    from ..config import ApiConfig
     from ..core.relay import Relay
 
 JSON = "application/json"
 TEXT = "text/plain"
 
 
-def view_for(relay: "Relay", resource: "Resource") -> Callable[[], Response]:
+def view_for(relay: "Relay", resource: "ApiConfig") -> Callable[[], Response]:
     """The Flask view function of an API resource."""
     kind = resource.api
     if kind == "health":
@@ -30,7 +30,7 @@ def view_for(relay: "Relay", resource: "Resource") -> Callable[[], Response]:
         return lambda: _json(relay.statistics.statistics())
     if kind == "prometheus":
         return lambda: Response(exposition(relay.metrics), content_type=PROMETHEUS_CONTENT_TYPE)
-    stream = relay.streams[resource.remotes[0]]
+    stream = relay.streams[resource.remote]
     if kind == "check":
         # A stream switched offline serves nobody, so a load balancer should look elsewhere.
         def check() -> Response:

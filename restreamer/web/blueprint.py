@@ -14,7 +14,7 @@ from typing import Callable
 from flask import Blueprint, Flask, Response, request
 from werkzeug.http import http_date
 
-from ..config import Config, Resource, load_config
+from ..config import Config, Resource, StaticConfig, StreamConfig, load_config
 from ..core.credentials import Authenticator
 from ..core.relay import Refusal, Relay
 from ..core.stream import Stream
@@ -67,10 +67,10 @@ def _attach(app: Flask, relay: Relay) -> None:
 def _view_for(relay: Relay, resource: Resource,
               config: Config) -> tuple[Callable[[], Response], dict[str, str]]:
     """A resource's view, and the headers its refusals carry."""
-    if resource.type == "stream":
+    if isinstance(resource, StreamConfig):
         stream = relay.streams[resource.serve]
         return functools.partial(serve_stream, relay, stream), STREAM_HEADERS
-    if resource.type == "static":
+    if isinstance(resource, StaticConfig):
         static = StaticResource(resource, config)
         return lambda: static.respond(request), {}
     return apis.view_for(relay, resource), {"Content-Type": apis.CONTENT_TYPES[resource.api]}
@@ -86,7 +86,7 @@ def _guard(authenticator: Authenticator, resource: Resource, view: Callable[[], 
                              status=response.status_code, reason="authentication failed")
             return response
         response = view()
-        if resource.type != "stream":
+        if not isinstance(resource, StreamConfig):
             _access_log.info("request", remote=request.remote_addr, method=request.method,
                              path=request.path, status=response.status_code)
         return response

@@ -19,7 +19,7 @@ import requests
 from flask import Request, Response
 from gevent.event import AsyncResult
 
-from ..config import Config, Resource
+from ..config import Config, StaticConfig
 from ..log import get_logger
 from ..sources.base import USER_AGENT, timeout_or_none
 
@@ -41,9 +41,9 @@ class _Entry:
 class StaticResource:
     """The cached content of one ``type: static`` resource."""
 
-    def __init__(self, resource: Resource, config: Config):
+    def __init__(self, resource: StaticConfig, config: Config):
         self.serve = resource.serve
-        self.url = resource.remotes[0]
+        self.url = resource.remote
         self.cache = resource.cache
         self.timeout = timeout_or_none(config.timeout) or 30.0
         self.base_dir = config.base_dir

@@ -1,0 +1,317 @@
+"""Load, validate and default a restreamer configuration.
+
+The schema is the one of the original Go restreamer's ``restreamer.json`` so
+that existing files keep working; a few keys are new (see the example
+configs).  Files may be JSON or YAML.  Each key is declared once below, as a
+field of its section, with its kind, default and doc (see :mod:`.keys`).
+Every problem is reported as one :class:`ConfigError` line that names the
+file, the key path and what is wrong; unknown keys are not errors but produce
+warnings naming the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+from ..sources import NOTIFICATION_SCHEMES, STATIC_SCHEMES, STREAM_SCHEMES, url_problem
+from . import documents
+from .keys import (REQUIRED, Choice, ConfigError, Count, Flag, Kind, Nested, Reader, Remotes, Seconds,
+                   Section, Sections, Strings, Text, join, key, listed, reference as _reference)
+
+RESOURCE_TYPES = ("stream", "static", "api")
+API_KINDS = ("health", "statistics", "check", "control", "prometheus")
+AUTH_TYPES = ("basic", "bearer")
+NOTIFICATION_EVENTS = ("limit_hit", "limit_miss", "heartbeat")
+NOTIFICATION_TYPES = ("url",)
+
+
+# ---------------------------------------------------------------------------
+# the schema
+
+
+@dataclass(frozen=True, kw_only=True)
+class Authentication(Section):
+    """Who may access a resource (``users``), or as whom a notification logs in (``user``)."""
+
+    type: str | None = key(Text(), None, "`basic` or `bearer`; without it the resource is public")
+    realm: str = key(Text(), "", "realm named in the 401 answer")
+    user: str | None = key(Text(), None, "a user of `userlist` (a notification logs in as it)")
+    users: tuple[str, ...] = key(Strings("a user name"), (), "users of `userlist` allowed in")
+
+    def check(self, reader: Reader, path: str) -> None:
+        if self.type is not None and self.type not in AUTH_TYPES:
+            # The original denies everything for an unknown type; keep that, but say so.
+            reader.warn(f"{path}.type", f"unknown authentication type {self.type!r} (expected one of "
+                                        f"{listed(AUTH_TYPES)}); all access to this resource is denied")
+
+
+def _url_path(serve: str) -> str | None:
+    if not serve.startswith("/"):
+        return f"must be a URL path starting with '/', got {serve!r}"
+    if "<" in serve or ">" in serve:
+        return f"must not contain '<' or '>' (Flask would take it as a routing template), got {serve!r}"
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resource(Section):
+    """One entry of ``resources``; :class:`StreamConfig`, :class:`StaticConfig` or :class:`ApiConfig`."""
+
+    TYPE: ClassVar[str] = ""
+    type: str = key(Choice(RESOURCE_TYPES), REQUIRED, "`stream`, `static` or `api`")
+    serve: str = key(Text(_url_path), REQUIRED, "the URL path it is served at")
+    authentication: Authentication = key(Nested(Authentication), Authentication(),
+                                         "who may access it (default: everybody)")
+    where: str  # key path of this entry, e.g. "resources[2]", for messages
+
+    @property
+    def remote(self) -> str:
+        """The one remote of a static or a check/control API."""
+        return self.remotes[0]  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamConfig(Resource):
+    """A live stream relayed from its remotes."""
+
+    TYPE: ClassVar[str] = "stream"
+    remotes: tuple[str, ...] = key(Remotes(url_problem), (), "upstream URLs, tried in turn",
+                                   names=("remote", "remotes"))
+    mru: int = key(Count(minimum=188), 1500, "largest UDP datagram, bytes")
+    clientinterface: str | None = key(Text(), None, "network interface for a multicast join")
+    preamble: str | None = key(Text(), None, "TS file sent to each viewer before the stream")
+
+    def check(self, reader: Reader, path: str) -> None:
+        if not self.remotes:
+            raise reader.fail(f"{path}.remote", "a stream needs at least one remote")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StaticConfig(Resource):
+    """One file or URL, cached."""
+
+    TYPE: ClassVar[str] = "static"
+    remotes: tuple[str, ...] = key(Remotes(lambda url: url_problem(url, STATIC_SCHEMES)), (),
+                                   f"the file or URL ({', '.join(STATIC_SCHEMES)})",
+                                   names=("remote", "remotes"))
+    cache: float = key(Seconds(), 0, "seconds a fetched copy is served (0: fetched every time)")
+
+    def check(self, reader: Reader, path: str) -> None:
+        if len(self.remotes) != 1:
+            raise reader.fail(f"{path}.remote", "a static resource needs exactly one remote")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiConfig(Resource):
+    """An API endpoint: health, statistics, check, control or prometheus."""
+
+    TYPE: ClassVar[str] = "api"
+    api: str = key(Choice(API_KINDS), REQUIRED, "`health`, `statistics`, `check`, `control` or `prometheus`")
+    remotes: tuple[str, ...] = key(Remotes(), (), "check and control: the serve path of a stream",
+                                   names=("remote", "remotes"))
+
+    def check(self, reader: Reader, path: str) -> None:
+        if self.api in ("check", "control") and len(self.remotes) != 1:
+            raise reader.fail(f"{path}.remote", f"the {self.api} API needs the serve path of one stream")
+
+
+def _resource_type(reader: Reader, entries: dict, path: str) -> type:
+    kind = Resource.__dataclass_fields__["type"].metadata["key"].kind
+    if entries.get("type") is None:
+        raise kind.missing(reader, f"{path}.type")
+    chosen = kind.read(reader, entries["type"], f"{path}.type")
+    return next(cls for cls in (StreamConfig, StaticConfig, ApiConfig) if cls.TYPE == chosen)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notification(Section):
+    """One entry of ``notifications``: an event and where to report it."""
+
+    TYPE: ClassVar[str] = "notification"
+    event: str = key(Choice(NOTIFICATION_EVENTS), REQUIRED, "`limit_hit`, `limit_miss` or `heartbeat`")
+    type: str = key(Choice(NOTIFICATION_TYPES), "url", "`url`: an HTTP GET")
+    url: str = key(Text(lambda url: url_problem(url, NOTIFICATION_SCHEMES)), REQUIRED, "where to send it")
+    authentication: Authentication = key(Nested(Authentication), Authentication(),
+                                         "as whom to log in (`type` and `user`)")
+    where: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class User(Section):
+    password: str = key(Text(), REQUIRED)
+
+
+class _UserList(Kind):
+    """``name: {password: ...}``; names keep their case."""
+
+    def read(self, reader: Reader, value: Any, path: str) -> dict[str, str]:
+        result = {}
+        for name, entry in reader.mapping(value, path, None, fold_case=False).items():
+            where = join(path, name)
+            if ":" in name:
+                raise reader.fail(where, "a user name must not contain ':' (Basic authentication "
+                                         "cannot tell where it ends)")
+            result[name] = reader.section(User, entry, where).password
+            if not result[name]:
+                reader.warn(f"{where}.password", "is empty: anyone who knows the user name gets in")
+        return result
+
+
+def _listen_problem(listen: str) -> str | None:
+    try:
+        parse_listen(listen)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(Section):
+    """A validated configuration with every default filled in."""
+
+    listen: str = key(Text(_listen_problem), "localhost:http",
+                      "`host:port`, `:port`, `[v6]:port`, service names")
+    timeout: float = key(Seconds(), 0, "seconds to connect to an upstream (0: no limit)")
+    reconnect: float = key(Seconds(), 10, "seconds between upstream attempts (0: one attempt only)")
+    readtimeout: float = key(Seconds(), 0, "seconds without upstream data before reconnecting (0: never)")
+    inputbuffer: int = key(Count(), 1000, "packets; sizes the UDP receive buffer")
+    outputbuffer: int = key(Count(minimum=1), 400, "packets queued per viewer before it loses packets")
+    maxconnections: int = key(Count(), 0, "hard viewer limit across all streams (0: none)")
+    fullconnections: int = key(Count(), 0, "soft limit: health says `full`, notifications fire")
+    nostats: bool = key(Flag(), False, "collect no statistics")
+    heartbeatinterval: float = key(Seconds(), 60, "seconds between heartbeat notifications")
+    log: str = key(Text(), "", "log file, JSON lines (empty: stdout), under the CLI and gunicorn")
+    profile: bool = key(Flag(), False, "accepted and ignored, with a warning when true: "
+                                       "restreamer has no profiling server (use py-spy)")
+    graceperiod: float = key(Seconds(), 10, "seconds viewers wait for an upstream to come back, "
+                                            "or, just after a start, for its first packet", new=True)
+    droptimeout: float = key(Seconds(), 10, "seconds a viewer may only lose packets before it is "
+                                            "disconnected", new=True)
+    limitstatus: int = key(Choice((404, 503)), 404, "status over `maxconnections` (404 as the "
+                                                    "original, or 503)", new=True)
+    userlist: dict[str, str] = key(_UserList(), {}, "`name: {password: ...}`")  # user -> password
+    resources: tuple[Resource, ...] = key(
+        Sections((StreamConfig, StaticConfig, ApiConfig), _resource_type), (), "what is served")
+    notifications: tuple[Notification, ...] = key(Sections((Notification,)), (), "HTTP GETs on events")
+
+    source: str = "<dict>"  # file name, for messages
+    warnings: tuple[str, ...] = ()
+    base_dir: str = "."  # relative paths in the config resolve against this
+
+    @property
+    def streams(self) -> tuple[StreamConfig, ...]:
+        return tuple(r for r in self.resources if isinstance(r, StreamConfig))
+
+    def resolve_path(self, path: str) -> str:
+        """A path from the config, relative to the config file's directory."""
+        return os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(path)))
+
+    def check(self, reader: Reader, path: str) -> None:
+        served: dict[str, str] = {}
+        for r in self.resources:
+            if r.serve in served:
+                raise reader.fail(f"{r.where}.serve", f"{r.serve!r} is already served by {served[r.serve]}")
+            served[r.serve] = r.where
+        streams = {r.serve for r in self.streams}
+        for r in self.resources:
+            if isinstance(r, ApiConfig) and r.api in ("check", "control") and r.remote not in streams:
+                raise reader.fail(f"{r.where}.remote", f"{r.remote!r} is not the serve path of a stream")
+        for section in self.resources + self.notifications:
+            _check_users(reader, section.authentication, f"{section.where}.authentication", self.userlist,
+                         isinstance(section, Resource))
+        if self.profile:
+            reader.warn("profile", "accepted and ignored: restreamer has no profiling server "
+                                   "(profile a running process with py-spy)")
+
+
+def _check_users(reader: Reader, auth: Authentication, path: str, userlist: dict[str, str],
+                 guards: bool) -> None:
+    names = [(f"{path}.user", auth.user)] + [(f"{path}.users[{i}]", u) for i, u in enumerate(auth.users)]
+    for where, name in names:
+        if name is not None and name not in userlist:
+            raise reader.fail(where, f"user {name!r} is not in userlist")
+    if auth.type is None and auth != Authentication():
+        if guards:
+            reader.warn(path, "has no type, so the resource is public (as in the original); "
+                              "set type to basic or bearer")
+        else:
+            reader.warn(path, "has no type, so no credentials are sent; set type to basic or bearer")
+
+
+# ---------------------------------------------------------------------------
+# loading
+
+
+def load_config(config: str | os.PathLike | dict | Config) -> Config:
+    """A path, a dict in the file's schema, or an already loaded config."""
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, dict):
+        return from_dict(config)
+    return load(os.fspath(config))
+
+
+def load(path: str) -> Config:
+    """Read and validate the config file at ``path`` (JSON or YAML; a regular file)."""
+    text, status = documents.read(path)
+    config = parse(text, path)
+    if config.userlist and status.st_mode & stat.S_IROTH:
+        config = replace(config, warnings=config.warnings + (
+            f"{path}: holds passwords (userlist) but other users may read it; chmod o-r {path}",))
+    return config
+
+
+def parse(text: str, source: str = "<string>") -> Config:
+    """Parse config text; JSON for ``.json`` files, YAML for ``.yaml``/``.yml``, else sniffed."""
+    data = documents.parse(text, source)
+    base_dir = os.path.dirname(os.path.abspath(source)) if os.path.exists(source) else os.getcwd()
+    return from_dict(data, source, base_dir)
+
+
+def from_dict(data: Any, source: str = "<dict>", base_dir: str | None = None) -> Config:
+    """Validate a config given as plain data (the file's schema)."""
+    reader = Reader(source)
+    config = reader.section(Config, {} if data is None else data, "", source=source,
+                            base_dir=base_dir or os.getcwd())
+    return replace(config, warnings=tuple(reader.warnings))
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``host:port``, ``:port``, ``[v6]:port`` or ``host:service`` -> (host, port).
+
+    An empty host means all interfaces, as in Go's ``net.Listen``.
+    """
+    host, sep, port = listen.rpartition(":")
+    if not sep:
+        raise ValueError(f"expected host:port, got {listen!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"IPv6 addresses need brackets, as in [::1]:8000, got {listen!r}")
+    if port.isdigit():
+        number = int(port)
+    else:
+        try:
+            number = socket.getservbyname(port, "tcp")
+        except OSError:
+            raise ValueError(f"unknown service or port {port!r} in {listen!r}") from None
+    if not 0 <= number <= 65535:
+        raise ValueError(f"port {number} out of range in {listen!r}")
+    return host, number
+
+
+def reference() -> str:
+    """The README's table of keys, from their declarations."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    rows += [f"| {name} | {default} | {doc} |" for name, default, doc in _reference(Config)]
+    return "\n".join(rows)
+
+
+__all__ = ["API_KINDS", "AUTH_TYPES", "ApiConfig", "Authentication", "Config", "ConfigError",
+           "NOTIFICATION_EVENTS", "NOTIFICATION_TYPES", "Notification", "RESOURCE_TYPES", "Resource",
+           "StaticConfig", "StreamConfig", "from_dict", "load", "load_config", "parse", "parse_listen",
+           "reference"]

@@ -1,0 +1,47 @@
+"""URLs as they may be shown: in logs, API answers and config errors.
+
+A URL from the config may carry a password (``user:pass@``), a token in its
+query, or a forked command's arguments (``fork:///bin/cmd?arg1+arg2``).  What
+is shown is ``scheme://host:port/path`` only.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+
+def redact_url(url: str) -> str:
+    """``url`` without userinfo, query and fragment (for ``fork://``: the command path).
+
+    Works on any text, valid URL or not: a password holding ``/``, ``?`` or
+    ``#`` makes a URL invalid, and is then cut at the last ``@``, so a
+    malformed URL can lose part of its path but never shows its secret.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed authority
+    except ValueError:
+        return _cut(url)
+    authority = url.partition("://")[2].split("/", 1)[0]
+    if "@" in parts.path or ("@" in authority and "@" not in parts.netloc):
+        # A password holding "/", "?" or "#" moved part of the authority elsewhere.
+        return _cut(url)
+    host = parts.netloc.rpartition("@")[2]
+    if not parts.scheme:
+        return host + parts.path if not parts.netloc else f"//{host}{parts.path}"
+    if parts.netloc or url[len(parts.scheme) + 1:].startswith("//"):
+        return f"{parts.scheme}://{host}{parts.path}"
+    return f"{parts.scheme}:{parts.path}"
+
+
+def _cut(url: str) -> str:
+    """Everything after the last ``@`` of the authority on, then no query or fragment."""
+    head, sep, tail = url.partition("://")
+    if sep:
+        return head + sep + _no_query(tail.rpartition("@")[2])
+    scheme, colon, rest = url.partition(":")
+    return scheme + colon + _no_query(rest.rpartition("@")[2]) if colon else _no_query(url.rpartition("@")[2])
+
+
+def _no_query(text: str) -> str:
+    return text.split("?", 1)[0].split("#", 1)[0]
