@@ -23,12 +23,13 @@ def redact_url(url: str) -> str:
     except ValueError:
         return _cut(url)
     authority = url.partition("://")[2].split("/", 1)[0]
-    if "@" in parts.path or ("@" in authority and "@" not in parts.netloc):
-        # A password holding "/", "?" or "#" moved part of the authority elsewhere.
+    if "@" in parts.path or ("@" in authority and "@" not in parts.netloc) or (
+            "@" in parts.netloc and "@" in parts.query + parts.fragment):
+        # A password holding "/", "?", "#" or "@" moved part of the authority elsewhere.
         return _cut(url)
     host = parts.netloc.rpartition("@")[2]
     if not parts.scheme:
-        return host + parts.path if not parts.netloc else f"//{host}{parts.path}"
+        return f"//{host}{parts.path}" if parts.netloc else parts.path
     if parts.netloc or url[len(parts.scheme) + 1:].startswith("//"):
         return f"{parts.scheme}://{host}{parts.path}"
     return f"{parts.scheme}:{parts.path}"

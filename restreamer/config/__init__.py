@@ -37,9 +37,10 @@ NOTIFICATION_TYPES = ("url",)
 class Authentication(Section):
     """Who may access a resource (``users``), or as whom a notification logs in (``user``)."""
 
-    type: str | None = key(Text(), None, "`basic` or `bearer`; without it the resource is public")
-    realm: str = key(Text(), "", "realm named in the 401 answer")
-    user: str | None = key(Text(), None, "a user of `userlist` (a notification logs in as it)")
+    type: str | None = key(Text(), None, "`basic` or `bearer`; without it nothing is checked "
+                                         "(or sent), with a warning; another value denies everyone")
+    realm: str = key(Text(), "", "named in the challenge of a 401; without one a refusal is a 403")
+    user: str | None = key(Text(), None, "a user of `userlist`, allowed in; a notification logs in as it")
     users: tuple[str, ...] = key(Strings("a user name"), (), "users of `userlist` allowed in")
 
     def check(self, reader: Reader, path: str) -> None:
@@ -135,8 +136,8 @@ class Notification(Section):
     event: str = key(Choice(NOTIFICATION_EVENTS), REQUIRED, "`limit_hit`, `limit_miss` or `heartbeat`")
     type: str = key(Choice(NOTIFICATION_TYPES), "url", "`url`: an HTTP GET")
     url: str = key(Text(lambda url: url_problem(url, NOTIFICATION_SCHEMES)), REQUIRED, "where to send it")
-    authentication: Authentication = key(Nested(Authentication), Authentication(),
-                                         "as whom to log in (`type` and `user`)")
+    authentication: Authentication = key(Nested(Authentication, listed=False), Authentication(),
+                                         "as whom to log in: `type` and `user`, as for resources")
     where: str
 
 

@@ -34,13 +34,14 @@ def read(path: str) -> tuple[str, os.stat_result]:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         raise ConfigError(path, "", f"cannot read: {e.strerror or e}") from None
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_SIZE:
+        os.close(fd)
+        what = next((name for test, name in _FILE_TYPES if test(status.st_mode)), "not a file")
+        raise ConfigError(path, "", f"cannot read: not a regular file ({what})"
+                          if not stat.S_ISREG(status.st_mode) else
+                          f"cannot read: larger than {MAX_SIZE // 2**20} MiB")
     with os.fdopen(fd, "rb") as f:
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
-            what = next((name for test, name in _FILE_TYPES if test(status.st_mode)), "not a file")
-            raise ConfigError(path, "", f"cannot read: not a regular file ({what})")
-        if status.st_size > MAX_SIZE:
-            raise ConfigError(path, "", f"cannot read: larger than {MAX_SIZE // 2**20} MiB")
         try:
             data = f.read(MAX_SIZE + 1)
         except OSError as e:

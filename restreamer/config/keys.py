@@ -293,9 +293,10 @@ class Remotes(Kind):
 
 @dataclass(frozen=True)
 class Nested(Kind):
-    """One section inside another (``authentication``)."""
+    """One section inside another (``authentication``); ``listed``: its keys get rows of their own."""
 
     section: type
+    listed: bool = True
 
     def read(self, reader: Reader, value: Any, path: str) -> Any:
         return reader.section(self.section, value, path)
@@ -361,18 +362,22 @@ def reference(section: type, prefix: str = "") -> Iterator[tuple[str, str, str]]
         doc = ("new: " if k.key.new else "") + k.key.doc
         yield name, _shown(k.default), doc
         kind = k.key.kind
-        if isinstance(kind, Nested):
+        if isinstance(kind, Nested) and kind.listed:
             yield from reference(kind.section, f"{prefix}{k.names[0]}.")
         elif isinstance(kind, Sections):
-            seen: set[str] = set()
+            # A key of several sections is one row; where they differ, each one's doc says which.
+            rows: dict[str, dict[str, tuple[str, str]]] = {}
             for cls in kind.sections:
-                for row in reference(cls, f"{prefix}{k.names[0]}[]."):
-                    if row[0] not in seen:
-                        seen.add(row[0])
-                        users = [c.TYPE for c in kind.sections
-                                 if row[0] in {r[0] for r in reference(c, f"{prefix}{k.names[0]}[].")}]
-                        only = f"({', '.join(users)}) " if len(users) < len(kind.sections) else ""
-                        yield row[0], row[1], only + row[2]
+                for name, default, doc in reference(cls, f"{prefix}{k.names[0]}[]."):
+                    rows.setdefault(name, {})[cls.TYPE] = (default, doc)
+            for name, by_type in rows.items():
+                described = set(by_type.values())
+                if len(by_type) == len(kind.sections) and len(described) == 1:
+                    yield (name, *described.pop())
+                    continue
+                defaults = {default for default, _ in by_type.values()}
+                docs = "; ".join(f"({label}) {doc}" for label, (_, doc) in by_type.items())
+                yield name, defaults.pop() if len(defaults) == 1 else "", docs
 
 
 def _shown(default: Any) -> str:

@@ -59,7 +59,9 @@ def url_problem(url: str, schemes: tuple[str, ...] = STREAM_SCHEMES) -> str | No
         parts = urlsplit(url)
         port = parts.port
     except ValueError as e:
-        return f"invalid URL {shown}: {e}"
+        # Not str(e): Python's message quotes the text it could not parse, a password maybe.
+        return f"invalid URL {shown}: " + ("its port is not a number from 0 to 65535" if "Port" in str(e)
+                                           else "unbalanced brackets" if "IPv6" in str(e) else "malformed")
     if parts.scheme not in schemes or parts.scheme not in SCHEMES:
         return f"unsupported URL scheme in {shown} (expected one of {', '.join(schemes)})"
     needs = SCHEMES[parts.scheme].needs
