@@ -17,12 +17,13 @@ import stat
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from ..sources import NOTIFICATION_SCHEMES, STATIC_SCHEMES, STREAM_SCHEMES, url_problem
+from ..sources import NOTIFICATION_SCHEMES, STATIC_SCHEMES, url_problem
 from . import documents
 from .keys import (REQUIRED, Choice, ConfigError, Count, Flag, Kind, Nested, Reader, Remotes, Seconds,
                    Section, Sections, Strings, Text, join, key, listed, reference as _reference)
 
 RESOURCE_TYPES = ("stream", "static", "api")
+_RESOURCE_TYPE = Choice(RESOURCE_TYPES)
 API_KINDS = ("health", "statistics", "check", "control", "prometheus")
 AUTH_TYPES = ("basic", "bearer")
 NOTIFICATION_EVENTS = ("limit_hit", "limit_miss", "heartbeat")
@@ -63,7 +64,7 @@ class Resource(Section):
     """One entry of ``resources``; :class:`StreamConfig`, :class:`StaticConfig` or :class:`ApiConfig`."""
 
     TYPE: ClassVar[str] = ""
-    type: str = key(Choice(RESOURCE_TYPES), REQUIRED, "`stream`, `static` or `api`")
+    type: str = key(_RESOURCE_TYPE, REQUIRED, "`stream`, `static` or `api`")
     serve: str = key(Text(_url_path), REQUIRED, "the URL path it is served at")
     authentication: Authentication = key(Nested(Authentication), Authentication(),
                                          "who may access it (default: everybody)")
@@ -121,10 +122,10 @@ class ApiConfig(Resource):
 
 
 def _resource_type(reader: Reader, entries: dict, path: str) -> type:
-    kind = Resource.__dataclass_fields__["type"].metadata["key"].kind
+    """The section type of one ``resources`` entry, from its ``type`` key."""
     if entries.get("type") is None:
-        raise kind.missing(reader, f"{path}.type")
-    chosen = kind.read(reader, entries["type"], f"{path}.type")
+        raise _RESOURCE_TYPE.missing(reader, f"{path}.type")
+    chosen = _RESOURCE_TYPE.read(reader, entries["type"], f"{path}.type")
     return next(cls for cls in (StreamConfig, StaticConfig, ApiConfig) if cls.TYPE == chosen)
 
 
