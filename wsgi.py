@@ -8,14 +8,24 @@ master never runs them.
 """
 
 import os
+import sys
 
 from gevent import monkey
 
 import restreamer
 from restreamer import log
-from restreamer.config import load
+from restreamer.config import ConfigError, load
 
-config = load(os.environ.get("RESTREAMER_CONFIG", "restreamer.json"))
+#: gunicorn's exit status for an app that cannot load: its master stops
+#: instead of starting the worker again and again.
+APP_LOAD_ERROR = 4
+
+try:
+    config = load(os.environ.get("RESTREAMER_CONFIG", "restreamer.json"))
+except ConfigError as e:
+    log.configure()
+    log.get_logger("restreamer").error("config error", detail=str(e))
+    sys.exit(APP_LOAD_ERROR)
 log.configure(config.log)
 app = restreamer.create_app(config)
 

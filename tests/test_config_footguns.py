@@ -97,3 +97,17 @@ def test_gunicorn_writes_the_log_named_in_the_config(restreamer, tmp_path):
     assert all(json.loads(line)["event"] for line in lines)
     assert not any(entry.get("event") == "stream online" for entry in rs.logs)  # not on stdout
     assert rs.stop(signal.SIGTERM) == 0
+
+
+def test_gunicorn_stops_on_a_bad_config_with_one_log_line_and_no_secret(restreamer):
+    config = {"resources": [{**LOOP, "remote": "http://admin:PLANTEDPASS@[::1/live.ts?token=PLANTEDTOKEN"}]}
+    rs = restreamer(config, start=False,
+                    cmd=[sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
+                         "-b", f"127.0.0.1:{free_port()}", "wsgi:app"])
+    rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
+    assert rs.launch().wait_exit(15) == 4  # gunicorn's "App failed to load": no restart loop
+    (error,) = rs.find_logs("config error")
+    assert error["detail"] == (f"{rs.config_path}: resources[0].remote: invalid URL 'http://[::1/live.ts': "
+                               "unbalanced brackets")
+    output = json.dumps(rs.logs) + "\n".join(rs.stderr_lines)
+    assert "PLANTED" not in output and "Traceback" not in output
