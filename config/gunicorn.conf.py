@@ -25,3 +25,31 @@ graceful_timeout = 5
 keepalive = 5
 accesslog = None  # restreamer logs viewers and requests itself, as JSON
 
+
+
+# --- Workers sharing one server (README "Scaling") ----------------------------
+# The workers meet in a runtime directory (0700, the service user's): the
+# worker holding a stream's lock there pulls its upstream and serves it to
+# the others over a unix socket; a viewer census holds maxconnections and
+# fullconnections for the whole server; prometheus_client's multiprocess
+# files sum every worker's metrics.  The directory is $RESTREAMER_RUNTIME_DIR,
+# else systemd's $RUNTIME_DIRECTORY, else /run/restreamer if it is ours, else
+# one in the temp dir named after the listen address and config file.
+
+
+def on_starting(server):
+    # Before the first fork, and before anything imports prometheus_client:
+    # it picks its multiprocess value store from the environment at import.
+    from restreamer.core import runtime
+
+    directory = runtime.prepare_directory(runtime.choose_directory(
+        ",".join(server.cfg.bind), os.environ.get("RESTREAMER_CONFIG", "restreamer.json")))
+    os.environ[runtime.ENV] = str(directory)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory / runtime.METRICS_SUBDIR)
+
+
+def child_exit(server, worker):
+    # A dead worker's viewers leave the gauges; its counters stay in the totals.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -9,6 +9,7 @@ configured log file.  The file can be reopened (SIGHUP, for logrotate).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
@@ -74,15 +75,22 @@ def _redact_passwords(logger: Any, method: str, event: dict) -> dict:
     return event
 
 
-def configure(path: str = "") -> LogOutput:
-    """Send all logs to ``path`` (stdout when empty) as JSON lines."""
+def _add_pid(logger: Any, method: str, event: dict) -> dict:
+    event["pid"] = os.getpid()
+    return event
+
+
+def configure(path: str = "", pid: bool = False) -> LogOutput:
+    """Send all logs to ``path`` (stdout when empty) as JSON lines; with
+    ``pid``, each names its process (one of several gunicorn workers)."""
     global _output
     if _output is not None:
         _output.close()
     _output = LogOutput(path)
     render = structlog.processors.JSONRenderer(sort_keys=False)
+    own = [_add_pid] if pid else []
     structlog.configure(
-        processors=[*_SHARED, structlog.processors.format_exc_info, _redact_passwords, render],
+        processors=[*_SHARED, *own, structlog.processors.format_exc_info, _redact_passwords, render],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         logger_factory=structlog.WriteLoggerFactory(file=_output),
         cache_logger_on_first_use=False,
@@ -91,7 +99,7 @@ def configure(path: str = "") -> LogOutput:
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redact_passwords,
                     render],
-        foreign_pre_chain=[*_SHARED, structlog.stdlib.add_logger_name,
+        foreign_pre_chain=[*_SHARED, *own, structlog.stdlib.add_logger_name,
                            structlog.processors.format_exc_info],
     ))
     root = logging.getLogger()

@@ -12,10 +12,13 @@ import gevent
 
 from ..config import Config
 from ..log import get_logger
-from ..ops.metrics import create_registry
+from ..ops.metrics import create_registry, create_shared_registry
 from ..ops.notifications import Notifier
+from ..ops.server_statistics import ServerStatistics
 from ..ops.statistics import Limits, Statistics
 from ..sources import open_connection
+from .census import Census
+from .runtime import shared_directory
 from .stream import Stream, viewer_count
 from .upstream import Opener
 from .viewer import Viewer
@@ -35,11 +38,22 @@ class Relay:
     def __init__(self, config: Config, opener: Opener = open_connection):
         self.config = config
         self.log = get_logger("restreamer")
-        self.streams: dict[str, Stream] = {r.serve: Stream(r, config, opener) for r in config.streams}
+        # Under gunicorn -w N the workers share a runtime directory: one owner
+        # per stream, one viewer count, whole-server figures.
+        shared = shared_directory()
+        self.census = None if shared is None else Census(shared)
+        self.streams: dict[str, Stream] = {r.serve: Stream(r, config, opener, shared)
+                                           for r in config.streams}
         self.limits = Limits(config.maxconnections, config.fullconnections)
-        self.statistics = Statistics(self.streams, self.limits, enabled=not config.nostats)
+        if self.census is None:
+            self.statistics = Statistics(self.streams, self.limits, enabled=not config.nostats)
+            self.metrics = create_registry(self.streams)
+        else:
+            self.metrics = create_shared_registry(self.streams)
+            self.statistics = ServerStatistics(self.streams, self.limits, self.census,
+                                               enabled=not config.nostats,
+                                               on_sample=self.metrics.mirror.sync)
         self.notifier = Notifier(config)
-        self.metrics = create_registry(self.streams)
         self.started = False
         self._watchdog: gevent.Greenlet | None = None
 
@@ -84,6 +98,9 @@ class Relay:
 
     @property
     def viewer_count(self) -> int:
+        """This server's viewers: all workers' under gunicorn -w N."""
+        if self.census is not None:
+            return self.census.total()
         return viewer_count(self.streams.values())
 
     # -- admission ---------------------------------------------------------
@@ -107,8 +124,15 @@ class Relay:
         refusal = self.refusal(stream)
         if refusal is not None:
             return refusal
+        census = self.census
+        # The check above is this worker's view; the census's is the whole
+        # server's, taken with its lock held.
+        if census is not None and not census.admit(self.limits.maxconnections):
+            return Refusal("connection limit reached", self.config.limitstatus)
         viewer = stream.hub.join(remote)
         if viewer is None:
+            if census is not None:
+                census.release()
             return Refusal("stream offline")
         self.notifier.viewers_changed(self.viewer_count)
         return viewer
@@ -116,6 +140,8 @@ class Relay:
     def release(self, stream: Stream, viewer: Viewer) -> None:
         """A viewer's response has ended, however: free its slot."""
         stream.hub.leave(viewer)
+        if self.census is not None:
+            self.census.release()
         self.notifier.viewers_changed(self.viewer_count)
 
     def set_stream_enabled(self, stream: Stream, enabled: bool) -> None:

@@ -2,38 +2,53 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
 
 from ..config import Config, ConfigError, StreamConfig
 from .hub import Hub
 from ..log import get_logger
 from ..sources import SourceSettings, open_connection
+from .ownership import FOLLOW_RECONNECT, Ownership
 from .upstream import Opener, Upstream
+
+
+_NO_RELAYS: frozenset = frozenset()
 
 
 class Stream:
     """Everything restreamer keeps for one ``type: stream`` resource."""
 
-    def __init__(self, resource: StreamConfig, config: Config, opener: Opener = open_connection):
+    def __init__(self, resource: StreamConfig, config: Config, opener: Opener = open_connection,
+                 shared: Path | None = None):
         self.resource = resource
         self.serve = resource.serve
         logger = get_logger("streaming")
         self.hub = Hub(resource.serve, config.outputbuffer, config.graceperiod, logger)
-        self.upstream = Upstream(
-            self.hub, resource.remotes,
-            SourceSettings(timeout=config.timeout, inputbuffer=config.inputbuffer, mru=resource.mru,
-                           clientinterface=resource.clientinterface, base_dir=config.base_dir,
-                           log=get_logger("source", stream=resource.serve).info),
-            reconnect=config.reconnect, readtimeout=config.readtimeout, log=logger,
-            opener=opener)
+        settings = SourceSettings(timeout=config.timeout, inputbuffer=config.inputbuffer,
+                                  mru=resource.mru, clientinterface=resource.clientinterface,
+                                  base_dir=config.base_dir,
+                                  log=get_logger("source", stream=resource.serve).info)
+        self.upstream = Upstream(self.hub, resource.remotes, settings, reconnect=config.reconnect,
+                                 readtimeout=config.readtimeout, log=logger, opener=opener)
+        #: Under ``gunicorn -w N``: which worker pulls the remotes (see core/ownership.py).
+        self.ownership = None if shared is None else Ownership(
+            self.hub, shared, self.upstream,
+            lambda url: Upstream(self.hub, [url], settings, reconnect=FOLLOW_RECONNECT,
+                                 readtimeout=0, log=logger, opener=opener))
         self.preamble = _read_preamble(resource, config)
 
     def start(self) -> None:
-        self.upstream.start()
+        (self.ownership or self.upstream).start()
 
     def stop(self) -> None:
         self.hub.set_enabled(False)
-        self.upstream.stop()
+        (self.ownership or self.upstream).stop()
+
+    @property
+    def relays(self) -> set | frozenset:
+        """The hub's viewers that are sibling workers, not anyone's audience."""
+        return self.ownership.relays if self.ownership is not None else _NO_RELAYS
 
 
 def _read_preamble(resource: StreamConfig, config: Config) -> bytes:
@@ -50,4 +65,4 @@ def _read_preamble(resource: StreamConfig, config: Config) -> bytes:
 
 def viewer_count(streams: Iterable[Stream]) -> int:
     """Viewers connected to any of ``streams``."""
-    return sum(len(s.hub.viewers) for s in streams)
+    return sum(len(s.hub.viewers) - len(s.relays) for s in streams)

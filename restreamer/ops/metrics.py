@@ -92,5 +92,84 @@ def create_registry(streams: Mapping[str, "Stream"]) -> CollectorRegistry:
     return registry
 
 
+class _Mirror:
+    """This worker's counters, mirrored into prometheus_client's multiprocess
+    files at every statistics sample and scrape, so that any worker's scrape
+    sums every worker's (the dead ones' counters included, their gauges not:
+    gunicorn's ``child_exit`` hook marks them dead)."""
+
+    def __init__(self, streams: Mapping[str, "Stream"]):
+        from prometheus_client import Counter, Gauge
+
+        self.streams = streams
+        per_stream, per_url = ["stream"], ["stream", "url"]
+        self.counters = {
+            "packets_sent": Counter("streaming_packets_sent", "Total packets sent to viewers.",
+                                    per_stream, registry=None),
+            "bytes_sent": Counter("streaming_bytes_sent", "Total bytes sent to viewers.",
+                                  per_stream, registry=None),
+            "packets_dropped": Counter("streaming_packets_dropped",
+                                       "Total packets dropped for slow viewers.", per_stream, registry=None),
+            "bytes_dropped": Counter("streaming_bytes_dropped", "Total bytes dropped for slow viewers.",
+                                     per_stream, registry=None),
+            "stream_time_ns": Counter("streaming_duration",
+                                      "Total time viewers spent streaming, in nanoseconds.",
+                                      per_stream, registry=None),
+        }
+        self.received = {
+            "packets": Counter("streaming_packets_received", "Total packets received from the upstream.",
+                               per_url, registry=None),
+            "bytes": Counter("streaming_bytes_received", "Total bytes received from the upstream.",
+                             per_url, registry=None),
+        }
+        self.connections = Gauge("streaming_connections", "Number of connected viewers.", per_stream,
+                                 registry=None, multiprocess_mode="livesum")
+        self.connected = Gauge("streaming_source_connected",
+                               "Connection status, 0=disconnected 1=connected.", per_url,
+                               registry=None, multiprocess_mode="livemax")
+        self._mirrored: dict[tuple, float] = {}
+
+    def _advance(self, counter, labels: tuple, value: float) -> None:
+        key = (id(counter), labels)
+        increase = value - self._mirrored.get(key, 0)
+        if increase > 0:
+            counter.labels(*labels).inc(increase)
+            self._mirrored[key] = value
+
+    def sync(self) -> None:
+        for path, stream in self.streams.items():
+            totals = stream_totals(stream)
+            for name, counter in self.counters.items():
+                self._advance(counter, (path,), totals[name])
+            self.connections.labels(path).set(totals["connections"])
+            received = dict.fromkeys(stream.resource.remotes, (0, 0))
+            received.update((url, counts) for url, counts in stream.hub.received_by_url().items()
+                            if url in received)
+            for url, (packets, size) in received.items():
+                self._advance(self.received["packets"], (path, url), packets)
+                self._advance(self.received["bytes"], (path, url), size)
+                self.connected.labels(path, url).set(
+                    1 if stream.hub.online and stream.hub.url == url else 0)
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        self.sync()  # this worker's figures fresh; the others' are a sample old
+        return iter(())
+
+
+def create_shared_registry(streams: Mapping[str, "Stream"]) -> CollectorRegistry:
+    """A registry that answers for every worker sharing ``$PROMETHEUS_MULTIPROC_DIR``."""
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry(auto_describe=False)
+    mirror = _Mirror(streams)
+    registry.register(mirror)  # first: it writes what the next one reads
+    multiprocess.MultiProcessCollector(registry)
+    registry.mirror = mirror  # type: ignore[attr-defined]
+    return registry
+
+
 def exposition(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)

@@ -43,9 +43,31 @@ def stream_totals(stream: "Stream") -> dict[str, int]:
     """Counters of one stream since start, viewers still connected included."""
     hub = stream.hub
     traffic = hub.traffic()
-    return dict(traffic.as_dict(), connections=len(hub.viewers),
-                packets_received=hub.packets_received, bytes_received=hub.bytes_received,
+    relays = stream.relays
+    if stream.ownership is None:
+        received = (hub.packets_received, hub.bytes_received)
+    else:
+        traffic = _audience(traffic, relays)
+        received = _from_remotes(stream)
+    return dict(traffic.as_dict(), connections=len(hub.viewers) - len(relays),
+                packets_received=received[0], bytes_received=received[1],
                 stream_time_ns=int(traffic.stream_time * 1e9))
+
+
+def _audience(traffic: Traffic, relays: Iterable) -> Traffic:
+    """``traffic`` without what went to sibling workers (they count their own viewers')."""
+    for relay in relays:
+        for name in Traffic.COUNTERS:
+            setattr(traffic, name, getattr(traffic, name) - getattr(relay, name))
+        traffic.stream_time -= relay.duration
+    return traffic
+
+
+def _from_remotes(stream: "Stream") -> tuple[int, int]:
+    """(packets, bytes) received from the stream's remotes, not from its owner worker."""
+    remotes = set(stream.resource.remotes)
+    received = [counts for url, counts in stream.hub.received_by_url().items() if url in remotes]
+    return sum(p for p, _ in received), sum(b for _, b in received)
 
 
 def _sum(parts: Iterable[dict[str, int]]) -> dict[str, int]:
@@ -109,9 +131,12 @@ class Statistics:
         return "ok"
 
     def health(self) -> dict:
-        limits = self.limits
         viewers = viewer_count(self.streams.values()) if self.enabled else 0
         sent_per_second = sum(r["bytes_sent"] for r in self._rates.values()) if self.enabled else 0
+        return self.health_report(viewers, sent_per_second)
+
+    def health_report(self, viewers: int, sent_per_second: float) -> dict:
+        limits = self.limits
         return {
             "status": "ok" if self.status(viewers) == "ok" else "full",
             "viewer": viewers,
@@ -124,13 +149,19 @@ class Statistics:
         # With nostats nothing is read and nothing was sampled: all zeros.
         totals = {path: stream_totals(s) if self.enabled else {}
                   for path, s in self.streams.items()}
+        connected = {path: bool(self.enabled and s.hub.online) for path, s in self.streams.items()}
+        upstream = {path: s.hub.url if self.enabled else None for path, s in self.streams.items()}
+        return self.assemble(totals, self._rates, connected, upstream)
+
+    def assemble(self, totals: Mapping[str, dict], rates: Mapping[str, dict],
+                 connected: Mapping[str, bool], upstream: Mapping[str, str | None]) -> dict:
+        """The statistics API's answer from per-stream totals, rates and upstream state."""
         streams = {
-            path: dict(self._report(totals[path], self._rates.get(path, {})),
-                       connected=bool(self.enabled and stream.hub.online),
-                       upstream=(stream.hub.url if self.enabled else None))
-            for path, stream in self.streams.items()
+            path: dict(self._report(totals.get(path, {}), rates.get(path, {})),
+                       connected=connected.get(path, False), upstream=upstream.get(path))
+            for path in self.streams
         }
-        return dict(self._report(_sum(totals.values()), _sum(self._rates.values())), streams=streams)
+        return dict(self._report(_sum(totals.values()), _sum(rates.values())), streams=streams)
 
     def _report(self, totals: dict, rates: dict) -> dict:
         limits = self.limits

@@ -1,0 +1,107 @@
+"""The whole server's viewer count, shared by its workers through files.
+
+Each worker claims a record: it holds an exclusive ``flock`` on
+``worker-K.lock`` for as long as it lives, and keeps its viewer count in slot
+K of the mmap'd ``viewers`` file.  A record counts only while its lock is
+held, so a worker that dies (however) leaks no slots: the kernel drops its
+lock, and the next admission zeroes its record.  Admission itself is
+serialised by ``admission.lock``, held for the few microseconds of a check
+and an increment, so ``maxconnections`` holds exactly across workers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import mmap
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+#: Workers one server may have.
+RECORDS = 256
+_RECORD_SIZE = 8
+
+
+class Census:
+    """This worker's record among its siblings', and admission against their total."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self._admission = os.open(directory / "admission.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._peers: dict[int, int] = {}  # record -> fd for liveness checks
+        with self._serialised():
+            fd = os.open(directory / "viewers", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                if os.fstat(fd).st_size < RECORDS * _RECORD_SIZE:
+                    os.ftruncate(fd, RECORDS * _RECORD_SIZE)
+                self._map = mmap.mmap(fd, RECORDS * _RECORD_SIZE)
+            finally:
+                os.close(fd)
+            self._counts = memoryview(self._map).cast("q")
+            self.index, self._own = self._claim()
+            self._counts[self.index] = 0
+
+    def _claim(self) -> tuple[int, int]:
+        for index in range(RECORDS):
+            fd = os.open(self.directory / f"worker-{index}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            return index, fd
+        raise RuntimeError(f"more than {RECORDS} workers share {self.directory}")
+
+    @contextmanager
+    def _serialised(self) -> Iterator[None]:
+        fcntl.flock(self._admission, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._admission, fcntl.LOCK_UN)
+
+    def alive(self, index: int) -> bool:
+        """Whether the worker of record ``index`` still runs (holds its lock)."""
+        if index == self.index:
+            return True
+        fd = self._peers.get(index)
+        if fd is None:
+            fd = self._peers[index] = os.open(self.directory / f"worker-{index}.lock",
+                                              os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+
+    def _total(self) -> int:
+        counts = self._counts
+        total = 0
+        for index in range(RECORDS):
+            count = counts[index]
+            if count:
+                if self.alive(index):
+                    total += count
+                else:
+                    counts[index] = 0  # a dead worker's viewers are gone with it
+        return total
+
+    def total(self) -> int:
+        """Viewers of every live worker."""
+        with self._serialised():
+            return self._total()
+
+    def admit(self, limit: int) -> bool:
+        """Count one more viewer of this worker unless the server has ``limit`` (0: none)."""
+        with self._serialised():
+            if limit and self._total() >= limit:
+                return False
+            self._counts[self.index] += 1
+            return True
+
+    def release(self) -> None:
+        """One viewer of this worker has left."""
+        with self._serialised():
+            self._counts[self.index] -= 1

@@ -1,0 +1,89 @@
+"""Health and statistics for the whole server under ``gunicorn -w N``.
+
+Every worker writes its own figures to ``stats-K.json`` in the runtime
+directory (K is its census record) each time it samples, and answers with
+the sum over every live worker's file, its own figures taken fresh.  A dead
+worker's file is ignored (its census lock is free), so its viewers and rates
+leave the figures with it.  The viewer count health reports comes from the
+census itself, the same count admission holds the limits against.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Callable, Mapping
+
+from .statistics import Limits, Statistics, stream_totals
+
+if TYPE_CHECKING:
+    from ..core.census import Census
+    from ..core.stream import Stream
+
+
+class ServerStatistics(Statistics):
+    """:class:`Statistics` summed over the workers that share a census."""
+
+    def __init__(self, streams: Mapping[str, "Stream"], limits: Limits, census: "Census",
+                 enabled: bool = True, on_sample: Callable[[], None] = lambda: None):
+        super().__init__(streams, limits, enabled)
+        self.census = census
+        self.on_sample = on_sample  # the metrics' mirror keeps pace with the samples
+        self.path = census.directory / f"stats-{census.index}.json"
+
+    def sample(self) -> None:
+        super().sample()
+        temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(self._own()))
+        os.replace(temporary, self.path)  # readers see a whole file, old or new
+        self.on_sample()
+
+    def _own(self) -> dict:
+        return {
+            "totals": {path: stream_totals(s) for path, s in self.streams.items()},
+            "rates": self._rates,
+            # The owner's upstream is one of the remotes; a follower's is its owner.
+            "upstream": {path: s.hub.url for path, s in self.streams.items()
+                         if s.hub.online and s.hub.url in s.resource.remotes},
+            "online": [path for path, s in self.streams.items() if s.hub.online],
+        }
+
+    def _workers(self) -> list[dict]:
+        """Every live worker's figures, this one's fresh."""
+        figures = [self._own()]
+        for path in self.census.directory.glob("stats-*.json"):
+            index = int(path.stem.partition("-")[2])
+            if index == self.census.index or not self.census.alive(index):
+                continue
+            try:
+                figures.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue  # a worker that died while writing
+        return figures
+
+    def health(self) -> dict:
+        if not self.enabled:
+            return super().health()
+        sent = sum(rates.get("bytes_sent", 0.0)
+                   for worker in self._workers() for rates in worker["rates"].values())
+        return self.health_report(self.census.total(), sent)
+
+    def statistics(self) -> dict:
+        if not self.enabled:
+            return super().statistics()
+        totals: dict[str, dict] = {path: {} for path in self.streams}
+        rates: dict[str, dict] = {path: {} for path in self.streams}
+        connected: dict[str, bool] = dict.fromkeys(self.streams, False)
+        upstream: dict[str, str | None] = dict.fromkeys(self.streams)
+        for worker in self._workers():
+            for target, source in ((totals, worker["totals"]), (rates, worker["rates"])):
+                for path, values in source.items():
+                    if path in target:
+                        merged = target[path]
+                        for name, value in values.items():
+                            merged[name] = merged.get(name, 0) + value
+            for path in worker["online"]:
+                if path in connected:
+                    connected[path] = True
+            upstream.update((p, url) for p, url in worker["upstream"].items() if p in self.streams)
+        return self.assemble(totals, rates, connected, upstream)
