@@ -29,6 +29,8 @@ STREAM_HEADERS = {
     "Content-Type": "video/mpeg",
     "Cache-Control": "no-cache,no-store,no-transform",
     "Accept-Ranges": "none",
+    # An nginx in front would otherwise buffer the endless response.
+    "X-Accel-Buffering": "no",
 }
 #: A live stream ends only with its connection, so it is sent close-delimited.
 LIVE_HEADERS = {"Connection": "close"}

@@ -1,0 +1,153 @@
+"""gunicorn -w 3 with the shipped config/gunicorn.conf.py: the workers serve as
+one server.  One upstream connection per stream whatever worker a viewer
+reaches, maxconnections across all workers, whole-server figures from any
+worker, and a stream's ownership moving on when its owner worker dies."""
+
+import json
+import os
+import signal
+import sys
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.polling import poll
+from tests.support.upstream import free_port
+from tests.support.viewer import Viewer, http_get
+
+WORKERS = 3
+RATE = 2_000_000
+ENOUGH = 40_000
+LIMIT = 10
+STREAMS = ("/a.ts", "/b.ts")
+
+
+def server_config(upstreams):
+    return {
+        "reconnect": 0.5, "graceperiod": 8, "maxconnections": LIMIT, "fullconnections": 8,
+        "limitstatus": 503,
+        "resources": [
+            *({"type": "stream", "serve": path, "remote": up.url} for path, up in zip(STREAMS, upstreams)),
+            {"type": "api", "api": "health", "serve": "/health"},
+            {"type": "api", "api": "statistics", "serve": "/statistics"},
+            {"type": "api", "api": "prometheus", "serve": "/metrics"},
+        ],
+    }
+
+
+def launch_gunicorn(restreamer, config, runtime_dir):
+    port = free_port()
+    rs = restreamer(config, start=False,
+                    cmd=[sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
+                         "-b", f"127.0.0.1:{port}", "--workers", str(WORKERS),
+                         "--graceful-timeout", "3", "wsgi:app"])
+    rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
+    rs.env["RESTREAMER_RUNTIME_DIR"] = str(runtime_dir)
+    rs.launch()
+    rs.port = port
+    return rs
+
+
+def roles(rs, stream):
+    """{worker pid: "stream owned" or "stream following"}, the latest of each worker."""
+    found = {}
+    for entry in rs.find_logs(lambda e: e.get("stream") == stream
+                              and e.get("event") in ("stream owned", "stream following")):
+        found[entry["pid"]] = entry["event"]
+    return found
+
+
+def owner_of(rs, stream):
+    return [pid for pid, role in roles(rs, stream).items() if role == "stream owned"][-1]
+
+
+def connected_pids(rs, stream):
+    return [e["pid"] for e in rs.find_logs(lambda e: e.get("event") == "viewer connected"
+                                           and e.get("stream") == stream)]
+
+
+def metric(url, name, **labels):
+    status, _, body = http_get(url)
+    assert status == 200
+    total = 0.0
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def test_gunicorn_workers_share_upstreams_limits_and_figures(upstream, restreamer, tmp_path):
+    ups = [upstream(rate=RATE) for _ in STREAMS]
+    rs = launch_gunicorn(restreamer, server_config(ups), tmp_path / "run")
+    for stream in STREAMS:
+        poll(lambda: roles(rs, stream), lambda r: len(r) == WORKERS, 20,
+             f"every worker's role for {stream}")
+        assert sorted(roles(rs, stream).values()).count("stream owned") == 1
+    assert oct(os.stat(tmp_path / "run").st_mode & 0o777) == "0o700"
+
+    # Viewers of /a.ts until some sit on workers that do not own it, then /b.ts.
+    owner = owner_of(rs, "/a.ts")
+    viewers = []
+    while len(viewers) < LIMIT - 2 and sum(p != owner for p in connected_pids(rs, "/a.ts")) < 2:
+        viewers.append(Viewer(rs.url("/a.ts")))
+        viewers[-1].wait_status()
+        poll(lambda: connected_pids(rs, "/a.ts"), lambda p: len(p) == len(viewers), 5,
+             "the viewer's connected line")
+    assert sum(p != owner for p in connected_pids(rs, "/a.ts")) >= 1, "no /a.ts viewer on a follower"
+    while len(viewers) < LIMIT:
+        viewers.append(Viewer(rs.url("/b.ts")))
+    try:
+        for client in viewers:
+            assert client.wait_status() == 200
+            client.wait_bytes(ENOUGH, timeout=10)
+        # Every worker serves viewers, yet each upstream was pulled once.
+        assert [len(up.connections) for up in ups] == [1, 1]
+
+        # The 11th viewer is refused, on whichever worker it reaches.
+        for _ in range(4):
+            with Viewer(rs.url("/b.ts")) as extra:
+                assert extra.wait_status() == 503
+
+        # Whole-server figures, whichever worker answers.
+        poll(lambda: metric(rs.url("/metrics"), "streaming_connections"), lambda v: v == LIMIT, 5,
+             "the Prometheus viewer total")
+        for _ in range(6):
+            assert metric(rs.url("/metrics"), "streaming_connections") == LIMIT
+            health = json.loads(http_get(rs.url("/health"))[2])
+            assert (health["viewer"], health["status"]) == (LIMIT, "full")
+        statistics = poll(lambda: json.loads(http_get(rs.url("/statistics"))[2]),
+                          lambda s: s["connections"] == LIMIT, 5, "statistics' total")
+        assert statistics["streams"]["/a.ts"]["upstream"] == ups[0].url
+        received = [s for f in text_string_to_metric_families(http_get(rs.url("/metrics"))[2].decode())
+                    for s in f.samples if s.name == "streaming_packets_received_total"]
+        assert {s.labels["url"] for s in received} == {up.url for up in ups}  # no worker-to-worker hop
+
+        # The owner of /a.ts dies: its viewers go with it, another worker takes
+        # the stream over, and the other workers' viewers play on.
+        killed = sum(p == owner for s in STREAMS for p in connected_pids(rs, s))
+        mark = rs.mark()
+        os.kill(owner, signal.SIGKILL)
+        successor = rs.wait_log(lambda e: e.get("event") == "stream owned" and e["stream"] == "/a.ts",
+                                timeout=10, since=mark)["pid"]
+        assert successor != owner
+        poll(lambda: sum(c.closed.is_set() for c in viewers), lambda n: n == killed, 5,
+             "the dead worker's viewers to be cut off")
+        survivors = [c for c in viewers if not c.closed.is_set()]
+        for client in survivors:
+            client.wait_bytes(len(client.data) + ENOUGH, timeout=10)
+            assert not client.closed.is_set()
+        assert len(ups[0].connections) == 2
+        ups[0].connections[0].wait_closed()  # the dead owner's connection, not a second one
+        assert len(ups[1].connections) in (1, 2)  # /b.ts moved on too if the same worker owned it
+        assert sum(not c.closed.is_set() for c in ups[1].connections) == 1
+
+        # The dead worker's slots are free again.
+        poll(lambda: json.loads(http_get(rs.url("/health"))[2])["viewer"],
+             lambda n: n == len(survivors), 5, "the viewer count without the dead worker's")
+        with Viewer(rs.url("/a.ts")) as late:
+            assert late.wait_status() == 200
+            late.wait_bytes(ENOUGH, timeout=10)
+    finally:
+        for client in viewers:
+            client.close()
+    assert rs.stop(signal.SIGTERM) == 0
