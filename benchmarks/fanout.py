@@ -41,6 +41,10 @@ SERVERS = {
     "worker-w2": (f"sh -c 'cd {shlex.quote(str(REPO))} && RESTREAMER_CONFIG={{config}} exec {PYTHON} "
                   f"-m gunicorn -k restreamer.web.worker.Worker -w 2 -b 127.0.0.1:{{port}} "
                   f"--log-level warning wsgi:app'"),
+    # The deployment config: the workers share one upstream, hub and counts.
+    "shared-w2": (f"sh -c 'cd {shlex.quote(str(REPO))} && RESTREAMER_CONFIG={{config}} "
+                  f"RESTREAMER_WORKERS=2 RESTREAMER_BIND=127.0.0.1:{{port}} exec {PYTHON} "
+                  f"-m gunicorn -c config/gunicorn.conf.py --log-level warning wsgi:app'"),
     "refproxy": f"{BENCH}/build/refproxy {{port}} {{source_url}}",
 }
 NO_HEALTH = {"refproxy"}
