@@ -10,7 +10,9 @@ gives a new viewer) feeds the other workers too.
 A follower tries for the lock every :data:`POLL` seconds.  When the owner
 dies the kernel drops its lock, one follower takes it and pulls the remotes,
 and the others reconnect to its socket; meanwhile every hub holds its viewers
-for the grace period, as for any upstream that drops.
+for the grace period, as for any upstream that drops.  When the owner's
+upstream drops, it ends the followers' connections, so their grace periods
+run with its own.
 
 On-demand streams compose through the upstream each role runs: a follower's
 socket connection is an upstream like any other, started while the follower
@@ -73,6 +75,11 @@ class Ownership:
         if self._greenlet is None:
             self._greenlet = gevent.spawn(self._run)
 
+    @property
+    def running(self) -> bool:
+        """Started and not stopped: as :class:`Upstream`'s, for whatever starts either on demand."""
+        return self._greenlet is not None
+
     def stop(self) -> None:
         if self._greenlet is not None:
             self._greenlet.kill(block=True, timeout=5)
@@ -105,6 +112,23 @@ class Ownership:
         self.log.info("stream owned", stream=self.hub.name, socket=str(self.socket_path))
         self._listen()
         self.owned.start()
+        self._end_relays_when_offline()
+
+    def _end_relays_when_offline(self) -> None:
+        """When this hub loses its upstream, end its siblings' connections too.
+
+        Their hubs then start their grace periods with this one's, and their
+        viewers are closed when these are, instead of a grace period later.
+        The siblings reconnect at once and wait, silent, for the stream.
+        """
+        was_online = False
+        while True:
+            gevent.sleep(POLL)
+            online = self.hub.online
+            if was_online and not online:
+                for relay in list(self.relays):
+                    relay.close()
+            was_online = online
 
     def _try_lock(self) -> bool:
         try:
