@@ -140,7 +140,7 @@ def test_gunicorn_workers_share_upstreams_limits_and_figures(upstream, restreame
         gone = time.monotonic()
         for client in on_b:
             client.wait_closed(timeout=GRACE * 3)
-        assert time.monotonic() - gone < GRACE * 1.5
+        assert time.monotonic() - gone < GRACE * 1.6  # not twice GRACE
         on_a = [c for c in viewers if c.url.endswith("/a.ts")]
         assert not any(c.closed.is_set() for c in on_a)
 
