@@ -12,7 +12,7 @@ import gevent
 
 from ..config import Config
 from ..log import get_logger
-from ..ops.metrics import create_registry, create_shared_registry
+from ..ops.metrics import MetricsMirror, create_registry, create_shared_registry
 from ..ops.notifications import Notifier
 from ..ops.server_statistics import ServerStatistics
 from ..ops.statistics import Limits, Statistics
@@ -49,10 +49,10 @@ class Relay:
             self.statistics = Statistics(self.streams, self.limits, enabled=not config.nostats)
             self.metrics = create_registry(self.streams)
         else:
-            self.metrics = create_shared_registry(self.streams)
+            mirror = MetricsMirror(self.streams)
+            self.metrics = create_shared_registry(mirror)
             self.statistics = ServerStatistics(self.streams, self.limits, self.census,
-                                               enabled=not config.nostats,
-                                               on_sample=self.metrics.mirror.sync)
+                                               enabled=not config.nostats, on_sample=mirror.sync)
         self.notifier = Notifier(config)
         self.started = False
         self._watchdog: gevent.Greenlet | None = None

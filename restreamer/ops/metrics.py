@@ -92,7 +92,7 @@ def create_registry(streams: Mapping[str, "Stream"]) -> CollectorRegistry:
     return registry
 
 
-class _Mirror:
+class MetricsMirror:
     """This worker's counters, mirrored into prometheus_client's multiprocess
     files at every statistics sample and scrape, so that any worker's scrape
     sums every worker's (the dead ones' counters included, their gauges not:
@@ -159,15 +159,13 @@ class _Mirror:
         return iter(())
 
 
-def create_shared_registry(streams: Mapping[str, "Stream"]) -> CollectorRegistry:
+def create_shared_registry(mirror: MetricsMirror) -> CollectorRegistry:
     """A registry that answers for every worker sharing ``$PROMETHEUS_MULTIPROC_DIR``."""
     from prometheus_client import multiprocess
 
     registry = CollectorRegistry(auto_describe=False)
-    mirror = _Mirror(streams)
     registry.register(mirror)  # first: it writes what the next one reads
     multiprocess.MultiProcessCollector(registry)
-    registry.mirror = mirror  # type: ignore[attr-defined]
     return registry
 
 
