@@ -9,9 +9,11 @@ import signal
 import sys
 import time
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.polling import poll
+from tests.support.sink import RecordingHTTPServer
 from tests.support.upstream import free_port
 from tests.support.viewer import Viewer, http_get
 
@@ -21,12 +23,15 @@ ENOUGH = 40_000
 LIMIT = 10
 STREAMS = ("/a.ts", "/b.ts")
 GRACE = 3
+BEAT = 0.5
 
 
-def server_config(upstreams):
+def server_config(upstreams, sink):
     return {
         "reconnect": 0.5, "graceperiod": GRACE, "maxconnections": LIMIT, "fullconnections": 8,
-        "limitstatus": 503,
+        "limitstatus": 503, "heartbeatinterval": BEAT,
+        "notifications": [{"event": event, "type": "url", "url": sink.url(f"/{event}")}
+                          for event in ("limit_hit", "limit_miss", "heartbeat")],
         "resources": [
             *({"type": "stream", "serve": path, "remote": up.url} for path, up in zip(STREAMS, upstreams)),
             {"type": "api", "api": "health", "serve": "/health"},
@@ -78,9 +83,16 @@ def metric(url, name, **labels):
     return total
 
 
-def test_gunicorn_workers_share_upstreams_limits_and_figures(upstream, restreamer, tmp_path):
+@pytest.fixture
+def sink():
+    server = RecordingHTTPServer()
+    yield server
+    server.stop()
+
+
+def test_gunicorn_workers_share_upstreams_limits_and_figures(upstream, restreamer, tmp_path, sink):
     ups = [upstream(rate=RATE) for _ in STREAMS]
-    rs = launch_gunicorn(restreamer, server_config(ups), tmp_path / "run")
+    rs = launch_gunicorn(restreamer, server_config(ups, sink), tmp_path / "run")
     for stream in STREAMS:
         poll(lambda: roles(rs, stream), lambda r: len(r) == WORKERS, 20,
              f"every worker's role for {stream}")
@@ -133,6 +145,11 @@ def test_gunicorn_workers_share_upstreams_limits_and_figures(upstream, restreame
                     for s in f.samples if s.name == "streaming_packets_received_total"]
         assert {s.labels["url"] for s in received} == {up.url for up in ups}  # no worker-to-worker hop
 
+        # One worker reports reaching fullconnections, and one sends heartbeats.
+        sink.wait_requests(1, "/limit_hit")
+        beats = sink.wait_requests(4, "/heartbeat")
+        assert beats[3].time - beats[0].time > BEAT * 2
+
         # /b.ts's upstream goes for good: every worker's viewers of it are
         # closed after one grace period, the followers' with the owner's.
         on_b = [c for c in viewers if c.url.endswith("/b.ts")]
@@ -143,6 +160,8 @@ def test_gunicorn_workers_share_upstreams_limits_and_figures(upstream, restreame
         assert time.monotonic() - gone < GRACE * 1.6  # not twice GRACE
         on_a = [c for c in viewers if c.url.endswith("/a.ts")]
         assert not any(c.closed.is_set() for c in on_a)
+        sink.wait_requests(1, "/limit_miss")
+        assert [len(sink.received(f"/{e}")) for e in ("limit_hit", "limit_miss")] == [1, 1]
 
         # The owner of /a.ts dies: its viewers go with it, another worker takes
         # the stream over, and the other workers' viewers play on.

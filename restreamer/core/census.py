@@ -21,6 +21,10 @@ from typing import Iterator
 #: Workers one server may have.
 RECORDS = 256
 _RECORD_SIZE = 8
+#: The record after the workers': whether the server was at ``fullconnections``
+#: when a worker last looked, so that one worker, not each, reports a crossing.
+_FULL = RECORDS
+_SIZE = (RECORDS + 1) * _RECORD_SIZE
 
 
 class Census:
@@ -33,9 +37,9 @@ class Census:
         with self._serialised():
             fd = os.open(directory / "viewers", os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                if os.fstat(fd).st_size < RECORDS * _RECORD_SIZE:
-                    os.ftruncate(fd, RECORDS * _RECORD_SIZE)
-                self._map = mmap.mmap(fd, RECORDS * _RECORD_SIZE)
+                if os.fstat(fd).st_size < _SIZE:
+                    os.ftruncate(fd, _SIZE)
+                self._map = mmap.mmap(fd, _SIZE)
             finally:
                 os.close(fd)
             self._counts = memoryview(self._map).cast("q")
@@ -105,3 +109,18 @@ class Census:
         """One viewer of this worker has left."""
         with self._serialised():
             self._counts[self.index] -= 1
+
+    def crossed(self, limit: int) -> bool | None:
+        """True if the server's viewers have reached ``limit`` since any worker
+        last asked, False if they have fallen below it, None if neither."""
+        with self._serialised():
+            full = self._total() >= limit
+            if full == bool(self._counts[_FULL]):
+                return None
+            self._counts[_FULL] = int(full)
+            return full
+
+    @property
+    def first(self) -> bool:
+        """This worker holds record 0 (the one a restarted first worker gets again)."""
+        return self.index == 0

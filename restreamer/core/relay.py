@@ -53,7 +53,8 @@ class Relay:
             self.metrics = create_shared_registry(mirror)
             self.statistics = ServerStatistics(self.streams, self.limits, self.census,
                                                enabled=not config.nostats, on_sample=mirror.sync)
-        self.notifier = Notifier(config)
+        self.notifier = Notifier(config) if self.census is None else Notifier(
+            config, crossed=self.census.crossed, beats=lambda: self.census.first)
         self.started = False
         self._watchdog: gevent.Greenlet | None = None
 

@@ -60,7 +60,7 @@ def prepare_directory(path: Path) -> Path:
     metrics = path / METRICS_SUBDIR
     shutil.rmtree(metrics, ignore_errors=True)
     metrics.mkdir(mode=0o700)
-    for stale in path.glob("*.sock"):
+    for stale in [*path.glob("*.sock"), *path.glob("stats-*.json"), path / "viewers"]:
         stale.unlink(missing_ok=True)
     return path
 

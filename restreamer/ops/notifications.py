@@ -7,7 +7,7 @@ notification goes comes only from the config file.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import gevent
 import requests
@@ -29,8 +29,15 @@ DEFAULT_TIMEOUT = 10.0
 class Notifier:
     """Watches the viewer count against ``fullconnections`` and sends heartbeats."""
 
-    def __init__(self, config: "Config"):
+    def __init__(self, config: "Config", crossed: Callable[[int], bool | None] | None = None,
+                 beats: Callable[[], bool] = lambda: True):
+        """``crossed`` and ``beats`` are for workers sharing a server (see
+        :class:`restreamer.core.census.Census`): ``crossed(limit)`` says whether
+        the whole server crossed ``limit`` since any worker last asked, so one
+        of them reports it; ``beats()`` whether this worker sends heartbeats."""
         self.config = config
+        self._crossed = crossed
+        self._beats = beats
         self.log = get_logger("notifications")
         self._targets: dict[str, list[tuple[str, dict]]] = {}
         for n in config.notifications:
@@ -58,6 +65,11 @@ class Notifier:
         limit = self.config.fullconnections
         if not limit:
             return
+        if self._crossed is not None:
+            over = self._crossed(limit)
+            if over is not None:
+                self._emit("limit_hit" if over else "limit_miss", viewers=count)
+            return
         over = count >= limit
         if over != self._over_limit:
             self._over_limit = over
@@ -74,7 +86,8 @@ class Notifier:
     def _heartbeat_forever(self) -> None:
         while True:
             gevent.sleep(self.config.heartbeatinterval)
-            self._emit("heartbeat")
+            if self._beats():
+                self._emit("heartbeat")
 
     def _send_forever(self) -> None:
         session = requests.Session()

@@ -43,3 +43,16 @@ def test_a_new_worker_reuses_a_dead_ones_record_from_zero(tmp_path):
     census = Census(tmp_path)
     assert census.index == 0
     assert census.total() == 0
+
+
+def test_a_crossing_of_fullconnections_is_reported_once_whichever_worker_asks(tmp_path):
+    # Two records of one process: flock locks belong to open files, not processes.
+    first, second = Census(tmp_path), Census(tmp_path)
+    assert (first.index, second.index) == (0, 1)
+    assert (first.first, second.first) == (True, False)
+    first.admit(0)
+    assert first.crossed(2) is None
+    second.admit(0)
+    assert [second.crossed(2), first.crossed(2)] == [True, None]
+    first.release()
+    assert [first.crossed(2), second.crossed(2)] == [False, None]
