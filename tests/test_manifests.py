@@ -46,7 +46,7 @@ def test_the_configmap_holds_an_origin_and_edge_config_that_load_and_fit_togethe
         assert (remote.hostname, remote.port, remote.path) == ("restreamer-origin", port, stream.serve)
         assert stream.serve in served
     for config in (origin, edge):
-        assert "/health" in {r.serve for r in config.resources if r.api == "health"}
+        assert "/health" in {r.serve for r in config.resources if getattr(r, "api", None) == "health"}
 
 
 @pytest.mark.parametrize("name", ["restreamer-origin", "restreamer-edge"])
