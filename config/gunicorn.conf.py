@@ -33,17 +33,25 @@ accesslog = None  # restreamer logs viewers and requests itself, as JSON
 # the others over a unix socket; a viewer census holds maxconnections and
 # fullconnections for the whole server; prometheus_client's multiprocess
 # files sum every worker's metrics.  The directory is $RESTREAMER_RUNTIME_DIR,
-# else systemd's $RUNTIME_DIRECTORY, else /run/restreamer if it is ours, else
-# one in the temp dir named after the listen address and config file.
+# else the config's runtimedir, else systemd's $RUNTIME_DIRECTORY, else
+# /run/restreamer if it is ours, else one in the temp dir named after the
+# listen address and config file.
 
 
 def on_starting(server):
     # Before the first fork, and before anything imports prometheus_client:
     # it picks its multiprocess value store from the environment at import.
+    from restreamer.config import ConfigError, load
     from restreamer.core import runtime
 
+    path = os.environ.get("RESTREAMER_CONFIG", "restreamer.json")
+    try:
+        config = load(path)
+        configured = config.resolve_path(config.runtimedir) if config.runtimedir else ""
+    except (ConfigError, OSError):
+        configured = ""  # the workers report the config's problem and stop the server
     directory = runtime.prepare_directory(runtime.choose_directory(
-        ",".join(server.cfg.bind), os.environ.get("RESTREAMER_CONFIG", "restreamer.json")))
+        ",".join(server.cfg.bind), path, configured))
     os.environ[runtime.ENV] = str(directory)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory / runtime.METRICS_SUBDIR)
 

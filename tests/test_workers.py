@@ -43,12 +43,11 @@ def server_config(upstreams, sink):
 
 def launch_gunicorn(restreamer, config, runtime_dir):
     port = free_port()
-    rs = restreamer(config, start=False,
+    rs = restreamer(dict(config, runtimedir=str(runtime_dir)), start=False,
                     cmd=[sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
                          "-b", f"127.0.0.1:{port}", "--workers", str(WORKERS),
                          "--graceful-timeout", "3", "wsgi:app"])
     rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
-    rs.env["RESTREAMER_RUNTIME_DIR"] = str(runtime_dir)
     rs.launch()
     rs.port = port
     return rs

@@ -195,6 +195,9 @@ class Config(Section):
                                             "disconnected", new=True)
     limitstatus: int = key(Choice((404, 503)), 404, "status over `maxconnections` (404 as the "
                                                     "original, or 503)", new=True)
+    runtimedir: str = key(Text(), "", "under `gunicorn -c config/gunicorn.conf.py`: the directory "
+                                      "the workers share (README, Scaling); empty: chosen there",
+                          new=True)
     userlist: dict[str, str] = key(_UserList(), {}, "`name: {password: ...}`")  # user -> password
     resources: tuple[Resource, ...] = key(
         Sections((StreamConfig, StaticConfig, ApiConfig), _resource_type), (), "what is served")

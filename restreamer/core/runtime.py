@@ -30,12 +30,13 @@ def shared_directory() -> Path | None:
     return Path(path) if path else None
 
 
-def choose_directory(bind: str, config: str) -> Path:
-    """Where a server's workers meet: ``$RESTREAMER_RUNTIME_DIR``, systemd's
-    ``$RUNTIME_DIRECTORY``, ``/run/restreamer`` if it exists and is ours, else
-    a directory in the temp dir named after the listen address and config, so
-    two servers on one machine never share one by accident."""
-    for candidate in (os.environ.get(ENV), os.environ.get(SYSTEMD_ENV)):
+def choose_directory(bind: str, config: str, configured: str = "") -> Path:
+    """Where a server's workers meet: ``$RESTREAMER_RUNTIME_DIR``, the config's
+    ``runtimedir`` (``configured``), systemd's ``$RUNTIME_DIRECTORY``,
+    ``/run/restreamer`` if it exists and is ours, else a directory in the temp
+    dir named after the listen address and config, so two servers on one
+    machine never share one by accident."""
+    for candidate in (os.environ.get(ENV), configured, os.environ.get(SYSTEMD_ENV)):
         if candidate:
             return Path(candidate.split(":")[0])  # systemd lists several, colon-separated
     system = Path(SYSTEM_DEFAULT)
