@@ -19,9 +19,12 @@ from gevent.event import Event  # noqa: E402
 from . import log  # noqa: E402
 from .version import __version__  # noqa: E402
 from .config import ConfigError, load  # noqa: E402
+from .sources.base import describe  # noqa: E402
 from .core.relay import Relay  # noqa: E402
 from .web.app import create_app  # noqa: E402
 from .web.server import make_server  # noqa: E402
+
+_log = log.get_logger("restreamer")
 
 #: Exit status for a configuration that cannot be used, as argparse uses for bad usage.
 EXIT_CONFIG = 2
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"restreamer: {e}", file=sys.stderr)
         return EXIT_CONFIG
     except OSError as e:
-        print(f"restreamer: {args.config}: log file {config.log}: {e.strerror}", file=sys.stderr)
+        print(f"restreamer: {args.config}: log file {config.log}: {describe(e)}", file=sys.stderr)
         return EXIT_CONFIG
     return serve(relay)
 
@@ -59,13 +62,12 @@ def main(argv: list[str] | None = None) -> int:
 def serve(relay: Relay, app: Callable | None = None) -> int:
     """Serve ``app`` (by default the relay's own) until SIGINT or SIGTERM, then
     close viewers and upstreams and return 0."""
-    logger = log.get_logger("restreamer")
     try:
         # A client stalled before its request is done is given as long as a
         # viewer that takes no data.
         server = make_server(app or create_app(relay), relay.config.listen, relay.config.droptimeout)
     except OSError as e:
-        logger.error("cannot listen", listen=relay.config.listen, reason=e.strerror or str(e))
+        _log.error("cannot listen", listen=relay.config.listen, reason=describe(e))
         return 1
     stopping = Event()
     gevent.signal_handler(signal.SIGTERM, stopping.set)
@@ -78,15 +80,15 @@ def serve(relay: Relay, app: Callable | None = None) -> int:
     gc.freeze()
     server.start()
     host, port = server.address[:2]
-    logger.info("listening", host=host, port=port, listen=relay.config.listen,
+    _log.info("listening", host=host, port=port, listen=relay.config.listen,
                 version=__version__, streams=len(relay.streams))
     relay.start()
     stopping.wait()
-    logger.info("stopping", viewers=relay.viewer_count)
+    _log.info("stopping", viewers=relay.viewer_count)
     server.close()  # no new connections
     relay.stop()  # viewers' responses end, upstreams close
     server.stop(timeout=3)
-    logger.info("stopped")
+    _log.info("stopped")
     return 0
 
 

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from restreamer.config import Config, ConfigError, from_dict, load, parse
+from restreamer.sources.base import resolve_path
 
 STREAM = {"type": "stream", "serve": "/s.ts", "remote": "http://127.0.0.1:8000/in.ts"}
 
@@ -89,7 +90,7 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path):
     path = tmp_path / "sub" / "c.yaml"
     path.parent.mkdir()
     path.write_text(yaml.safe_dump(config_with()))
-    assert load(str(path)).resolve_path("pre.ts") == str(tmp_path / "sub" / "pre.ts")
+    assert resolve_path(load(str(path)).base_dir, "pre.ts") == str(tmp_path / "sub" / "pre.ts")
 
 
 @pytest.mark.parametrize("data, where, problem", [

@@ -211,10 +211,6 @@ class Config(Section):
     def streams(self) -> tuple[StreamConfig, ...]:
         return tuple(r for r in self.resources if isinstance(r, StreamConfig))
 
-    def resolve_path(self, path: str) -> str:
-        """A path from the config, relative to the config file's directory."""
-        return os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(path)))
-
     def check(self, reader: Reader, path: str) -> None:
         served: dict[str, str] = {}
         for r in self.resources:

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ..sources.base import describe
 from .keys import ConfigError, HugeNumber, Mapping
 
 #: A config is a page of text; more is a mistake (a log file, a device).
@@ -33,7 +34,7 @@ def read(path: str) -> tuple[str, os.stat_result]:
         # Non-blocking, so that opening a FIFO returns at once (and is then refused).
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
-        raise ConfigError(path, "", f"cannot read: {e.strerror or e}") from None
+        raise ConfigError(path, "", f"cannot read: {describe(e)}") from None
     status = os.fstat(fd)
     if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_SIZE:
         os.close(fd)
@@ -45,7 +46,7 @@ def read(path: str) -> tuple[str, os.stat_result]:
         try:
             data = f.read(MAX_SIZE + 1)
         except OSError as e:
-            raise ConfigError(path, "", f"cannot read: {e.strerror or e}") from None
+            raise ConfigError(path, "", f"cannot read: {describe(e)}") from None
     if len(data) > MAX_SIZE:
         raise ConfigError(path, "", f"cannot read: larger than {MAX_SIZE // 2**20} MiB")
     try:

@@ -9,15 +9,15 @@ does not.  Counters are kept per chunk, never per packet.
 
 from __future__ import annotations
 
-from typing import Any
-
 import gevent
-import structlog
 from gevent.event import Event
 
 from .counters import Traffic
+from ..log import get_logger
 from ..ts.packets import PACKET_SIZE
 from .viewer import Viewer
+
+_log = get_logger("streaming")
 
 # Coalescing.  Upstreams often write a few packets at a time (an encoder's
 # 1316-byte UDP-sized writes come ~400 times a second at 4 Mbit/s); waking
@@ -35,8 +35,7 @@ FLUSH_BYTES = 64 * 1024
 class Hub:
     """Fan-out point of a stream: ``publish()`` in, viewer queues out."""
 
-    def __init__(self, name: str, outputbuffer: int, graceperiod: float,
-                 logger: Any = None):
+    def __init__(self, name: str, outputbuffer: int, graceperiod: float):
         self.name = name
         self.outputbuffer = outputbuffer
         self.graceperiod = graceperiod
@@ -47,7 +46,6 @@ class Hub:
         self._grace: gevent.Greenlet | None = None
         # Set once the first upstream attempt has delivered a packet or ended.
         self._first_attempt_over = Event()
-        self.log = logger if logger is not None else structlog.get_logger()
         # Totals since start; those of viewers still connected are added on read.
         self.packets_received = 0
         self.bytes_received = 0
@@ -132,7 +130,7 @@ class Hub:
         self.online = False
         if self.viewers and self.graceperiod > 0:
             self._grace = gevent.spawn_later(self.graceperiod, self._grace_expired)
-            self.log.info("stream waiting", stream=self.name, viewers=len(self.viewers),
+            _log.info("stream waiting", stream=self.name, viewers=len(self.viewers),
                       graceperiod=self.graceperiod)
         else:
             self.close_viewers()
@@ -157,11 +155,11 @@ class Hub:
         if self._grace is not None:
             self._grace.kill(block=False)
             self._grace = None
-        self.log.info("stream online", stream=self.name, url=self.url)
+        _log.info("stream online", stream=self.name, url=self.url)
 
     def _grace_expired(self) -> None:
         self._grace = None
-        self.log.info("stream offline", stream=self.name, viewers=len(self.viewers),
+        _log.info("stream offline", stream=self.name, viewers=len(self.viewers),
                   reason="upstream did not come back within the grace period")
         self.close_viewers()
 
@@ -193,7 +191,7 @@ class Hub:
         viewer = Viewer(self.outputbuffer, remote=remote, stream=self.name)
         self.viewers.add(viewer)
         if self.starting:
-            self.log.info("viewer waiting", stream=self.name, remote=remote,
+            _log.info("viewer waiting", stream=self.name, remote=remote,
                           reason="the stream's first upstream attempt is under way")
             self._first_attempt_over.wait(self.graceperiod)
             if not self.online:
@@ -219,7 +217,7 @@ class Hub:
         stalled = [v for v in self.viewers
                    if v.dropping_since is not None and now - v.dropping_since >= droptimeout]
         for viewer in stalled:
-            self.log.info("viewer evicted", stream=self.name, remote=viewer.remote,
+            _log.info("viewer evicted", stream=self.name, remote=viewer.remote,
                           reason=f"only dropping for {droptimeout:g} s (droptimeout)",
                           dropped_packets=viewer.packets_dropped)
             viewer.evict()

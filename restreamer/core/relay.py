@@ -23,6 +23,8 @@ from .stream import Stream, viewer_count
 from .upstream import Opener
 from .viewer import Viewer
 
+_log = get_logger("restreamer")
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -37,7 +39,6 @@ class Relay:
 
     def __init__(self, config: Config, opener: Opener = open_connection):
         self.config = config
-        self.log = get_logger("restreamer")
         # Under gunicorn -w N the workers share a runtime directory: one owner
         # per stream, one viewer count, whole-server figures.
         shared = shared_directory()
@@ -67,7 +68,7 @@ class Relay:
         # must still be reaped when the worker exits.
         atexit.register(self.stop)
         for warning in self.config.warnings:
-            self.log.warning("config warning", detail=warning)
+            _log.warning("config warning", detail=warning)
         for stream in self.streams.values():
             stream.start()
         self.statistics.start()
@@ -148,5 +149,5 @@ class Relay:
     def set_stream_enabled(self, stream: Stream, enabled: bool) -> None:
         """The control API's switch: offline closes the stream's viewers and refuses new ones."""
         if stream.hub.enabled != enabled:
-            self.log.info("stream switched", stream=stream.serve, state="online" if enabled else "offline")
+            _log.info("stream switched", stream=stream.serve, state="online" if enabled else "offline")
         stream.hub.set_enabled(enabled)

@@ -7,9 +7,9 @@ from typing import Iterable
 
 from ..config import Config, ConfigError, StreamConfig
 from .hub import Hub
-from ..log import get_logger
 from ..sources import SourceSettings, open_connection
 from .ownership import FOLLOW_RECONNECT, Ownership
+from ..sources.base import describe, resolve_path
 from .upstream import Opener, Upstream
 
 
@@ -23,19 +23,17 @@ class Stream:
                  shared: Path | None = None):
         self.resource = resource
         self.serve = resource.serve
-        logger = get_logger("streaming")
-        self.hub = Hub(resource.serve, config.outputbuffer, config.graceperiod, logger)
+        self.hub = Hub(resource.serve, config.outputbuffer, config.graceperiod)
         settings = SourceSettings(timeout=config.timeout, inputbuffer=config.inputbuffer,
                                   mru=resource.mru, clientinterface=resource.clientinterface,
-                                  base_dir=config.base_dir,
-                                  log=get_logger("source", stream=resource.serve).info)
+                                  base_dir=config.base_dir, stream=resource.serve)
         self.upstream = Upstream(self.hub, resource.remotes, settings, reconnect=config.reconnect,
-                                 readtimeout=config.readtimeout, log=logger, opener=opener)
+                                 readtimeout=config.readtimeout, opener=opener)
         #: Under ``gunicorn -w N``: which worker pulls the remotes (see core/ownership.py).
         self.ownership = None if shared is None else Ownership(
             self.hub, shared, self.upstream,
             lambda url: Upstream(self.hub, [url], settings, reconnect=FOLLOW_RECONNECT,
-                                 readtimeout=0, log=logger, opener=opener))
+                                 readtimeout=0, opener=opener))
         self.preamble = _read_preamble(resource, config)
 
     def start(self) -> None:
@@ -54,13 +52,13 @@ class Stream:
 def _read_preamble(resource: StreamConfig, config: Config) -> bytes:
     if not resource.preamble:
         return b""
-    path = config.resolve_path(resource.preamble)
+    path = resolve_path(config.base_dir, resource.preamble)
     try:
         with open(path, "rb") as f:
             return f.read()
     except OSError as e:
         raise ConfigError(config.source, f"{resource.where}.preamble",
-                          f"cannot read {path}: {e.strerror}") from None
+                          f"cannot read {path}: {describe(e)}") from None
 
 
 def viewer_count(streams: Iterable[Stream]) -> int:

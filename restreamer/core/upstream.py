@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import gevent
 
 from .hub import Hub
+from ..log import get_logger
 from ..sources import Connection, SourceError, SourceSettings, open_connection
+from ..sources.base import describe
 from ..ts.packets import PacketAligner
 
 #: Bytes an upstream may send without a single MPEG-TS packet before it is
 #: judged not to be a transport stream at all (an HTML error page, say).
 NOT_TS_LIMIT = 65536
+
+_log = get_logger("streaming")
 
 
 #: Opens a connection to a remote URL: :func:`restreamer.sources.open_connection`,
@@ -37,7 +41,7 @@ class Upstream:
     """
 
     def __init__(self, hub: Hub, remotes: Sequence[str], settings: SourceSettings, *,
-                 reconnect: float, readtimeout: float, log: Any,
+                 reconnect: float, readtimeout: float,
                  opener: Opener = open_connection):
         self.hub = hub
         self.opener = opener
@@ -45,7 +49,6 @@ class Upstream:
         self.settings = settings
         self.reconnect = reconnect
         self.readtimeout = readtimeout
-        self.log = log
         self._greenlet: gevent.Greenlet | None = None
         self._connection = None
         self.attempts = 0
@@ -68,10 +71,10 @@ class Upstream:
             try:
                 self._pull(url)
             except Exception:  # a bug in one stream's source must not end the stream for good
-                self.log.exception("upstream crashed", stream=self.hub.name, url=url)
+                _log.exception("upstream crashed", stream=self.hub.name, url=url)
             self.hub.first_attempt_over()
             if self.reconnect <= 0:
-                self.log.info("stream stays offline", stream=self.hub.name,
+                _log.info("stream stays offline", stream=self.hub.name,
                               reason="reconnect is 0: no further attempts")
                 return
             gevent.sleep(max(0.0, began + self.reconnect - time.monotonic()))
@@ -79,22 +82,22 @@ class Upstream:
     def _pull(self, url: str) -> None:
         """One attempt: connect, stream until the end, log how it ended."""
         name = self.hub.name
-        self.log.info("upstream connecting", stream=name, url=url, attempt=self.attempts)
+        _log.info("upstream connecting", stream=name, url=url, attempt=self.attempts)
         try:
             connection = self.opener(url, self.settings)
         except (SourceError, OSError) as e:
-            self.log.warning("upstream error", stream=name, url=url, reason=_reason(e))
+            _log.warning("upstream error", stream=name, url=url, reason=_reason(e))
             return
         self._connection = connection
         self.hub.upstream_connected(url)
-        self.log.info("upstream connected", stream=name, url=url)
+        _log.info("upstream connected", stream=name, url=url)
         aligner = PacketAligner()
         try:
             self._stream(connection, aligner)
-            self.log.info("upstream closed", stream=name, url=url, reason="end of stream",
+            _log.info("upstream closed", stream=name, url=url, reason="end of stream",
                           packets=aligner.packets, skipped_bytes=aligner.skipped)
         except (SourceError, OSError, ReadTimeout) as e:
-            self.log.warning("upstream error", stream=name, url=url, reason=_reason(e),
+            _log.warning("upstream error", stream=name, url=url, reason=_reason(e),
                              packets=aligner.packets, skipped_bytes=aligner.skipped)
         finally:
             self._connection = None
@@ -141,6 +144,6 @@ class Upstream:
 
 
 def _reason(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
+    if isinstance(error, OSError):
+        return describe(error) or type(error).__name__
     return str(error) or type(error).__name__

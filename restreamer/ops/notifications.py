@@ -25,6 +25,8 @@ QUEUE_SIZE = 100
 #: Seconds a notification request may take when ``timeout`` is 0.
 DEFAULT_TIMEOUT = 10.0
 
+_log = get_logger("notifications")
+
 
 class Notifier:
     """Watches the viewer count against ``fullconnections`` and sends heartbeats."""
@@ -38,7 +40,6 @@ class Notifier:
         self.config = config
         self._crossed = crossed
         self._beats = beats
-        self.log = get_logger("notifications")
         self._targets: dict[str, list[tuple[str, dict]]] = {}
         for n in config.notifications:
             headers = {"User-Agent": USER_AGENT,
@@ -47,7 +48,7 @@ class Notifier:
         self._queue: Queue = Queue(QUEUE_SIZE)
         self._greenlets: list[gevent.Greenlet] = []
         self._over_limit = False
-        self._timeout = timeout_or_none(config.timeout) or DEFAULT_TIMEOUT
+        self._timeout = timeout_or_none(config.timeout, fallback=DEFAULT_TIMEOUT)
 
     def start(self) -> None:
         if not self._targets or self._greenlets:
@@ -80,7 +81,7 @@ class Notifier:
             try:
                 self._queue.put_nowait((event, url, headers))
             except Full:
-                self.log.warning("notification dropped", event_type=event, url=url,
+                _log.warning("notification dropped", event_type=event, url=url,
                                  reason="too many notifications waiting", **context)
 
     def _heartbeat_forever(self) -> None:
@@ -95,8 +96,8 @@ class Notifier:
             try:
                 response = session.get(url, headers=headers, timeout=self._timeout)
                 response.close()
-                self.log.info("notification sent", event_type=event, url=url,
+                _log.info("notification sent", event_type=event, url=url,
                               status=response.status_code)
             except Exception as e:  # whatever it is, this greenlet must keep sending
-                self.log.warning("notification failed", event_type=event, url=url,
+                _log.warning("notification failed", event_type=event, url=url,
                                  reason=type(e).__name__)

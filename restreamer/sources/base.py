@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from ..version import __version__
 
@@ -19,6 +21,24 @@ READ_SIZE = 65536
 class SourceError(Exception):
     """An upstream failure with a reason fit for one log line."""
 
+    @classmethod
+    def from_os_error(cls, error: OSError, where: str = "") -> "SourceError":
+        """The reason ``error`` gives, followed by the path or address it concerns."""
+        reason = describe(error)
+        return cls(f"{reason}: {where}" if where else reason)
+
+
+def describe(error: OSError) -> str:
+    """An OS error as one short reason: "Connection refused", not its errno and repr."""
+    if isinstance(error, socket.gaierror):
+        return f"name resolution failed: {error.strerror}"
+    return error.strerror or str(error)
+
+
+def resolve_path(base_dir: str, path: str) -> str:
+    """A path from the config (``~`` expanded), relative to the config file's directory."""
+    return os.path.normpath(os.path.join(base_dir, os.path.expanduser(path)))
+
 
 @dataclass(frozen=True)
 class SourceSettings:
@@ -28,8 +48,8 @@ class SourceSettings:
     inputbuffer: int  # packets; sizes the UDP receive buffer
     mru: int  # largest datagram, bytes
     clientinterface: str | None  # interface for multicast joins
-    base_dir: str  # relative file paths resolve against this
-    log: Callable[..., None] | None = None  # structured logger for side output (fork stderr)
+    base_dir: str  # relative file paths resolve against this (see resolve_path)
+    stream: str  # the stream's name, for the log lines a source writes itself
 
 
 class Connection(Protocol):
@@ -47,6 +67,7 @@ class Connection(Protocol):
         """Release everything; safe to call more than once."""
 
 
-def timeout_or_none(seconds: float) -> float | None:
-    """The config's 0 means "no timeout"; sockets and requests spell that None."""
-    return seconds if seconds > 0 else None
+def timeout_or_none(seconds: float, fallback: float | None = None) -> float | None:
+    """The config's 0 means "no timeout", which sockets and requests spell None;
+    a caller that must not wait forever passes its own ``fallback`` instead."""
+    return seconds if seconds > 0 else fallback

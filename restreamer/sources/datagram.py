@@ -28,7 +28,7 @@ class _DatagramSocket:
         try:
             return self._sock.recv(self._mru)
         except OSError as e:
-            raise SourceError(e.strerror or str(e)) from None
+            raise SourceError.from_os_error(e) from None
 
     def close(self) -> None:
         self._sock.close()
@@ -44,14 +44,14 @@ class UDPConnection(_DatagramSocket):
             info = socket.getaddrinfo(host or None, port, type=socket.SOCK_DGRAM,
                                       flags=socket.AI_PASSIVE)[0]
         except socket.gaierror as e:
-            raise SourceError(f"name resolution failed: {e.strerror}") from None
+            raise SourceError.from_os_error(e) from None
         family, address = info[0], info[4]
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             self._setup(family, address, settings)
         except OSError as e:
             self._sock.close()
-            raise SourceError(e.strerror or str(e)) from None
+            raise SourceError.from_os_error(e) from None
         self._mru = settings.mru
 
     def _setup(self, family: int, address: tuple, settings: SourceSettings) -> None:
@@ -89,7 +89,7 @@ class UnixDatagramConnection(_DatagramSocket):
             self._sock.bind(self._path)
         except OSError as e:
             self._sock.close()
-            raise SourceError(f"{e.strerror or e}: {self._path}") from None
+            raise SourceError.from_os_error(e, self._path) from None
 
     def close(self) -> None:
         if self._sock.fileno() >= 0:

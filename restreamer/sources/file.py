@@ -9,7 +9,7 @@ from urllib.parse import unquote, urlsplit
 import gevent
 from gevent.os import make_nonblocking, nb_read
 
-from .base import READ_SIZE, SourceError, SourceSettings
+from .base import READ_SIZE, SourceError, SourceSettings, resolve_path
 
 
 class FileConnection:
@@ -21,12 +21,12 @@ class FileConnection:
     """
 
     def __init__(self, url: str, settings: SourceSettings):
-        path = os.path.join(settings.base_dir, unquote(urlsplit(url).path))
+        path = resolve_path(settings.base_dir, unquote(urlsplit(url).path))
         try:
             self._fifo = stat.S_ISFIFO(os.stat(path).st_mode)
             self._fd = os.open(path, (os.O_RDWR if self._fifo else os.O_RDONLY) | os.O_CLOEXEC)
         except OSError as e:
-            raise SourceError(f"{e.strerror}: {path}") from None
+            raise SourceError.from_os_error(e, path) from None
         if self._fifo:
             make_nonblocking(self._fd)
         self.gathers = self._fifo  # a regular file is read at disk speed, never waited for
@@ -39,7 +39,7 @@ class FileConnection:
             gevent.sleep(0)  # a disk read never blocks in the event loop; let others run
             return data
         except OSError as e:
-            raise SourceError(e.strerror or str(e)) from None
+            raise SourceError.from_os_error(e) from None
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -14,7 +14,10 @@ from urllib.parse import unquote, unquote_plus, urlsplit
 import gevent
 from gevent import subprocess
 
-from .base import READ_SIZE, SourceError, SourceSettings
+from ..log import get_logger
+from .base import READ_SIZE, SourceError, SourceSettings, describe
+
+_log = get_logger("source")
 
 #: How long a child gets to exit after SIGTERM before it is killed.
 _STOP_GRACE = 2.0
@@ -32,17 +35,15 @@ class ForkConnection:
                 [command, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, close_fds=True, start_new_session=True)
         except OSError as e:
-            raise SourceError(f"cannot run {command}: {e.strerror}") from None
+            raise SourceError(f"cannot run {command}: {describe(e)}") from None
         self._stdout = self._child.stdout
-        self._log = settings.log
-        self._stderr_reader = gevent.spawn(self._log_stderr, command)
+        self._stderr_reader = gevent.spawn(self._log_stderr, command, settings.stream)
         self.gathers = True  # a pipe read returns all that the child has written
 
-    def _log_stderr(self, command: str) -> None:
+    def _log_stderr(self, command: str, stream: str) -> None:
         for line in self._child.stderr:
-            if self._log is not None:
-                self._log("child stderr", command=command, pid=self._child.pid,
-                          line=line.decode("utf-8", "replace").rstrip())
+            _log.info("child stderr", stream=stream, command=command, pid=self._child.pid,
+                      line=line.decode("utf-8", "replace").rstrip())
 
     def read(self) -> bytes:
         try:

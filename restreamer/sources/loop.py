@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 import gevent
 
 from ..ts.packets import PACKET_SIZE, SYNC_BYTE
-from .base import SourceError, SourceSettings
+from .base import SourceError, SourceSettings, resolve_path
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "sample.ts")
 _PCR_HZ = 27_000_000
@@ -29,11 +29,11 @@ class LoopConnection:
     def __init__(self, url: str, settings: SourceSettings):
         parts = urlsplit(url)
         name = unquote(parts.netloc + parts.path)
-        path = SAMPLE if name == "sample" else os.path.join(settings.base_dir, name)
+        path = SAMPLE if name == "sample" else resolve_path(settings.base_dir, name)
         try:
             self._data, self._schedule, self._period = _plan(os.path.realpath(path))
         except OSError as e:
-            raise SourceError(f"{e.strerror}: {path}") from None
+            raise SourceError.from_os_error(e, path) from None
         self._index = 0
         self._lap = 0
         self._start = time.monotonic()

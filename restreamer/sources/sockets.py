@@ -34,10 +34,8 @@ class SocketConnection:
                     raise
         except socket.timeout:
             raise SourceError("connect timed out") from None
-        except socket.gaierror as e:
-            raise SourceError(f"name resolution failed: {e.strerror}") from None
-        except OSError as e:
-            raise SourceError(e.strerror or str(e)) from None
+        except OSError as e:  # refused, unreachable, or a name that does not resolve
+            raise SourceError.from_os_error(e) from None
         self._sock.settimeout(None)
         self._recv = self._sock.recv
         self.gathers = parts.scheme != "unixpacket"  # a packet socket returns one record a read
@@ -46,7 +44,7 @@ class SocketConnection:
         try:
             return self._recv(self._read_size)
         except OSError as e:
-            raise SourceError(e.strerror or str(e)) from None
+            raise SourceError.from_os_error(e) from None
 
     def close(self) -> None:
         self._sock.close()

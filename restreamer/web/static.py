@@ -21,10 +21,12 @@ from gevent.event import AsyncResult
 
 from ..config import Config, StaticConfig
 from ..log import get_logger
-from ..sources.base import USER_AGENT, timeout_or_none
+from ..sources.base import USER_AGENT, describe, resolve_path, timeout_or_none
 
 #: Larger bodies are refused (502), as in the original: this is not a file server.
 MAX_SIZE = 10 * 1024 * 1024
+#: Seconds a fetch from a URL may take when ``timeout`` is 0.
+DEFAULT_TIMEOUT = 30.0
 
 _log = get_logger("static")
 
@@ -45,7 +47,7 @@ class StaticResource:
         self.serve = resource.serve
         self.url = resource.remote
         self.cache = resource.cache
-        self.timeout = timeout_or_none(config.timeout) or 30.0
+        self.timeout = timeout_or_none(config.timeout, fallback=DEFAULT_TIMEOUT)
         self.base_dir = config.base_dir
         self._entry: _Entry | None = None
         self._fetching: AsyncResult | None = None  # the fetch under way, if any
@@ -88,7 +90,7 @@ class StaticResource:
     def _fetch(self) -> _Entry:
         parts = urlsplit(self.url)
         if parts.scheme == "file":
-            entry = self._read_file(os.path.join(self.base_dir, unquote(parts.path)))
+            entry = self._read_file(resolve_path(self.base_dir, unquote(parts.path)))
         else:
             entry = self._download()
         if entry.status != 200:
@@ -110,7 +112,7 @@ class StaticResource:
         except IsADirectoryError:
             return self._failed(403, "is a directory")  # as web servers answer for a listing
         except OSError as e:
-            return self._failed(502, e.strerror or str(e))
+            return self._failed(502, describe(e))
         return _Entry(200, body, mimetypes.guess_type(path)[0])
 
     def _download(self) -> _Entry:
