@@ -1,0 +1,193 @@
+"""The upstream greenlet, driven through an injected opener: the order and
+spacing of attempts, how each ends, and what reaches the hub."""
+
+import time
+
+import gevent
+import pytest
+from gevent.event import Event
+
+from restreamer.core.hub import Hub
+from restreamer.core.upstream import NOT_TS_LIMIT, Upstream
+from restreamer.sources import SourceError, SourceSettings
+from tests.support.ts import PACKET_SIZE, make_packets
+from tests.unit.conftest import wait_log, wait_until
+
+PACKETS = make_packets(20)
+
+
+class Script:
+    """A connection that hands out the given reads, then ends (or blocks, or raises)."""
+
+    def __init__(self, *reads, then=b""):
+        self.reads = list(reads)
+        self.then = then
+        self.closed = False
+        self.on_close = lambda: None
+
+    def read(self) -> bytes:
+        if self.reads:
+            return self.reads.pop(0)
+        if isinstance(self.then, BaseException):
+            raise self.then
+        if self.then is None:
+            Event().wait()  # a stalled upstream: nothing ever arrives
+        return self.then
+
+    def close(self) -> None:
+        self.closed = True
+        self.on_close()
+
+
+class Opener:
+    """Records every attempt (URL, start time) and answers with ``make(url)``;
+    ``enough`` is set once ``stop_after`` attempts have ended."""
+
+    def __init__(self, make, stop_after: int):
+        self.make = make
+        self.attempts: list[tuple[str, float]] = []
+        self.connections: list[Script] = []
+        self.stop_after = stop_after
+        self.ended = 0
+        self.enough = Event()
+
+    def __call__(self, url: str, settings: SourceSettings):
+        self.attempts.append((url, time.monotonic()))
+        try:
+            connection = self.make(url)
+        except BaseException:
+            self._ended()
+            raise
+        connection.on_close = self._ended
+        self.connections.append(connection)
+        return connection
+
+    def _ended(self) -> None:
+        self.ended += 1
+        if self.ended >= self.stop_after:
+            self.enough.set()
+
+    @property
+    def urls(self) -> list[str]:
+        return [url for url, _ in self.attempts]
+
+
+def run(opener: Opener, remotes=("tcp://a:1",), reconnect=0.01, readtimeout=0.0, hub=None):
+    """Run an upstream until the opener has seen enough attempts; return its hub."""
+    hub = hub or Hub("/s.ts", 100, graceperiod=0)
+    upstream = Upstream(hub, remotes, SourceSettings(), reconnect=reconnect,
+                        readtimeout=readtimeout, opener=opener)
+    upstream.start()
+    try:
+        assert opener.enough.wait(timeout=5), f"only {len(opener.attempts)} attempts"
+    finally:
+        upstream.stop()
+    return hub
+
+
+def test_remotes_are_shuffled_once_then_tried_round_robin():
+    remotes = [f"tcp://r{i}:1" for i in range(4)]
+    opener = Opener(lambda url: Script(PACKETS[:PACKET_SIZE]), stop_after=9)
+    run(opener, remotes, reconnect=0.001)
+    urls = opener.urls[:9]
+    assert sorted(urls[:4]) == sorted(remotes)
+    assert urls[4:8] == urls[:4] and urls[8] == urls[0]
+
+
+def test_attempts_start_reconnect_seconds_apart():
+    def refuse(url):
+        raise SourceError("Connection refused")
+
+    opener = Opener(refuse, stop_after=4)
+    run(opener, reconnect=0.05)
+    starts = [t for _, t in opener.attempts]
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    # libev's clock is read once per loop turn, so a timer may fire a hair early.
+    assert all(0.045 <= gap < 1 for gap in gaps), gaps
+
+
+def test_a_connection_that_lasted_longer_than_reconnect_is_retried_at_once(logs):
+    def make(url):
+        gevent.sleep(0.1)  # connecting (and streaming) took longer than reconnect
+        return Script(PACKETS[:5 * PACKET_SIZE])
+
+    opener = Opener(make, stop_after=2)
+    run(opener, reconnect=0.05)
+    (_, first), (_, second) = opener.attempts[:2]
+    assert second - first < 0.1 + 0.05
+    closed = wait_log(logs, "upstream closed")
+    assert (closed["reason"], closed["packets"]) == ("end of stream", 5)
+
+
+def test_packets_reach_the_hub_whole_whatever_the_reads_cut(logs):
+    data = PACKETS[:5 * PACKET_SIZE]
+    pieces = [b"junk", data[:100], data[100:700], data[700:]]  # torn, with garbage ahead
+    opener = Opener(lambda url: Script(*pieces, then=None), stop_after=1)
+    hub = Hub("/s.ts", 100, graceperiod=1)
+    joining = gevent.spawn(hub.join)  # a viewer that tunes in as the stream starts
+    hub = run(opener, hub=hub, reconnect=10, readtimeout=0.1)
+    viewer = joining.get(timeout=1)
+    assert viewer.queue.get(timeout=1) == data
+    error = wait_log(logs, "upstream error", url="tcp://a:1")
+    assert (error["packets"], error["skipped_bytes"]) == (5, 4)
+    assert hub.packets_received == 5
+    assert opener.connections[0].closed
+
+
+@pytest.mark.parametrize("reads, reason", [
+    ([b"<html>no TS here</html>" * (NOT_TS_LIMIT // 20)], "not MPEG-TS: no packet in the first"),
+    ([b"<html>short</html>"], "not MPEG-TS: ended after 18 bytes without a packet"),
+    ([], "ended without sending any data"),
+])
+def test_an_upstream_that_sends_no_ts_is_a_failed_attempt(logs, reads, reason):
+    assert b"G" not in b"".join(reads)  # no sync byte anywhere
+    opener = Opener(lambda url: Script(*reads), stop_after=1)
+    hub = run(opener, reconnect=10)
+    error = wait_log(logs, "upstream error")
+    assert error["reason"].startswith(reason)
+    assert hub.packets_received == 0 and not hub.online
+    assert not [e for e in logs if e["event"] == "upstream closed"]
+
+
+def test_an_upstream_silent_for_readtimeout_is_closed_and_retried(logs):
+    opener = Opener(lambda url: Script(PACKETS[:5 * PACKET_SIZE], then=None), stop_after=2)
+    run(opener, reconnect=0.01, readtimeout=0.05)
+    error = wait_log(logs, "upstream error")
+    assert error["reason"] == "no data for 0.05 s (readtimeout)"
+    assert error["packets"] == 5
+    assert opener.connections[0].closed
+
+
+def test_a_crash_in_a_source_is_logged_and_retried(logs):
+    opener = Opener(lambda url: Script(then=RuntimeError("a bug in a source")), stop_after=2)
+    run(opener, reconnect=0.01)
+    crashed = wait_log(logs, "upstream crashed", url="tcp://a:1")
+    assert crashed["log_level"] == "error" and crashed["exc_info"]
+    assert len(opener.attempts) >= 2  # the stream lives on
+
+
+@pytest.mark.parametrize("error, reason", [
+    (SourceError("HTTP 404 Not Found"), "HTTP 404 Not Found"),
+    (ConnectionRefusedError(111, "Connection refused"), "Connection refused"),
+])
+def test_a_failed_connect_is_one_error_line_with_its_reason(logs, error, reason):
+    def make(url):
+        raise error
+
+    opener = Opener(make, stop_after=1)
+    run(opener, reconnect=10)
+    entry = wait_log(logs, "upstream error")
+    assert (entry["url"], entry["reason"], entry["stream"]) == ("tcp://a:1", reason, "/s.ts")
+
+
+def test_with_reconnect_0_the_stream_stays_offline_after_one_attempt(logs):
+    opener = Opener(lambda url: Script(), stop_after=1)
+    hub = Hub("/s.ts", 100, graceperiod=0)
+    upstream = Upstream(hub, ["tcp://a:1"], SourceSettings(), reconnect=0, readtimeout=0,
+                        opener=opener)
+    upstream.start()
+    assert wait_log(logs, "stream stays offline")["reason"] == "reconnect is 0: no further attempts"
+    wait_until(lambda: upstream._greenlet.dead, what="the upstream greenlet to end")
+    assert len(opener.attempts) == 1
+    upstream.stop()
+    assert not hub.starting  # nobody waits for a first packet any more
