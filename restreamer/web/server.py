@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import http.client
-import logging
 import socket
 
 import gevent
 from flask import Flask
 from gevent import GreenletExit
-from gevent.pywsgi import LoggingLogAdapter, WSGIHandler, WSGIServer
+from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from ..config import parse_listen
 from ..log import get_logger
@@ -22,8 +21,6 @@ SEND_BUFFER = 512 * 1024
 LINGER_TIME = 2.0
 LINGER_BYTES = 1024 * 1024
 
-_log = get_logger("http")
-
 
 def make_server(app: Flask, listen: str, request_timeout: float = 0) -> WSGIServer:
     """A started-on-demand WSGI server bound to ``listen`` (host:port, :port, [v6]:port).
@@ -32,8 +29,8 @@ def make_server(app: Flask, listen: str, request_timeout: float = 0) -> WSGIServ
     """
     host, port = parse_listen(listen)
     listener = _bind(host, port)
-    server = StreamingServer(listener, app, log=None,
-                             error_log=LoggingLogAdapter(_ServerErrors, logging.WARNING),
+    errors = get_logger("http")
+    server = StreamingServer(listener, app, log=None, error_log=_ErrorLog(errors),
                              handler_class=StreamingHandler)
     server.request_timeout = request_timeout or None
     return server
@@ -71,8 +68,8 @@ class StreamingHandler(WSGIHandler):
             if self.status == "414":  # pywsgi logs the other refusals itself
                 address = self.client_address
                 remote = address[0] if isinstance(address, tuple) else address
-                _log.warning("request refused", remote=remote,
-                             status=414, reason="request line too long")
+                get_logger("http").warning("request refused", remote=remote,
+                                           status=414, reason="request line too long")
             self._refuse(result[1])
             return None
         return result
@@ -113,8 +110,8 @@ class StreamingHandler(WSGIHandler):
         # ends that connection only; pywsgi would print it to stderr.
         # Not the query string: it may carry a token.
         if not issubclass(t, GreenletExit):
-            _log.error("request crashed", path=self.path.partition("?")[0],
-                       exc_info=(t, v, tb))
+            get_logger("http").error("request crashed", path=self.path.partition("?")[0],
+                                     exc_info=(t, v, tb))
 
     def write(self, data) -> None:
         # pywsgi's write() re-checks the response state and frames every chunk
@@ -175,12 +172,19 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _ServerErrors:
-    """What pywsgi reports as text (a bad request head, a socket error), as one
-    kind of event; gevent's adapter gives it the file interface pywsgi writes to."""
+class _ErrorLog:
+    """pywsgi writes tracebacks and socket errors here; make them log events."""
 
-    @staticmethod
-    def log(level: int, text: str) -> None:
+    def __init__(self, logger):
+        self._logger = logger
+
+    def write(self, text: str) -> None:
         text = text.strip()
         if text:
-            _log.log(level, "http server error", detail=text)
+            self._logger.warning("http server error", detail=text)
+
+    def writelines(self, lines) -> None:
+        self.write("".join(lines))
+
+    def flush(self) -> None:
+        pass
