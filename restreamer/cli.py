@@ -81,7 +81,7 @@ def serve(relay: Relay, app: Callable | None = None) -> int:
     server.start()
     host, port = server.address[:2]
     _log.info("listening", host=host, port=port, listen=relay.config.listen,
-                version=__version__, streams=len(relay.streams))
+              version=__version__, streams=len(relay.streams))
     relay.start()
     stopping.wait()
     _log.info("stopping", viewers=relay.viewer_count)

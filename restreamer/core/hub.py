@@ -192,7 +192,7 @@ class Hub:
         self.viewers.add(viewer)
         if self.starting:
             _log.info("viewer waiting", stream=self.name, remote=remote,
-                          reason="the stream's first upstream attempt is under way")
+                      reason="the stream's first upstream attempt is under way")
             self._first_attempt_over.wait(self.graceperiod)
             if not self.online:
                 self.viewers.discard(viewer)  # it has received nothing: no counters to keep
@@ -218,8 +218,8 @@ class Hub:
                    if v.dropping_since is not None and now - v.dropping_since >= droptimeout]
         for viewer in stalled:
             _log.info("viewer evicted", stream=self.name, remote=viewer.remote,
-                          reason=f"only dropping for {droptimeout:g} s (droptimeout)",
-                          dropped_packets=viewer.packets_dropped)
+                      reason=f"only dropping for {droptimeout:g} s (droptimeout)",
+                      dropped_packets=viewer.packets_dropped)
             viewer.evict()
         return len(stalled)
 

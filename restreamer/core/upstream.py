@@ -75,7 +75,7 @@ class Upstream:
             self.hub.first_attempt_over()
             if self.reconnect <= 0:
                 _log.info("stream stays offline", stream=self.hub.name,
-                              reason="reconnect is 0: no further attempts")
+                          reason="reconnect is 0: no further attempts")
                 return
             gevent.sleep(max(0.0, began + self.reconnect - time.monotonic()))
 
@@ -95,10 +95,10 @@ class Upstream:
         try:
             self._stream(connection, aligner)
             _log.info("upstream closed", stream=name, url=url, reason="end of stream",
-                          packets=aligner.packets, skipped_bytes=aligner.skipped)
+                      packets=aligner.packets, skipped_bytes=aligner.skipped)
         except (SourceError, OSError, ReadTimeout) as e:
             _log.warning("upstream error", stream=name, url=url, reason=_reason(e),
-                             packets=aligner.packets, skipped_bytes=aligner.skipped)
+                         packets=aligner.packets, skipped_bytes=aligner.skipped)
         finally:
             self._connection = None
             connection.close()

@@ -82,7 +82,7 @@ class Notifier:
                 self._queue.put_nowait((event, url, headers))
             except Full:
                 _log.warning("notification dropped", event_type=event, url=url,
-                                 reason="too many notifications waiting", **context)
+                             reason="too many notifications waiting", **context)
 
     def _heartbeat_forever(self) -> None:
         while True:
@@ -97,7 +97,7 @@ class Notifier:
                 response = session.get(url, headers=headers, timeout=self._timeout)
                 response.close()
                 _log.info("notification sent", event_type=event, url=url,
-                              status=response.status_code)
+                          status=response.status_code)
             except Exception as e:  # whatever it is, this greenlet must keep sending
                 _log.warning("notification failed", event_type=event, url=url,
-                                 reason=type(e).__name__)
+                             reason=type(e).__name__)

@@ -23,6 +23,7 @@ class Script:
         self.reads = list(reads)
         self.then = then
         self.closed = False
+        self.closed_at = None
         self.on_close = lambda: None
 
     def read(self) -> bytes:
@@ -36,6 +37,7 @@ class Script:
 
     def close(self) -> None:
         self.closed = True
+        self.closed_at = time.monotonic()
         self.on_close()
 
 
@@ -108,13 +110,13 @@ def test_attempts_start_reconnect_seconds_apart():
 
 def test_a_connection_that_lasted_longer_than_reconnect_is_retried_at_once(logs):
     def make(url):
-        gevent.sleep(0.1)  # connecting (and streaming) took longer than reconnect
+        gevent.sleep(0.35)  # connecting (and streaming) took longer than reconnect
         return Script(PACKETS[:5 * PACKET_SIZE])
 
     opener = Opener(make, stop_after=2)
-    run(opener, reconnect=0.05)
-    (_, first), (_, second) = opener.attempts[:2]
-    assert second - first < 0.1 + 0.05
+    run(opener, reconnect=0.3)
+    (_, second) = opener.attempts[1]
+    assert second - opener.connections[0].closed_at < 0.3  # no wait after the first ended
     closed = wait_log(logs, "upstream closed")
     assert (closed["reason"], closed["packets"]) == ("end of stream", 5)
 
