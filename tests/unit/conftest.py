@@ -16,6 +16,7 @@ TEST_TIMEOUT = 10
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem):
+    # The arguments as pytest's own pytest_pyfunc_call picks them.
     args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     body = gevent.spawn(pyfuncitem.obj, **args)
     body.join(timeout=TEST_TIMEOUT)
