@@ -6,9 +6,15 @@ is monkeypatched: the code under test waits through gevent's own primitives
 a greenlet, not the main one, does the waiting.
 """
 
+from dataclasses import replace
+
 import gevent
-import structlog.testing
 import pytest
+import structlog.testing
+
+from restreamer.config import from_dict
+from restreamer.core.stream import Stream
+from restreamer.sources import SourceSettings
 
 #: Seconds a unit test body may run; a hang fails here, far below pytest.ini's limit.
 TEST_TIMEOUT = 10
@@ -48,3 +54,9 @@ def logs():
     """Every log entry the test causes, as dicts (structlog's capture_logs)."""
     with structlog.testing.capture_logs() as captured:
         yield captured
+
+
+def source_settings(**changes) -> SourceSettings:
+    """What a stream of a default config opens its sources with, and ``changes``."""
+    config = from_dict({"resources": [{"type": "stream", "serve": "/s.ts", "remote": "tcp://a:1"}]})
+    return replace(Stream(config.streams[0], config).upstream.settings, **changes)

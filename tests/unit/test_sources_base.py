@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from restreamer.sources import SourceError, SourceSettings, open_connection
+from restreamer.sources import SourceError, open_connection
 from restreamer.sources.base import describe, resolve_path, timeout_or_none
-from tests.unit.conftest import wait_log
+from tests.unit.conftest import source_settings, wait_log
 
 
 def test_paths_resolve_against_the_config_folder_and_expand_home(monkeypatch):
@@ -34,7 +34,7 @@ def test_an_os_error_is_its_reason_and_where():
 
 def test_a_missing_file_source_names_the_resolved_path(tmp_path):
     with pytest.raises(SourceError, match=f"^No such file or directory: {tmp_path}/gone.ts$"):
-        open_connection("file:gone.ts", SourceSettings(base_dir=str(tmp_path)))
+        open_connection("file:gone.ts", source_settings(base_dir=str(tmp_path)))
 
 
 def test_the_configs_0_is_no_timeout_unless_the_caller_names_a_fallback():
@@ -47,7 +47,7 @@ def test_the_configs_0_is_no_timeout_unless_the_caller_names_a_fallback():
 def test_a_forked_commands_stderr_is_logged_with_its_stream(logs):
     script = "__import__('sys').stderr.write('warming-up\\n')"  # arguments split on spaces
     url = f"fork://{sys.executable}?-c+{script}"
-    connection = open_connection(url, SourceSettings(stream="/s.ts"))
+    connection = open_connection(url, source_settings(stream="/s.ts"))
     try:
         entry = wait_log(logs, "child stderr")
     finally:

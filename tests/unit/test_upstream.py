@@ -11,7 +11,7 @@ from restreamer.core.hub import Hub
 from restreamer.core.upstream import NOT_TS_LIMIT, Upstream
 from restreamer.sources import SourceError, SourceSettings
 from tests.support.ts import PACKET_SIZE, make_packets
-from tests.unit.conftest import wait_log, wait_until
+from tests.unit.conftest import source_settings, wait_log, wait_until
 
 PACKETS = make_packets(20)
 
@@ -77,7 +77,7 @@ class Opener:
 def run(opener: Opener, remotes=("tcp://a:1",), reconnect=0.01, readtimeout=0.0, hub=None):
     """Run an upstream until the opener has seen enough attempts; return its hub."""
     hub = hub or Hub("/s.ts", 100, graceperiod=0)
-    upstream = Upstream(hub, remotes, SourceSettings(), reconnect=reconnect,
+    upstream = Upstream(hub, remotes, source_settings(), reconnect=reconnect,
                         readtimeout=readtimeout, opener=opener)
     upstream.start()
     try:
@@ -185,7 +185,7 @@ def test_a_failed_connect_is_one_error_line_with_its_reason(logs, error, reason)
 def test_with_reconnect_0_the_stream_stays_offline_after_one_attempt(logs):
     opener = Opener(lambda url: Script(), stop_after=1)
     hub = Hub("/s.ts", 100, graceperiod=0)
-    upstream = Upstream(hub, ["tcp://a:1"], SourceSettings(), reconnect=0, readtimeout=0,
+    upstream = Upstream(hub, ["tcp://a:1"], source_settings(), reconnect=0, readtimeout=0,
                         opener=opener)
     upstream.start()
     assert wait_log(logs, "stream stays offline")["reason"] == "reconnect is 0: no further attempts"
