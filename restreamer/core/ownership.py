@@ -49,6 +49,8 @@ RELAY_WAIT = 0.5
 #: What the owner's hub and logs call a socket client.
 RELAY_REMOTE = "worker"
 
+_log = get_logger("streaming")
+
 
 class Ownership:
     """This worker's role for one stream: owner (pulls, serves the socket) or follower."""
@@ -65,7 +67,6 @@ class Ownership:
         self.owner = False
         #: The owner's socket clients (other workers), in its hub but nobody's audience.
         self.relays: set[Viewer] = set()
-        self.log = get_logger("streaming")
         self._lock_fd: int | None = None
         self._greenlet: gevent.Greenlet | None = None
         self._follower: "Upstream | None" = None
@@ -101,7 +102,7 @@ class Ownership:
         self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         while not self._try_lock():
             if self._follower is None:
-                self.log.info("stream following", stream=self.hub.name, socket=str(self.socket_path))
+                _log.info("stream following", stream=self.hub.name, socket=str(self.socket_path))
                 self._follower = self._follow(self.follow_url)
                 self._follower.start()
             gevent.sleep(POLL)
@@ -109,7 +110,7 @@ class Ownership:
             self._follower.stop()  # its hub holds the viewers for the grace period
             self._follower = None
         self.owner = True
-        self.log.info("stream owned", stream=self.hub.name, socket=str(self.socket_path))
+        _log.info("stream owned", stream=self.hub.name, socket=str(self.socket_path))
         self._listen()
         self.owned.start()
         self._end_relays_when_offline()
