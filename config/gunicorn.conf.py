@@ -43,11 +43,12 @@ def on_starting(server):
     # it picks its multiprocess value store from the environment at import.
     from restreamer.config import ConfigError, load
     from restreamer.core import runtime
+    from restreamer.sources.base import resolve_path
 
     path = os.environ.get("RESTREAMER_CONFIG", "restreamer.json")
     try:
         config = load(path)
-        configured = config.resolve_path(config.runtimedir) if config.runtimedir else ""
+        configured = resolve_path(config.base_dir, config.runtimedir) if config.runtimedir else ""
     except (ConfigError, OSError):
         configured = ""  # the workers report the config's problem and stop the server
     directory = runtime.prepare_directory(runtime.choose_directory(

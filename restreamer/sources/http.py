@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import http.client
-import socket
 
 import requests
 import urllib3
 
-from .base import READ_SIZE, USER_AGENT, SourceError, SourceSettings, timeout_or_none
+from .base import READ_SIZE, USER_AGENT, SourceError, SourceSettings, describe, timeout_or_none
 
 
 class HTTPConnection:
@@ -61,10 +60,8 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, requests.Timeout):
         return "timed out waiting for the response"
     cause = _innermost(error)
-    if isinstance(cause, socket.gaierror):
-        return f"name resolution failed: {cause.strerror}"
     if isinstance(cause, OSError) and cause.strerror:
-        return cause.strerror
+        return describe(cause)
     return f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
 
 
