@@ -24,7 +24,7 @@ from .keys import (REQUIRED, Choice, ConfigError, Count, Flag, Kind, Nested, Rea
 
 RESOURCE_TYPES = ("stream", "static", "api")
 _RESOURCE_TYPE = Choice(RESOURCE_TYPES)
-API_KINDS = ("health", "statistics", "check", "control", "prometheus")
+API_KINDS = ("health", "statistics", "check", "control", "prometheus", "dashboard")
 AUTH_TYPES = ("basic", "bearer")
 NOTIFICATION_EVENTS = ("limit_hit", "limit_miss", "heartbeat")
 NOTIFICATION_TYPES = ("url",)
@@ -109,10 +109,11 @@ class StaticConfig(Resource):
 
 @dataclass(frozen=True, kw_only=True)
 class ApiConfig(Resource):
-    """An API endpoint: health, statistics, check, control or prometheus."""
+    """An API endpoint: health, statistics, check, control, prometheus or dashboard."""
 
     TYPE: ClassVar[str] = "api"
-    api: str = key(Choice(API_KINDS), REQUIRED, "`health`, `statistics`, `check`, `control` or `prometheus`")
+    api: str = key(Choice(API_KINDS), REQUIRED,
+                   "`health`, `statistics`, `check`, `control`, `prometheus` or `dashboard` (new)")
     remotes: tuple[str, ...] = key(Remotes(), (), "check and control: the serve path of a stream",
                                    names=("remote", "remotes"))
 
@@ -185,6 +186,8 @@ class Config(Section):
     maxconnections: int = key(Count(), 0, "hard viewer limit across all streams (0: none)")
     fullconnections: int = key(Count(), 0, "soft limit: health says `full`, notifications fire")
     nostats: bool = key(Flag(), False, "collect no statistics")
+    tsanalysis: bool = key(Flag(), True, "analyse every stream's packets: TR 101 290 errors, bitrates, "
+                                         "codecs, keyframes (see Operations)", new=True)
     heartbeatinterval: float = key(Seconds(), 60, "seconds between heartbeat notifications")
     log: str = key(Text(), "", "log file, JSON lines (empty: stdout), under the CLI and gunicorn")
     profile: bool = key(Flag(), False, "accepted and ignored, with a warning when true: "

@@ -8,6 +8,7 @@ from typing import Iterable
 from ..config import Config, ConfigError, StreamConfig
 from .hub import Hub
 from ..sources import SourceSettings, open_connection
+from ..ts.analysis import Analyser
 from .ownership import FOLLOW_RECONNECT, Ownership
 from ..sources.base import describe, resolve_path
 from .upstream import Opener, Upstream
@@ -24,16 +25,18 @@ class Stream:
         self.resource = resource
         self.serve = resource.serve
         self.hub = Hub(resource.serve, config.outputbuffer, config.graceperiod)
+        self.analyser = Analyser() if config.tsanalysis else None
         settings = SourceSettings(timeout=config.timeout, inputbuffer=config.inputbuffer,
                                   mru=resource.mru, clientinterface=resource.clientinterface,
                                   base_dir=config.base_dir, stream=resource.serve)
         self.upstream = Upstream(self.hub, resource.remotes, settings, reconnect=config.reconnect,
-                                 readtimeout=config.readtimeout, opener=opener)
+                                 readtimeout=config.readtimeout, opener=opener,
+                                 analyser=self.analyser)
         #: Under ``gunicorn -w N``: which worker pulls the remotes (see core/ownership.py).
         self.ownership = None if shared is None else Ownership(
             self.hub, shared, self.upstream,
             lambda url: Upstream(self.hub, [url], settings, reconnect=FOLLOW_RECONNECT,
-                                 readtimeout=0, opener=opener))
+                                 readtimeout=0, opener=opener, analyser=self.analyser))
         self.preamble = _read_preamble(resource, config)
 
     def start(self) -> None:

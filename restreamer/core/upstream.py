@@ -13,6 +13,7 @@ from .hub import Hub
 from ..log import get_logger
 from ..sources import Connection, SourceError, SourceSettings, open_connection
 from ..sources.base import describe
+from ..ts.analysis import Analyser
 from ..ts.packets import PacketAligner
 
 #: Bytes an upstream may send without a single MPEG-TS packet before it is
@@ -42,8 +43,9 @@ class Upstream:
 
     def __init__(self, hub: Hub, remotes: Sequence[str], settings: SourceSettings, *,
                  reconnect: float, readtimeout: float,
-                 opener: Opener = open_connection):
+                 opener: Opener = open_connection, analyser: Analyser | None = None):
         self.hub = hub
+        self.analyser = analyser  # sees every packet the hub gets, if the stream is analysed
         self.opener = opener
         self.remotes = random.sample(list(remotes), len(remotes))
         self.settings = settings
@@ -92,6 +94,8 @@ class Upstream:
         self.hub.upstream_connected(url)
         _log.info("upstream connected", stream=name, url=url)
         aligner = PacketAligner()
+        if self.analyser is not None:
+            self.analyser.connected(aligner, time.monotonic())
         try:
             self._stream(connection, aligner)
             _log.info("upstream closed", stream=name, url=url, reason="end of stream",
@@ -120,6 +124,7 @@ class Upstream:
         # with the hub's own window timer.
         gathers = getattr(connection, "gathers", False)
         hub = self.hub
+        analyse = self.analyser.feed if self.analyser is not None else None
         while True:
             if limit > 0:
                 with gevent.Timeout(limit, ReadTimeout(f"no data for {limit:g} s (readtimeout)")):
@@ -130,6 +135,8 @@ class Upstream:
                 break
             chunk = feed(data)
             if chunk:
+                if analyse is not None:
+                    analyse(chunk, time.monotonic())
                 publish(chunk, at_once=gathers)
                 if gathers:
                     gevent.sleep(hub.window)
@@ -137,6 +144,8 @@ class Upstream:
                 raise SourceError(f"not MPEG-TS: no packet in the first {aligner.skipped} bytes")
         tail = aligner.flush()
         if tail:
+            if analyse is not None:
+                analyse(tail, time.monotonic())
             publish(tail)
         if not aligner.packets:
             raise SourceError(f"not MPEG-TS: ended after {aligner.skipped} bytes without a packet"

@@ -33,13 +33,14 @@ class PacketAligner:
     up to the next lock.
     """
 
-    __slots__ = ("_pending", "_locked", "skipped", "packets")
+    __slots__ = ("_pending", "_locked", "skipped", "packets", "losses")
 
     def __init__(self) -> None:
         self._pending = b""
         self._locked = False
         self.skipped = 0  # bytes discarded while out of sync
         self.packets = 0  # packets emitted
+        self.losses = 0  # times lock was lost: a sync byte missing where one was due
 
     @property
     def locked(self) -> bool:
@@ -109,6 +110,7 @@ class PacketAligner:
         # Packet number ``synced`` has no sync byte, so the packet before it is
         # torn: keep what precedes it and search again after its sync byte.
         self._locked = False
+        self.losses += 1
         if not synced:
             return b"", buf
         keep = (synced - 1) * PACKET_SIZE

@@ -128,3 +128,27 @@ def assert_runs(received: bytes, *sents: bytes) -> list[int]:
             f"received {len(received)} bytes are not runs of the {len(sents)} streams sent: "
             f"runs of {lengths} bytes, then {len(rest)} bytes that fit none")
     return lengths
+
+
+def seamless_laps(data: bytes, laps: int) -> bytes:
+    """`data` repeated `laps` times with each PID's continuity counters running on
+    across the joins, as an encoder looping a file would send it.
+
+    Plain repetition jumps every counter at each join (a continuity error per
+    PID and lap); a multiple of 16 laps of this loops seamlessly itself.
+    """
+    assert_aligned(data)
+    first: dict[int, int] = {}
+    count: dict[int, int] = {}
+    for offset in range(0, len(data), PACKET_SIZE):
+        pid = packet_pid(data[offset:offset + 4])
+        if data[offset + 3] & 0x10:
+            first.setdefault(pid, packet_cc(data[offset:offset + 4]))
+            count[pid] = count.get(pid, 0) + 1
+    out = bytearray(data * laps)
+    for lap in range(1, laps):
+        for offset in range(lap * len(data), (lap + 1) * len(data), PACKET_SIZE):
+            pid = packet_pid(out[offset:offset + 4])
+            if out[offset + 3] & 0x10 and pid != 0x1FFF:
+                out[offset + 3] = out[offset + 3] & 0xF0 | (out[offset + 3] + lap * count[pid]) & 0x0F
+    return bytes(out)
