@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 import gevent
 
-from ..config import Config
+from ..config import ApiConfig, Config
 from ..log import get_logger
 from ..ops.metrics import MetricsMirror, create_registry, create_shared_registry
 from ..ops.notifications import Notifier
+from ..ops.overview import Overview
 from ..ops.server_statistics import ServerStatistics
 from ..ops.statistics import Limits, Statistics
 from ..sources import open_connection
@@ -56,6 +57,9 @@ class Relay:
                                                enabled=not config.nostats, on_sample=mirror.sync)
         self.notifier = Notifier(config) if self.census is None else Notifier(
             config, crossed=self.census.crossed, beats=lambda: self.census.first)
+        self.overview = Overview(self.streams, self.limits,
+                                 {r.remote: r.serve for r in config.resources
+                                  if isinstance(r, ApiConfig) and r.api == "control"})
         self.started = False
         self._watchdog: gevent.Greenlet | None = None
 
@@ -72,6 +76,7 @@ class Relay:
         for stream in self.streams.values():
             stream.start()
         self.statistics.start()
+        self.overview.start()
         self.notifier.start()
         if self.config.droptimeout > 0:
             self._watchdog = gevent.spawn(self._evict_stalled_forever)
@@ -83,6 +88,7 @@ class Relay:
         self.started = False
         atexit.unregister(self.stop)
         self.statistics.stop()
+        self.overview.stop()
         self.notifier.stop()
         if self._watchdog is not None:
             self._watchdog.kill(block=False)

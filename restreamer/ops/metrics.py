@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import generate_latest
 
 from .statistics import stream_totals
+from .tshealth import TSCollector
 
 if TYPE_CHECKING:
     from ..core.stream import Stream
@@ -86,6 +87,7 @@ def create_registry(streams: Mapping[str, "Stream"]) -> CollectorRegistry:
     """A registry of these streams' metrics plus the process's own."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StreamCollector(streams))
+    registry.register(TSCollector(streams))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)

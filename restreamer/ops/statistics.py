@@ -16,6 +16,7 @@ import gevent
 
 from ..core.counters import Traffic
 from ..core.stream import viewer_count
+from .tshealth import ts_report
 
 if TYPE_CHECKING:
     from ..core.stream import Stream
@@ -158,8 +159,9 @@ class Statistics:
         """The statistics API's answer from per-stream totals, rates and upstream state."""
         streams = {
             path: dict(self._report(totals.get(path, {}), rates.get(path, {})),
-                       connected=connected.get(path, False), upstream=upstream.get(path))
-            for path in self.streams
+                       connected=connected.get(path, False), upstream=upstream.get(path),
+                       ts=ts_report(stream) if self.enabled else None)
+            for path, stream in self.streams.items()
         }
         return dict(self._report(_sum(totals.values()), _sum(rates.values())), streams=streams)
 

@@ -1,4 +1,4 @@
-"""The ``type: api`` resources: health, statistics, check, control and prometheus.
+"""The ``type: api`` resources: health, statistics, check, control, prometheus and dashboard.
 
 Bodies and status codes are those of the original restreamer, so existing
 load balancers and monitoring keep working.
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable
 from flask import Response, request
 
 from ..ops.metrics import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE, exposition
+from . import dashboard
 
 if TYPE_CHECKING:
     from ..config import ApiConfig
@@ -30,6 +31,8 @@ def view_for(relay: "Relay", resource: "ApiConfig") -> Callable[[], Response]:
         return lambda: _json(relay.statistics.statistics())
     if kind == "prometheus":
         return lambda: Response(exposition(relay.metrics), content_type=PROMETHEUS_CONTENT_TYPE)
+    if kind == "dashboard":
+        return dashboard.view_for(relay, resource)
     stream = relay.streams[resource.remote]
     if kind == "check":
         # A stream switched offline serves nobody, so a load balancer should look elsewhere.
@@ -53,7 +56,7 @@ def view_for(relay: "Relay", resource: "ApiConfig") -> Callable[[], Response]:
 
 #: The Content-Type each API answers with, also on an authentication failure.
 CONTENT_TYPES = {"health": JSON, "statistics": JSON, "check": TEXT, "control": TEXT,
-                 "prometheus": PROMETHEUS_CONTENT_TYPE}
+                 "prometheus": PROMETHEUS_CONTENT_TYPE, "dashboard": dashboard.HTML}
 
 
 def _json(data: dict) -> Response:
