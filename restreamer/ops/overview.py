@@ -100,6 +100,7 @@ class Overview:
             "path": stream.serve,
             "state": stream_state(hub),
             "upstream": redact_url(hub.url) if hub.url else None,
+            "remotes": [redact_url(url) for url in stream.resource.remotes],
             "viewers": counters["connections"],
             "bitrate_in": round(rate_in),
             "bitrate_out": round(rate_out),
