@@ -174,12 +174,13 @@ def test_statistics_fields_and_per_stream_breakdown(server, upstreams):
     assert set(stats["streams"]) == {"/live.ts", "/stats.ts", "/switch.ts", "/dead.ts", "/lose.ts",
                                      "/stall.ts"}
     live = stats["streams"]["/live.ts"]
-    assert list(live) == STAT_FIELDS + ["connected", "upstream"]
+    assert list(live) == STAT_FIELDS + ["connected", "upstream", "ts"]
     assert live["connected"] is True
     assert live["upstream"] == upstreams["main"].url
     dead = stats["streams"]["/dead.ts"]
     assert dead["connected"] is False
     assert dead["total_packets_received"] == 0
+    assert dead["ts"]["programs"] == [] and dead["ts"]["bitrate"] == 0
     assert live["total_packets_received"] > 0
     assert live["total_bytes_received"] == live["total_packets_received"] * PACKET_SIZE
     # One snapshot: the totals are the sums over the streams (rates up to their rounding).
