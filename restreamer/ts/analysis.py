@@ -142,6 +142,7 @@ class Analyser:
     def _start(self, now: float) -> None:
         self._started = True
         self._pat_at = now
+        self._pat_late = False
         self._pmt_at = dict.fromkeys(self._pmt_pids, now)
         self._seen_at = dict.fromkeys(self._listed, now)
         if not self._rate_at:
