@@ -118,6 +118,7 @@ class Overview:
                 "error_total": sum(errors.values()),
                 "bitrate": report["bitrate"],
                 "codecs": [es["codec"] for program in report["programs"] for es in program["streams"]],
+                "resolution": report["resolution"],
                 "pcr": all(program["pcr"] for program in report["programs"]) if report["programs"] else None,
                 "keyframe_interval": round(interval, 2) if interval is not None else None,
                 "keyframe_age": report["keyframe_age"],

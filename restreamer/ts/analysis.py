@@ -6,7 +6,8 @@ arrived.  The work is per chunk: the PID and flag bytes of every packet are
 sliced out as three columns (``chunk[1::188]`` and so on, in C), packets are
 counted per PID by ``collections.Counter`` (in C), and the one Python loop
 runs over those columns comparing small ints for the continuity counters.
-Only the few PAT, PMT and PCR packets are looked at further.
+Only the few PAT, PMT and PCR packets, and the first packet of each
+keyframe (for the picture size), are looked at further.
 
 The error names and meanings are TR 101 290's (section 5.2.1):
 
@@ -34,7 +35,8 @@ from typing import TYPE_CHECKING
 
 from .packets import PACKET_SIZE
 from .psi import (NULL_PID, PAT_PID, TABLE_PAT, TABLE_PMT, PMT, SectionAssembler, SectionError,
-                  is_rap, parse_pat, parse_pmt, unit_starts)
+                  is_rap, parse_pat, parse_pmt, payload, unit_starts)
+from .video import picture_size
 
 if TYPE_CHECKING:
     from .packets import PacketAligner
@@ -97,6 +99,7 @@ class Analyser:
         self.rates: dict[int, float] = {}  # PID -> bits per second over the last interval
         self._rap_at: float | None = None
         self._rap_intervals: collections.deque[float] = collections.deque(maxlen=KEYFRAMES_KEPT)
+        self.picture: tuple[int, int] | None = None  # the video's (width, height), once known
 
     # -- input -------------------------------------------------------------
 
@@ -251,6 +254,7 @@ class Analyser:
                 if self._rap_at is not None and now > self._rap_at:
                     self._rap_intervals.append(now - self._rap_at)
                 self._rap_at = now
+                self.picture = picture_size(payload(chunk, offset), codec) or self.picture
 
     def _measure_rates(self, now: float) -> None:
         elapsed = now - self._rate_at
@@ -312,6 +316,7 @@ class Analyser:
             "pids": {str(pid): {"bitrate": round(rate), "continuity_errors": self.cc_errors[pid]}
                      for pid, rate in sorted(rates.items())},
             "programs": programs,
+            "resolution": "{}x{}".format(*self.picture) if self.picture else None,
             "keyframe_interval": round(interval, 3) if interval is not None else None,
             "keyframe_age": round(now - self._rap_at, 3) if self._rap_at is not None else None,
         }

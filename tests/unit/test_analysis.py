@@ -162,3 +162,8 @@ def test_figures_go_stale_when_data_stops():
     assert analyser.snapshot(6.5)["bitrate"] > 0
     report = analyser.snapshot(60.0)
     assert report["bitrate"] == 0 and report["programs"][0]["pcr"] is False
+
+
+def test_the_picture_size_comes_from_the_keyframes_sps():
+    # ffprobe says 640x360: 23 macroblock rows cropped by 8 lines
+    assert analyse(SAMPLE).snapshot(6.0)["resolution"] == "640x360"
