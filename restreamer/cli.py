@@ -15,12 +15,14 @@ from typing import Callable  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
+from gevent.lock import Semaphore  # noqa: E402
 
 from . import log  # noqa: E402
 from .version import __version__  # noqa: E402
 from .config import ConfigError, load  # noqa: E402
 from .sources.base import describe  # noqa: E402
 from .core.relay import Relay  # noqa: E402
+from .core.reload import reload  # noqa: E402
 from .web.app import create_app  # noqa: E402
 from .web.server import make_server  # noqa: E402
 
@@ -61,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(relay: Relay, app: Callable | None = None) -> int:
     """Serve ``app`` (by default the relay's own) until SIGINT or SIGTERM, then
-    close viewers and upstreams and return 0."""
+    close viewers and upstreams and return 0.
+
+    SIGHUP reopens the log file and reloads the config file; SIGUSR1 only
+    reopens the log file (logrotate may send either).
+    """
     try:
         # A client stalled before its request is done is given as long as a
         # viewer that takes no data.
@@ -72,7 +78,8 @@ def serve(relay: Relay, app: Callable | None = None) -> int:
     stopping = Event()
     gevent.signal_handler(signal.SIGTERM, stopping.set)
     gevent.signal_handler(signal.SIGINT, stopping.set)
-    gevent.signal_handler(signal.SIGHUP, log.reopen)
+    gevent.signal_handler(signal.SIGHUP, _reload, relay, server, Semaphore())
+    gevent.signal_handler(signal.SIGUSR1, log.reopen)
     # What exists now (the imported libraries, the config) lives as long as
     # the process: take it out of the collector's full passes, which otherwise
     # pause every stream for tens of milliseconds at a thousand viewers.
@@ -90,6 +97,21 @@ def serve(relay: Relay, app: Callable | None = None) -> int:
     server.stop(timeout=3)
     _log.info("stopped")
     return 0
+
+
+def _reload(relay: Relay, server, turn: Semaphore) -> None:
+    """SIGHUP: a new log file, then the config file read again (one reload at a time)."""
+    with turn:
+        log.reopen()
+        before = relay.config
+        if reload(relay, before.source) is None:
+            return
+        server.request_timeout = relay.config.droptimeout or None
+        if relay.config.log != before.log:
+            try:
+                log.configure(relay.config.log)
+            except OSError as e:
+                _log.error("cannot open log file", path=relay.config.log, reason=describe(e))
 
 
 def run() -> None:

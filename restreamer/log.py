@@ -3,7 +3,7 @@
 Everything, including messages from libraries that use the standard
 ``logging`` module (gevent, werkzeug, gunicorn), ends up as a JSON object
 with ``time``, ``level``, ``module`` and ``event`` on stdout or in the
-configured log file.  The file can be reopened (SIGHUP, for logrotate).
+configured log file.  The file can be reopened (SIGHUP or SIGUSR1, for logrotate).
 """
 
 from __future__ import annotations
@@ -84,9 +84,10 @@ def configure(path: str = "", pid: bool = False) -> LogOutput:
     """Send all logs to ``path`` (stdout when empty) as JSON lines; with
     ``pid``, each names its process (one of several gunicorn workers)."""
     global _output
+    output = LogOutput(path)  # opened first: if it cannot be, the old one stays
     if _output is not None:
         _output.close()
-    _output = LogOutput(path)
+    _output = output
     render = structlog.processors.JSONRenderer(sort_keys=False)
     own = [_add_pid] if pid else []
     structlog.configure(

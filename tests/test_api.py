@@ -22,6 +22,8 @@ STAT_FIELDS = [
     "total_bytes_received", "total_bytes_sent", "total_bytes_dropped", "total_stream_time_ns",
     "packets_per_second_received", "packets_per_second_sent", "packets_per_second_dropped",
     "bytes_per_second_received", "bytes_per_second_sent", "bytes_per_second_dropped",
+    # new, after the original's
+    "total_switches", "total_switch_gap_ns",
 ]
 
 
@@ -96,8 +98,12 @@ def watching(viewer, server, path, n=1):
 
 def test_health_when_idle(server):
     health = get_json(server, "/health")
-    assert list(health) == ["status", "viewer", "limit", "max", "bandwidth"]
+    # The original's keys, in its order; then each stream's state.
+    assert list(health) == ["status", "viewer", "limit", "max", "bandwidth", "streams"]
+    states = health.pop("streams")
     assert health == {"status": "ok", "viewer": 0, "limit": 0, "max": 0, "bandwidth": 0}
+    assert states["/live.ts"] == "online"
+    assert set(states.values()) <= {"online", "waiting", "connecting", "offline"}
 
 
 @pytest.fixture
@@ -174,7 +180,8 @@ def test_statistics_fields_and_per_stream_breakdown(server, upstreams):
     assert set(stats["streams"]) == {"/live.ts", "/stats.ts", "/switch.ts", "/dead.ts", "/lose.ts",
                                      "/stall.ts"}
     live = stats["streams"]["/live.ts"]
-    assert list(live) == STAT_FIELDS + ["connected", "upstream", "ts"]
+    assert list(live) == STAT_FIELDS + ["connected", "upstream", "ts", "state"]
+    assert live["state"] == "online"
     assert live["connected"] is True
     assert live["upstream"] == upstreams["main"].url
     dead = stats["streams"]["/dead.ts"]
@@ -229,7 +236,7 @@ def test_nostats_answers_zeros_but_still_limits(restreamer, upstream, viewer):
     process.wait_log("stream online")
     watching(viewer, process, "/a.ts")
     assert get_json(process, "/health") == {"status": "ok", "viewer": 0, "limit": 1, "max": 1,
-                                            "bandwidth": 0}
+                                            "bandwidth": 0, "streams": {"/a.ts": "online"}}
     stats = get_json(process, "/statistics")
     assert list(stats) == STAT_FIELDS + ["streams"]
     assert stats["status"] == "ok"

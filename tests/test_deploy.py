@@ -1,12 +1,14 @@
 """The other ways to run restreamer: gunicorn's gevent worker on wsgi:app,
 and the blueprint mounted in someone else's Flask app under a prefix."""
 
+import os
 import signal
 import sys
 
 import pytest
 
 from tests.support import REPO_ROOT
+from tests.support.polling import poll
 from tests.support.procs import ProcessWatch
 from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_contiguous
 from tests.support.upstream import free_port
@@ -90,3 +92,27 @@ def test_gunicorn_worker_reaps_forked_children_on_shutdown(restreamer):
         rs.wait_log("stream online")
         assert rs.stop(signal.SIGTERM) == 0
         assert helper.wait_gone(5), "the forked child's helper outlived the gunicorn worker"
+
+
+def test_sigusr1_to_gunicorns_master_reopens_restreamers_log_file_in_the_worker(restreamer, tmp_path):
+    log, rotated = tmp_path / "restreamer.log", tmp_path / "restreamer.log.1"
+    port = free_port()
+    config = dict(stream_config("loop:sample"), log=str(log),
+                  resources=stream_config("loop:sample")["resources"] + [
+                      {"type": "api", "api": "health", "serve": "/health"}])
+    rs = restreamer(config, start=False,
+                    cmd=[sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
+                         "-b", f"127.0.0.1:{port}", "--workers", "1", "wsgi:app"])
+    rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
+    rs.launch()
+    rs.port = port
+    poll(lambda: "stream online" in log.read_text() if log.exists() else False, bool, 15,
+         f"stream online in {log}")
+    os.rename(log, rotated)
+    rs.proc.send_signal(signal.SIGUSR1)
+    # Requests until one lands in a new file at the original path: the reopen is asynchronous.
+    poll(lambda: http_get(rs.url("/health"))[0] == 200 and log.exists() and log.read_text(), bool, 10,
+         f"a new log file at {log}")
+    assert '"event": "request"' in log.read_text()
+    assert "stream online" in rotated.read_text() and "stream online" not in log.read_text()
+    assert rs.stop(signal.SIGTERM) == 0

@@ -1,5 +1,5 @@
 """The process as a whole: stopping on a signal with the log file flushed,
-reopening the log file on SIGHUP, and faults that stay inside one stream or
+reopening the log file on SIGHUP and SIGUSR1, and faults that stay inside one stream or
 one viewer."""
 
 import json
@@ -82,7 +82,8 @@ def test_sigterm_with_viewers_and_a_forked_source_exits_0_within_5s_with_the_log
     assert rs.logs == [] and rs.stderr_lines == []  # everything went to the file
 
 
-def test_sighup_reopens_the_log_file(restreamer, tmp_path, sample, upstream):
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGUSR1], ids=["SIGHUP", "SIGUSR1"])
+def test_the_signal_reopens_the_log_file(restreamer, tmp_path, sample, upstream, sig):
     log = tmp_path / "restreamer.log"
     rotated = tmp_path / "restreamer.log.1"
     rs = restreamer({"log": str(log), "resources": [
@@ -93,12 +94,17 @@ def test_sighup_reopens_the_log_file(restreamer, tmp_path, sample, upstream):
     os.rename(log, rotated)
     assert http_get(rs.url("/health?before"))[0] == 200
     wait_file_log(rotated, event("request", path="/health"))  # still writing to the moved file
-    rs.proc.send_signal(signal.SIGHUP)
+    rs.proc.send_signal(sig)
     # Requests until one lands in a new file at the original path: the reopen is asynchronous.
     poll(lambda: http_get(rs.url("/health"))[0] == 200 and read_log(log), bool, 5,
          f"a new log file at {log}")
     assert rs.returncode is None
-    assert all(e["event"] == "request" for e in read_log(log))
+    # SIGHUP also reloads the (unchanged) config, and says so in the new file.
+    expected = {"request", "config reloaded"} if sig == signal.SIGHUP else {"request"}
+    assert {e["event"] for e in read_log(log)} <= expected
+    if sig == signal.SIGHUP:
+        reloaded = wait_file_log(log, event("config reloaded"))
+        assert (reloaded["added"], reloaded["removed"], reloaded["changed"]) == ([], [], [])
     moved = read_log(rotated)
     assert moved[0]["event"] == "listening"
     assert any(e["event"] == "stream online" for e in moved)

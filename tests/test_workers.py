@@ -191,3 +191,49 @@ def test_gunicorn_workers_share_upstreams_limits_and_figures(upstream, restreame
         for client in viewers:
             client.close()
     assert rs.stop(signal.SIGTERM) == 0
+
+
+def test_on_demand_under_gunicorn_workers_pulls_once_while_any_worker_has_viewers(
+        upstream, restreamer, tmp_path):
+    up, always = upstream(rate=RATE), upstream(rate=RATE)
+    idle = 1
+    config = {"ondemand": True, "idletimeout": idle, "graceperiod": GRACE, "reconnect": 0.5,
+              "resources": [{"type": "stream", "serve": "/a.ts", "remote": up.url},
+                            # Pulled from the start: its roles tell that every worker runs.
+                            {"type": "stream", "serve": "/b.ts", "remote": always.url,
+                             "ondemand": False},
+                            {"type": "api", "api": "statistics", "serve": "/statistics"}]}
+    rs = launch_gunicorn(restreamer, config, tmp_path / "run")
+    poll(lambda: roles(rs, "/b.ts"), lambda r: len(r) == WORKERS, 20, "every worker's role for /b.ts")
+
+    def state():
+        try:
+            return json.loads(http_get(rs.url("/statistics"))[2])["streams"]["/a.ts"]["state"]
+        except OSError:  # no worker listening yet
+            return None
+
+    assert poll(state, lambda s: s is not None, 20, "a worker answering") == "idle"
+    assert up.connections == []
+    viewers = []
+    try:
+        # Viewers until two workers serve some (the kernel picks the worker).
+        while len(viewers) < 20 and len(set(connected_pids(rs, "/a.ts"))) < 2:
+            viewers.append(Viewer(rs.url("/a.ts")))
+            assert viewers[-1].wait_status(timeout=10) == 200
+            poll(lambda: len(connected_pids(rs, "/a.ts")), lambda n: n == len(viewers), 5,
+                 "the viewer's connected line")
+        assert len(set(connected_pids(rs, "/a.ts"))) >= 2
+        for client in viewers:
+            client.wait_bytes(ENOUGH, timeout=10)
+        assert len(up.connections) == 1  # one pull for every worker's viewers
+        assert state() == "online"
+    finally:
+        for client in viewers:
+            client.close()
+    left = time.monotonic()
+    # Each follower lets go after idletimeout; the owner, its last relay gone, after another.
+    up.connections[0].wait_closed(timeout=10)
+    assert time.monotonic() - left < 2 * idle + 2
+    assert poll(state, lambda s: s == "idle", 5, "the stream idle on every worker") == "idle"
+    assert len(up.connections) == 1
+    assert rs.stop(signal.SIGTERM) == 0

@@ -86,6 +86,10 @@ class StreamConfig(Resource):
     mru: int = key(Count(minimum=188), 1500, "largest UDP datagram, bytes")
     clientinterface: str | None = key(Text(), None, "network interface for a multicast join")
     preamble: str | None = key(Text(), None, "TS file sent to each viewer before the stream")
+    ondemand: bool | None = key(Flag(), None, "this stream's `ondemand` (default: the global one)",
+                                new=True)
+    idletimeout: float | None = key(Seconds(), None, "this stream's `idletimeout` (default: the "
+                                                     "global one)", new=True)
 
     def check(self, reader: Reader, path: str) -> None:
         if not self.remotes:
@@ -201,6 +205,10 @@ class Config(Section):
     runtimedir: str = key(Text(), "", "under `gunicorn -c config/gunicorn.conf.py`: the directory "
                                       "the workers share (README, Scaling); empty: chosen there",
                           new=True)
+    ondemand: bool = key(Flag(), False, "connect a stream's upstream only while it has viewers "
+                                        "(a stream may override it)", new=True)
+    idletimeout: float = key(Seconds(), 10, "seconds an on-demand upstream stays connected after "
+                                            "its last viewer left", new=True)
     userlist: dict[str, str] = key(_UserList(), {}, "`name: {password: ...}`")  # user -> password
     resources: tuple[Resource, ...] = key(
         Sections((StreamConfig, StaticConfig, ApiConfig), _resource_type), (), "what is served")
@@ -213,6 +221,14 @@ class Config(Section):
     @property
     def streams(self) -> tuple[StreamConfig, ...]:
         return tuple(r for r in self.resources if isinstance(r, StreamConfig))
+
+    def ondemand_of(self, stream: StreamConfig) -> bool:
+        """Whether a stream connects only while it has viewers."""
+        return self.ondemand if stream.ondemand is None else stream.ondemand
+
+    def idletimeout_of(self, stream: StreamConfig) -> float:
+        """Seconds an on-demand stream keeps its upstream after its last viewer left."""
+        return self.idletimeout if stream.idletimeout is None else stream.idletimeout
 
     def check(self, reader: Reader, path: str) -> None:
         served: dict[str, str] = {}
@@ -227,6 +243,9 @@ class Config(Section):
         for section in self.resources + self.notifications:
             _check_users(reader, section.authentication, f"{section.where}.authentication", self.userlist,
                          isinstance(section, Resource))
+        if self.graceperiod == 0 and any(self.ondemand_of(r) for r in self.streams):
+            reader.warn("graceperiod", "is 0, so the first viewer of an idle on-demand stream is "
+                                       "refused: it may wait only graceperiod s for the first packet")
         if self.profile:
             reader.warn("profile", "accepted and ignored: restreamer has no profiling server "
                                    "(profile a running process with py-spy)")

@@ -9,11 +9,14 @@ does not.  Counters are kept per chunk, never per packet.
 
 from __future__ import annotations
 
+import time
+
 import gevent
 from gevent.event import Event
 
 from .counters import Traffic
 from ..log import get_logger
+from ..redact import redact_url
 from ..ts.packets import PACKET_SIZE
 from .viewer import Viewer
 
@@ -37,28 +40,39 @@ class Hub:
 
     def __init__(self, name: str, outputbuffer: int, graceperiod: float):
         self.name = name
-        self.outputbuffer = outputbuffer
-        self.graceperiod = graceperiod
         self.viewers: set[Viewer] = set()
         self.enabled = True  # the control API's online/offline switch
         self.online = False  # an upstream is delivering packets
         self.url: str | None = None  # the upstream currently connected
         self._grace: gevent.Greenlet | None = None
-        # Set once the first upstream attempt has delivered a packet or ended.
+        # Cleared when an upstream starts; set once its first attempt has
+        # delivered a packet or ended.
         self._first_attempt_over = Event()
+        self._first_attempt_over.set()
         # Totals since start; those of viewers still connected are added on read.
         self.packets_received = 0
         self.bytes_received = 0
         self.departed = Traffic()  # counters of viewers that have left
         self._received_by_url: dict[str, tuple[int, int]] = {}  # of finished connections
         self._received_at_connect = (0, 0)
+        # Switches: connections replaced while viewers were held.
+        self.switches = 0
+        self.switch_gap = 0.0  # seconds viewers saw no data, over all switches
+        self._last_data = 0.0  # monotonic time of the last chunk published
+        self._lost_url: str | None = None  # the connection the held viewers had
         self._pending: list[bytes] = []  # chunks gathered for the current window
         self._pending_bytes = 0
+        self._timer = None  # ends the current window
+        self.configure(outputbuffer, graceperiod)
+
+    def configure(self, outputbuffer: int, graceperiod: float) -> None:
+        """Set the queue size of viewers joining from now on, and the grace period."""
+        self.outputbuffer = outputbuffer
+        self.graceperiod = graceperiod
         # A chunk larger than a viewer's queue could never be queued, not even
         # into an empty one, so windows and chunks are kept within it.
         self._queue_bytes = outputbuffer * PACKET_SIZE
         self._flush_bytes = min(FLUSH_BYTES, self._queue_bytes)
-        self._timer = None  # ends the current window
 
     # -- upstream side -----------------------------------------------------
 
@@ -74,6 +88,7 @@ class Hub:
         self.bytes_received += len(chunk)
         if not self.online:
             self._come_online()
+        self._last_data = time.monotonic()
         if not self.viewers:
             return
         if self._pending_bytes + len(chunk) > self._flush_bytes:
@@ -124,11 +139,12 @@ class Hub:
         self.flush()
         if self.url is not None:
             self._received_by_url = self.received_by_url()
-        self.url = None
+        url, self.url = self.url, None
         if not self.online:
             return
         self.online = False
         if self.viewers and self.graceperiod > 0:
+            self._lost_url = url
             self._grace = gevent.spawn_later(self.graceperiod, self._grace_expired)
             _log.info("stream waiting", stream=self.name, viewers=len(self.viewers),
                       graceperiod=self.graceperiod)
@@ -145,6 +161,11 @@ class Hub:
                                 size + self.bytes_received - base_bytes)
         return totals
 
+    def upstream_starting(self) -> None:
+        """An upstream starts (at start-up, on demand, with new remotes): viewers
+        joining now wait for its first attempt (see :meth:`join`)."""
+        self._first_attempt_over.clear()
+
     def first_attempt_over(self) -> None:
         """The upstream's first attempt has ended: viewers held by :meth:`join` stop waiting."""
         self._first_attempt_over.set()
@@ -155,7 +176,16 @@ class Hub:
         if self._grace is not None:
             self._grace.kill(block=False)
             self._grace = None
+            self._switched()
         _log.info("stream online", stream=self.name, url=self.url)
+
+    def _switched(self) -> None:
+        """Held viewers continue with a new connection: count and log the gap they saw."""
+        gap = time.monotonic() - self._last_data
+        self.switches += 1
+        self.switch_gap += gap
+        _log.info("upstream switched", stream=self.name, old_url=redact_url(self._lost_url or ""),
+                  new_url=redact_url(self.url or ""), gap=round(gap, 3), viewers=len(self.viewers))
 
     def _grace_expired(self) -> None:
         self._grace = None
@@ -171,6 +201,17 @@ class Hub:
         return not self._first_attempt_over.is_set()
 
     @property
+    def state(self) -> str:
+        """disabled, online, waiting (grace period), connecting (first attempt) or offline."""
+        if not self.enabled:
+            return "disabled"
+        if self.online:
+            return "online"
+        if self._grace is not None:
+            return "waiting"
+        return "connecting" if self.starting else "offline"
+
+    @property
     def accepting(self) -> bool:
         """New viewers are let in while data flows, may soon flow again, or is
         about to flow for the first time."""
@@ -179,9 +220,9 @@ class Hub:
     def join(self, remote: str = "") -> Viewer | None:
         """A new viewer of this stream, or None if the stream does not take one now.
 
-        Right after a start (of the server, a gunicorn worker, or the app whose
-        first request starts the upstreams) the stream is not online for a
-        moment.  A viewer that tunes in then is added at once, so it misses
+        Right after a start (of the server, a gunicorn worker, the app whose
+        first request starts the upstreams, or an on-demand upstream) the
+        stream is not online for a moment.  A viewer that tunes in then is added at once, so it misses
         no packet, and waits up to ``graceperiod`` seconds for the first one:
         a set-top box switching to the channel gets the stream, not a 404.
         If the first attempt fails instead, the viewer is taken out again.

@@ -56,7 +56,8 @@ class Ownership:
     """This worker's role for one stream: owner (pulls, serves the socket) or follower."""
 
     def __init__(self, hub: "Hub", directory: Path,
-                 owned: "Upstream", follow: Callable[[str], "Upstream"]):
+                 owned: "Upstream", follow: Callable[[str], "Upstream"],
+                 relay_left: Callable[[], None] = lambda: None):
         key = stream_key(hub.name)
         self.hub = hub
         self.lock_path = directory / f"{key}.lock"
@@ -64,6 +65,7 @@ class Ownership:
         self.follow_url = f"unix://{self.socket_path}"
         self.owned = owned  # the upstream of the stream's remotes, run while owner
         self._follow = follow
+        self._relay_left = relay_left  # an on-demand owner may be left without viewers
         self.owner = False
         #: The owner's socket clients (other workers), in its hub but nobody's audience.
         self.relays: set[Viewer] = set()
@@ -168,3 +170,4 @@ class Ownership:
             # for its own viewers, not as this worker's audience.
             hub.viewers.discard(viewer)
             sock.close()
+            self._relay_left()

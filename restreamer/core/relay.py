@@ -40,11 +40,12 @@ class Relay:
 
     def __init__(self, config: Config, opener: Opener = open_connection):
         self.config = config
+        self.opener = opener
         # Under gunicorn -w N the workers share a runtime directory: one owner
         # per stream, one viewer count, whole-server figures.
-        shared = shared_directory()
-        self.census = None if shared is None else Census(shared)
-        self.streams: dict[str, Stream] = {r.serve: Stream(r, config, opener, shared)
+        self.shared = shared_directory()
+        self.census = None if self.shared is None else Census(self.shared)
+        self.streams: dict[str, Stream] = {r.serve: Stream(r, config, opener, self.shared)
                                            for r in config.streams}
         self.limits = Limits(config.maxconnections, config.fullconnections)
         if self.census is None:
@@ -55,11 +56,8 @@ class Relay:
             self.metrics = create_shared_registry(mirror)
             self.statistics = ServerStatistics(self.streams, self.limits, self.census,
                                                enabled=not config.nostats, on_sample=mirror.sync)
-        self.notifier = Notifier(config) if self.census is None else Notifier(
-            config, crossed=self.census.crossed, beats=lambda: self.census.first)
-        self.overview = Overview(self.streams, self.limits,
-                                 {r.remote: r.serve for r in config.resources
-                                  if isinstance(r, ApiConfig) and r.api == "control"})
+        self.notifier = self._notifier(config)
+        self.overview = Overview(self.streams, self.limits, _controls(config))
         self.started = False
         self._watchdog: gevent.Greenlet | None = None
 
@@ -78,7 +76,10 @@ class Relay:
         self.statistics.start()
         self.overview.start()
         self.notifier.start()
-        if self.config.droptimeout > 0:
+        self._start_watchdog()
+
+    def _start_watchdog(self) -> None:
+        if self.config.droptimeout > 0 and self._watchdog is None:
             self._watchdog = gevent.spawn(self._evict_stalled_forever)
 
     def stop(self) -> None:
@@ -95,11 +96,41 @@ class Relay:
             self._watchdog = None
         gevent.joinall([gevent.spawn(s.stop) for s in self.streams.values()], timeout=10)
 
+    def configure(self, config: Config) -> None:
+        """Take a reloaded config's global settings (see :mod:`.reload` for the streams):
+        limits, statistics, notifications and droptimeout apply from now on."""
+        old, self.config = self.config, config
+        self.limits = Limits(config.maxconnections, config.fullconnections)
+        self.statistics.limits = self.overview.limits = self.limits
+        self.overview.controls = _controls(config)
+        self.statistics.enabled = not config.nostats
+        if _notifying(old) != _notifying(config):
+            self.notifier.stop()
+            self.notifier = self._notifier(config)
+        else:
+            self.notifier.config = config
+        if not self.started:
+            return
+        if self.statistics.enabled:
+            self.statistics.start()
+        else:
+            self.statistics.stop()
+        self.notifier.start()
+        if config.droptimeout <= 0 and self._watchdog is not None:
+            self._watchdog.kill(block=False)
+            self._watchdog = None
+        self._start_watchdog()
+
+    def _notifier(self, config: Config) -> Notifier:
+        if self.census is None:
+            return Notifier(config)
+        census = self.census
+        return Notifier(config, crossed=census.crossed, beats=lambda: census.first)
+
     def _evict_stalled_forever(self) -> None:
         """Free the slots of viewers that take nothing (half-open, stopped players)."""
-        interval = min(1.0, self.config.droptimeout / 4)
         while True:
-            gevent.sleep(interval)
+            gevent.sleep(min(1.0, self.config.droptimeout / 4))
             now = time.monotonic()
             for stream in self.streams.values():
                 stream.hub.evict_stalled(self.config.droptimeout, now)
@@ -117,7 +148,7 @@ class Relay:
         """Why a new viewer of ``stream`` may not join now, or None if it may."""
         if not stream.hub.enabled:
             return Refusal("stream switched offline")
-        if not stream.hub.accepting:
+        if not stream.accepting:
             return Refusal("stream offline")
         limit = self.limits.maxconnections
         if limit and self.viewer_count >= limit:
@@ -127,7 +158,8 @@ class Relay:
     def admit(self, stream: Stream, remote: str) -> Viewer | Refusal:
         """A new viewer of ``stream``, or the refusal to give the client.
 
-        May wait (up to the grace period) for a stream that is starting.
+        May wait (up to the grace period) for a stream that is starting,
+        on-demand streams included.
         """
         refusal = self.refusal(stream)
         if refusal is not None:
@@ -137,10 +169,12 @@ class Relay:
         # server's, taken with its lock held.
         if census is not None and not census.admit(self.limits.maxconnections):
             return Refusal("connection limit reached", self.config.limitstatus)
+        stream.demand()
         viewer = stream.hub.join(remote)
         if viewer is None:
             if census is not None:
                 census.release()
+            stream.unwatched()
             return Refusal("stream offline")
         self.notifier.viewers_changed(self.viewer_count)
         return viewer
@@ -150,6 +184,7 @@ class Relay:
         stream.hub.leave(viewer)
         if self.census is not None:
             self.census.release()
+        stream.unwatched()
         self.notifier.viewers_changed(self.viewer_count)
 
     def set_stream_enabled(self, stream: Stream, enabled: bool) -> None:
@@ -157,3 +192,14 @@ class Relay:
         if stream.hub.enabled != enabled:
             _log.info("stream switched", stream=stream.serve, state="online" if enabled else "offline")
         stream.hub.set_enabled(enabled)
+
+
+def _notifying(config: Config) -> tuple:
+    """What the notifier is built from."""
+    return (config.notifications, config.userlist, config.heartbeatinterval, config.timeout)
+
+
+def _controls(config: Config) -> dict[str, str]:
+    """Each stream's control API path, for the dashboard's buttons."""
+    return {r.remote: r.serve for r in config.resources
+            if isinstance(r, ApiConfig) and r.api == "control"}

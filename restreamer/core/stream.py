@@ -1,55 +1,239 @@
-"""A configured stream: its hub, its upstream greenlet and its preamble."""
+"""A configured stream: its hub, its upstream and its preamble, and when the
+upstream runs: always, or on demand.
+
+An on-demand stream (``ondemand``) connects when its first viewer arrives;
+that viewer waits for the first packet as viewers do at start-up (see
+:meth:`Hub.join`).  When the last viewer has left, the connection is kept for
+``idletimeout`` seconds, so a viewer zapping back starts at once, then closed.
+Under ``gunicorn -w N`` what runs on demand is this worker's role for the
+stream (:class:`~.ownership.Ownership`): the owner pulls while any worker's
+viewers need it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+import gevent
+from gevent.lock import Semaphore
+
 from ..config import Config, ConfigError, StreamConfig
 from .hub import Hub
+from ..log import get_logger
 from ..sources import SourceSettings, open_connection
 from ..ts.analysis import Analyser
-from .ownership import FOLLOW_RECONNECT, Ownership
 from ..sources.base import describe, resolve_path
+from .ownership import FOLLOW_RECONNECT, Ownership
 from .upstream import Opener, Upstream
 
+_log = get_logger("streaming")
+
+#: What :attr:`Stream.state` may be, from the closest to serving viewers to the farthest.
+STATES = ("online", "waiting", "connecting", "offline", "idle", "disabled")
 
 _NO_RELAYS: frozenset = frozenset()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a stream is made of, from its resource and the config's globals.
+
+    Two streams with equal settings serve the same: a reload leaves such a
+    stream alone.
+    """
+
+    remotes: tuple[str, ...]
+    timeout: float
+    inputbuffer: int
+    mru: int
+    clientinterface: str | None
+    base_dir: str
+    reconnect: float
+    readtimeout: float
+    outputbuffer: int
+    graceperiod: float
+    ondemand: bool
+    idletimeout: float
+    tsanalysis: bool
+    preamble: bytes
+
+    @classmethod
+    def of(cls, resource: StreamConfig, config: Config) -> "Settings":
+        """The settings of a stream resource; reads its preamble (ConfigError if it cannot)."""
+        return cls(
+            remotes=resource.remotes, timeout=config.timeout, inputbuffer=config.inputbuffer,
+            mru=resource.mru, clientinterface=resource.clientinterface, base_dir=config.base_dir,
+            reconnect=config.reconnect, readtimeout=config.readtimeout,
+            outputbuffer=config.outputbuffer, graceperiod=config.graceperiod,
+            ondemand=config.ondemand_of(resource), idletimeout=config.idletimeout_of(resource),
+            tsanalysis=config.tsanalysis, preamble=_read_preamble(resource, config))
+
+    @property
+    def connection(self) -> tuple:
+        """What an upstream connection is opened with: a change needs a new connection."""
+        return (self.remotes, self.timeout, self.inputbuffer, self.mru, self.clientinterface,
+                self.base_dir, self.tsanalysis)
 
 
 class Stream:
     """Everything restreamer keeps for one ``type: stream`` resource."""
 
     def __init__(self, resource: StreamConfig, config: Config, opener: Opener = open_connection,
-                 shared: Path | None = None):
+                 shared: Path | None = None, settings: Settings | None = None):
         self.resource = resource
         self.serve = resource.serve
-        self.hub = Hub(resource.serve, config.outputbuffer, config.graceperiod)
-        self.analyser = Analyser() if config.tsanalysis else None
-        settings = SourceSettings(timeout=config.timeout, inputbuffer=config.inputbuffer,
-                                  mru=resource.mru, clientinterface=resource.clientinterface,
-                                  base_dir=config.base_dir, stream=resource.serve)
-        self.upstream = Upstream(self.hub, resource.remotes, settings, reconnect=config.reconnect,
-                                 readtimeout=config.readtimeout, opener=opener,
-                                 analyser=self.analyser)
-        #: Under ``gunicorn -w N``: which worker pulls the remotes (see core/ownership.py).
-        self.ownership = None if shared is None else Ownership(
-            self.hub, shared, self.upstream,
-            lambda url: Upstream(self.hub, [url], settings, reconnect=FOLLOW_RECONNECT,
-                                 readtimeout=0, opener=opener, analyser=self.analyser))
-        self.preamble = _read_preamble(resource, config)
+        self.opener = opener
+        self.shared = shared
+        self.settings = settings if settings is not None else Settings.of(resource, config)
+        self.hub = Hub(resource.serve, self.settings.outputbuffer, self.settings.graceperiod)
+        self.analyser = Analyser() if self.settings.tsanalysis else None
+        self.upstream, self.ownership = self._connection()
+        self.started = False
+        # Starting and stopping the upstream (a viewer's demand, the idle
+        # timeout, a reload) take turns, so none sees another's half-done work.
+        self._turn = Semaphore()
+        self._idle_timer: gevent.Greenlet | None = None
 
-    def start(self) -> None:
-        (self.ownership or self.upstream).start()
+    def _connection(self) -> tuple[Upstream, Ownership | None]:
+        """The upstream of the stream's remotes and, under ``gunicorn -w N``, which
+        worker pulls them (see core/ownership.py)."""
+        s = self.settings
+        source = SourceSettings(timeout=s.timeout, inputbuffer=s.inputbuffer, mru=s.mru,
+                                clientinterface=s.clientinterface, base_dir=s.base_dir,
+                                stream=self.serve)
+        upstream = Upstream(self.hub, s.remotes, source, reconnect=s.reconnect,
+                            readtimeout=s.readtimeout, opener=self.opener, analyser=self.analyser)
+        ownership = None if self.shared is None else Ownership(
+            self.hub, self.shared, upstream,
+            lambda url: Upstream(self.hub, [url], source, reconnect=FOLLOW_RECONNECT,
+                                 readtimeout=0, opener=self.opener, analyser=self.analyser),
+            relay_left=self.unwatched)
+        return upstream, ownership
 
-    def stop(self) -> None:
-        self.hub.set_enabled(False)
-        (self.ownership or self.upstream).stop()
+    @property
+    def _runner(self) -> Upstream | Ownership:
+        """What pulls the stream in this process: its upstream, or its worker's role."""
+        return self.ownership or self.upstream
+
+    def _run(self) -> None:
+        if self._runner.running:
+            return
+        # Viewers joining from now on wait for the first packet (Hub.join),
+        # also while an ownership has yet to start its upstream.
+        self.hub.upstream_starting()
+        self._runner.start()
+
+    @property
+    def preamble(self) -> bytes:
+        return self.settings.preamble
 
     @property
     def relays(self) -> set | frozenset:
         """The hub's viewers that are sibling workers, not anyone's audience."""
         return self.ownership.relays if self.ownership is not None else _NO_RELAYS
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Serve from now on: connect at once, or on demand with the first viewer."""
+        self.started = True
+        if not self.settings.ondemand:
+            self._run()
+
+    def stop(self) -> None:
+        """Close every viewer and the upstream; the stream serves nobody any more."""
+        self.started = False
+        self.hub.set_enabled(False)
+        with self._turn:
+            self._cancel_idle()
+            self._runner.stop()
+
+    # -- state ---------------------------------------------------------------
+
+    @property
+    def idle(self) -> bool:
+        """On demand, enabled and not connected: the next viewer connects it."""
+        return self.settings.ondemand and self.hub.enabled and not self._runner.running
+
+    @property
+    def state(self) -> str:
+        """One of :data:`STATES`."""
+        return "idle" if self.idle else self.hub.state
+
+    @property
+    def accepting(self) -> bool:
+        """A new viewer may join: never refused for being idle or connecting."""
+        return self.idle or self.hub.accepting
+
+    @property
+    def serving(self) -> bool:
+        """What the check API reports: online, or idle and ready to connect."""
+        return self.hub.enabled and (self.hub.online or self.idle)
+
+    # -- on demand -----------------------------------------------------------
+
+    def demand(self) -> None:
+        """A viewer is about to join: an on-demand stream keeps, or gets, its upstream."""
+        if not self.settings.ondemand:
+            return
+        with self._turn:
+            self._cancel_idle()
+            if self.started and not self._runner.running:
+                _log.info("stream connecting", stream=self.serve,
+                              reason="a viewer arrived (ondemand)")
+                self._run()
+
+    def unwatched(self) -> None:
+        """A viewer left or was turned away: with none left, an on-demand stream
+        closes its upstream after ``idletimeout`` seconds."""
+        if (self.settings.ondemand and not self.hub.viewers and self._runner.running
+                and self._idle_timer is None):
+            self._idle_timer = gevent.spawn_later(self.settings.idletimeout, self._close_idle)
+
+    def _close_idle(self) -> None:
+        with self._turn:
+            self._idle_timer = None
+            if self.hub.viewers or not self._runner.running:
+                return
+            _log.info("stream idle", stream=self.serve,
+                          reason=f"no viewer for {self.settings.idletimeout:g} s (idletimeout)")
+            self._runner.stop()
+
+    def _cancel_idle(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.kill(block=False)
+            self._idle_timer = None
+
+    # -- reload --------------------------------------------------------------
+
+    def reconfigure(self, resource: StreamConfig, settings: Settings) -> None:
+        """Serve a reloaded resource's settings, keeping the hub and its viewers.
+
+        Only a change of what the connection is opened with replaces the
+        upstream; the viewers are held for the grace period meanwhile, as
+        for any lost connection.
+        """
+        old, self.settings, self.resource = self.settings, settings, resource
+        self.hub.configure(settings.outputbuffer, settings.graceperiod)
+        with self._turn:
+            if settings.connection != old.connection:
+                was_running = self._runner.running
+                self._runner.stop()
+                if settings.tsanalysis != old.tsanalysis:
+                    self.analyser = Analyser() if settings.tsanalysis else None
+                self.upstream, self.ownership = self._connection()
+                if was_running:
+                    self._run()
+            else:
+                self.upstream.reconnect = settings.reconnect
+                self.upstream.readtimeout = settings.readtimeout
+            if not settings.ondemand:
+                self._cancel_idle()
+                if self.started:
+                    self._run()
+        self.unwatched()
 
 
 def _read_preamble(resource: StreamConfig, config: Config) -> bytes:

@@ -55,8 +55,14 @@ class Upstream:
         self._connection = None
         self.attempts = 0
 
+    @property
+    def running(self) -> bool:
+        """Started and not stopped (it may have given up: ``reconnect`` 0)."""
+        return self._greenlet is not None
+
     def start(self) -> None:
         if self._greenlet is None:
+            self.hub.upstream_starting()
             self._greenlet = gevent.spawn(self._run)
 
     def stop(self) -> None:

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
+from ..core.stream import STATES
 from .statistics import stream_totals
 from .tshealth import TSCollector
 
@@ -60,11 +61,25 @@ class StreamCollector:
         bytes_received = CounterMetricFamily(
             "streaming_bytes_received", "Total bytes received from the upstream.",
             labels=["stream", "url"])
+        state = GaugeMetricFamily(
+            "restreamer_stream_state", "1 for the state the stream is in (idle, connecting, "
+            "online, waiting, offline, disabled), 0 for the others.", labels=["stream", "state"])
+        switches = CounterMetricFamily(
+            "restreamer_upstream_switches",
+            "Upstream connections replaced while viewers were held.", labels=["stream"])
+        switch_gap = CounterMetricFamily(
+            "restreamer_upstream_switch_gap_seconds",
+            "Total time held viewers saw no data across switches.", labels=["stream"])
         for path, stream in self.streams.items():
             totals = stream_totals(stream)
             for name, family in per_viewer.items():
                 family.add_metric([path], totals[name])
             connections.add_metric([path], totals["connections"])
+            current = stream.state
+            for name in STATES:
+                state.add_metric([path, name], 1 if name == current else 0)
+            switches.add_metric([path], totals["switches"])
+            switch_gap.add_metric([path], totals["switch_gap_ns"] / 1e9)
             duration.add_metric([path], totals["stream_time_ns"])
             received = dict.fromkeys(stream.resource.remotes, (0, 0))
             received.update(stream.hub.received_by_url())
@@ -73,7 +88,8 @@ class StreamCollector:
                 packets_received.add_metric([path, url], packets)
                 bytes_received.add_metric([path, url], size)
         yield from per_viewer.values()
-        yield from (connections, duration, connected, packets_received, bytes_received)
+        yield from (connections, duration, connected, packets_received, bytes_received,
+                    state, switches, switch_gap)
         yield GaugeMetricFamily("restreamer_greenlets", "Greenlets alive in this process (leak check).",
                                 value=_count_greenlets())
 
@@ -129,6 +145,16 @@ class MetricsMirror:
         self.connected = Gauge("streaming_source_connected",
                                "Connection status, 0=disconnected 1=connected.", per_url,
                                registry=None, multiprocess_mode="livemax")
+        self.switches = Counter("restreamer_upstream_switches",
+                                "Upstream connections replaced while viewers were held.", per_stream,
+                                registry=None)
+        self.switch_gap = Counter("restreamer_upstream_switch_gap_seconds",
+                                  "Total time held viewers saw no data across switches.", per_stream,
+                                  registry=None)
+        # 1 for each state some live worker's stream is in.
+        self.state = Gauge("restreamer_stream_state", "1 for the state the stream is in (idle, "
+                           "connecting, online, waiting, offline, disabled), 0 for the others.",
+                           ["stream", "state"], registry=None, multiprocess_mode="livemax")
         self._mirrored: dict[tuple, float] = {}
 
     def _advance(self, counter, labels: tuple, value: float) -> None:
@@ -144,6 +170,11 @@ class MetricsMirror:
             for name, counter in self.counters.items():
                 self._advance(counter, (path,), totals[name])
             self.connections.labels(path).set(totals["connections"])
+            self._advance(self.switches, (path,), totals["switches"])
+            self._advance(self.switch_gap, (path,), totals["switch_gap_ns"] / 1e9)
+            current = stream.state
+            for name in STATES:
+                self.state.labels(path, name).set(1 if name == current else 0)
             received = dict.fromkeys(stream.resource.remotes, (0, 0))
             received.update((url, counts) for url, counts in stream.hub.received_by_url().items()
                             if url in received)

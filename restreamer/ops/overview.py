@@ -22,23 +22,12 @@ from .statistics import Limits, stream_totals
 from .tshealth import HealthLog
 
 if TYPE_CHECKING:
-    from ..core.hub import Hub
     from ..core.stream import Stream
 
 #: Seconds between samples.
 INTERVAL = 1.0
 #: Samples kept: the sparklines' span in seconds.
 HISTORY = 300
-
-
-def stream_state(hub: "Hub") -> str:
-    """disabled (switched off by control), online, waiting (for its upstream to come back or
-    for a first packet) or offline."""
-    if not hub.enabled:
-        return "disabled"
-    if hub.online:
-        return "online"
-    return "waiting" if hub.accepting else "offline"
 
 
 class Overview:
@@ -98,7 +87,7 @@ class Overview:
         hub = stream.hub
         summary = {
             "path": stream.serve,
-            "state": stream_state(hub),
+            "state": stream.state,
             "upstream": redact_url(hub.url) if hub.url else None,
             "remotes": [redact_url(url) for url in stream.resource.remotes],
             "viewers": counters["connections"],

@@ -14,6 +14,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Callable, Mapping
 
+from ..core.stream import STATES
 from .statistics import Limits, Statistics, stream_totals
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class ServerStatistics(Statistics):
             "upstream": {path: s.hub.url for path, s in self.streams.items()
                          if s.hub.online and s.hub.url in s.resource.remotes},
             "online": [path for path, s in self.streams.items() if s.hub.online],
+            "states": self.states(),
         }
 
     def _workers(self) -> list[dict]:
@@ -64,9 +66,20 @@ class ServerStatistics(Statistics):
     def health(self) -> dict:
         if not self.enabled:
             return super().health()
+        workers = self._workers()
         sent = sum(rates.get("bytes_sent", 0.0)
-                   for worker in self._workers() for rates in worker["rates"].values())
-        return self.health_report(self.census.total(), sent)
+                   for worker in workers for rates in worker["rates"].values())
+        return self.health_report(self.census.total(), sent, self._server_states(workers))
+
+    def _server_states(self, workers: list[dict]) -> dict[str, str]:
+        """A stream's state in the worker closest to serving it: one online worker
+        makes it online, whatever the idle others say."""
+        states = {}
+        for path in self.streams:
+            seen = [worker.get("states", {}).get(path) for worker in workers]
+            states[path] = min((state for state in seen if state in STATES), key=STATES.index,
+                               default="offline")
+        return states
 
     def statistics(self) -> dict:
         if not self.enabled:
@@ -75,7 +88,8 @@ class ServerStatistics(Statistics):
         rates: dict[str, dict] = {path: {} for path in self.streams}
         connected: dict[str, bool] = dict.fromkeys(self.streams, False)
         upstream: dict[str, str | None] = dict.fromkeys(self.streams)
-        for worker in self._workers():
+        workers = self._workers()
+        for worker in workers:
             for target, source in ((totals, worker["totals"]), (rates, worker["rates"])):
                 for path, values in source.items():
                     if path in target:
@@ -86,4 +100,4 @@ class ServerStatistics(Statistics):
                 if path in connected:
                     connected[path] = True
             upstream.update((p, url) for p, url in worker["upstream"].items() if p in self.streams)
-        return self.assemble(totals, rates, connected, upstream)
+        return self.assemble(totals, rates, connected, upstream, self._server_states(workers))

@@ -50,9 +50,13 @@ def stream_totals(stream: "Stream") -> dict[str, int]:
     else:
         traffic = _audience(traffic, relays)
         received = _from_remotes(stream)
+    # A follower worker's switches mirror its owner's: only the owner's count.
+    switching = stream.ownership is None or stream.ownership.owner
     return dict(traffic.as_dict(), connections=len(hub.viewers) - len(relays),
                 packets_received=received[0], bytes_received=received[1],
-                stream_time_ns=int(traffic.stream_time * 1e9))
+                stream_time_ns=int(traffic.stream_time * 1e9),
+                switches=hub.switches if switching else 0,
+                switch_gap_ns=int(hub.switch_gap * 1e9) if switching else 0)
 
 
 def _audience(traffic: Traffic, relays: Iterable) -> Traffic:
@@ -134,9 +138,9 @@ class Statistics:
     def health(self) -> dict:
         viewers = viewer_count(self.streams.values()) if self.enabled else 0
         sent_per_second = sum(r["bytes_sent"] for r in self._rates.values()) if self.enabled else 0
-        return self.health_report(viewers, sent_per_second)
+        return self.health_report(viewers, sent_per_second, self.states())
 
-    def health_report(self, viewers: int, sent_per_second: float) -> dict:
+    def health_report(self, viewers: int, sent_per_second: float, states: Mapping[str, str]) -> dict:
         limits = self.limits
         return {
             "status": "ok" if self.status(viewers) == "ok" else "full",
@@ -144,7 +148,12 @@ class Statistics:
             "limit": limits.fullconnections,
             "max": limits.maxconnections,
             "bandwidth": int(sent_per_second * 8 / 1024),
+            "streams": dict(states),
         }
+
+    def states(self) -> dict[str, str]:
+        """Each stream's state (see :data:`restreamer.core.stream.STATES`)."""
+        return {path: stream.state for path, stream in self.streams.items()}
 
     def statistics(self) -> dict:
         # With nostats nothing is read and nothing was sampled: all zeros.
@@ -152,15 +161,16 @@ class Statistics:
                   for path, s in self.streams.items()}
         connected = {path: bool(self.enabled and s.hub.online) for path, s in self.streams.items()}
         upstream = {path: s.hub.url if self.enabled else None for path, s in self.streams.items()}
-        return self.assemble(totals, self._rates, connected, upstream)
+        return self.assemble(totals, self._rates, connected, upstream, self.states())
 
     def assemble(self, totals: Mapping[str, dict], rates: Mapping[str, dict],
-                 connected: Mapping[str, bool], upstream: Mapping[str, str | None]) -> dict:
+                 connected: Mapping[str, bool], upstream: Mapping[str, str | None],
+                 states: Mapping[str, str]) -> dict:
         """The statistics API's answer from per-stream totals, rates and upstream state."""
         streams = {
             path: dict(self._report(totals.get(path, {}), rates.get(path, {})),
                        connected=connected.get(path, False), upstream=upstream.get(path),
-                       ts=ts_report(stream) if self.enabled else None)
+                       ts=ts_report(stream) if self.enabled else None, state=states.get(path))
             for path, stream in self.streams.items()
         }
         return dict(self._report(_sum(totals.values()), _sum(rates.values())), streams=streams)
@@ -181,5 +191,8 @@ class Statistics:
             for what in ("received", "sent", "dropped"):
                 value = rates.get(f"{unit}_{what}", 0.0)
                 report[f"{unit}_per_second_{what}"] = round(value, 1) if unit == "bytes" else round(value, 2)
+        # New: after the original's fields, so their order stays as it was.
+        report["total_switches"] = totals.get("switches", 0)
+        report["total_switch_gap_ns"] = totals.get("switch_gap_ns", 0)
         return report
 

@@ -35,10 +35,10 @@ def view_for(relay: "Relay", resource: "ApiConfig") -> Callable[[], Response]:
         return dashboard.view_for(relay, resource)
     stream = relay.streams[resource.remote]
     if kind == "check":
-        # A stream switched offline serves nobody, so a load balancer should look elsewhere.
+        # A stream switched offline serves nobody, so a load balancer should
+        # look elsewhere; an idle on-demand stream connects for its next viewer.
         def check() -> Response:
-            serving = stream.hub.enabled and stream.hub.online
-            return _text(200, "200 ok") if serving else _text(404, "404 not found")
+            return _text(200, "200 ok") if stream.serving else _text(404, "404 not found")
         return check
     if kind == "control":
         def control() -> Response:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import replace
 from typing import Callable
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, abort, request
+from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.http import http_date
 
-from ..config import Config, Resource, StaticConfig, StreamConfig, load_config
+from ..config import Authentication, Config, Resource, StaticConfig, StreamConfig, load_config
 from ..core.credentials import Authenticator
 from ..core.relay import Refusal, Relay
 from ..core.stream import Stream
@@ -38,6 +40,12 @@ LIVE_HEADERS = {"Connection": "close"}
 _access_log = get_logger("access")
 
 
+#: Methods the dispatch sees, so that a resource answers 405 to the others and an
+#: unknown path 404 to all of them.
+_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH", "TRACE"]
+_ALLOWED = ["GET", "HEAD", "OPTIONS"]
+
+
 def create_blueprint(config: str | os.PathLike | dict | Config | Relay,
                      name: str = "restreamer") -> Blueprint:
     """A blueprint serving every resource of ``config``.
@@ -47,16 +55,19 @@ def create_blueprint(config: str | os.PathLike | dict | Config | Relay,
     imports the app, such as a pre-forking master.  ``blueprint.relay`` is the
     :class:`~restreamer.core.relay.Relay`; the app finds it in
     ``app.extensions["restreamer"]``.
+
+    Flask fixes a blueprint's routes when it is registered, but a reload
+    changes the resources: so one catch-all route dispatches through a table
+    of the relay's current resources (:class:`Routes`).
     """
     relay = config if isinstance(config, Relay) else Relay(load_config(config))
     blueprint = Blueprint(name, __name__)
     blueprint.relay = relay  # type: ignore[attr-defined]
-    for index, resource in enumerate(relay.config.resources):
-        view, headers = _view_for(relay, resource, relay.config)
-        guarded = _guard(Authenticator(resource.authentication, relay.config.userlist),
-                         resource, view, headers)
-        blueprint.add_url_rule(resource.serve, endpoint=f"resource{index}", view_func=guarded,
-                               methods=["GET", "HEAD"])
+    routes = Routes(relay)
+    blueprint.add_url_rule("/", endpoint="resource", view_func=routes.dispatch,
+                           defaults={"path": ""}, methods=_METHODS)
+    blueprint.add_url_rule("/<path:path>", endpoint="resource", view_func=routes.dispatch,
+                           methods=_METHODS)
     blueprint.before_app_request(relay.start)
     blueprint.record_once(lambda state: _attach(state.app, relay))
     return blueprint
@@ -66,16 +77,53 @@ def _attach(app: Flask, relay: Relay) -> None:
     app.extensions["restreamer"] = relay
 
 
-def _view_for(relay: Relay, resource: Resource,
-              config: Config) -> tuple[Callable[[], Response], dict[str, str]]:
-    """A resource's view, and the headers its refusals carry."""
-    if isinstance(resource, StreamConfig):
-        stream = relay.streams[resource.serve]
-        return functools.partial(serve_stream, relay, stream), STREAM_HEADERS
-    if isinstance(resource, StaticConfig):
-        static = StaticResource(resource, config)
-        return lambda: static.respond(request), {}
-    return apis.view_for(relay, resource), {"Content-Type": apis.CONTENT_TYPES[resource.api]}
+class Routes:
+    """The relay's resources by ``serve`` path, rebuilt when its config changes."""
+
+    def __init__(self, relay: Relay):
+        self.relay = relay
+        self._config: Config | None = None
+        self._views: dict[str, Callable[[], Response]] = {}
+        self._statics: dict[tuple, StaticResource] = {}
+
+    def dispatch(self, path: str) -> Response:
+        view = self.views().get("/" + path)
+        if view is None:
+            abort(404)
+        if request.method not in ("GET", "HEAD"):
+            if request.method == "OPTIONS":
+                return Response(b"", status=200, headers={"Allow": ", ".join(_ALLOWED)})
+            raise MethodNotAllowed(valid_methods=_ALLOWED)
+        return view()
+
+    def views(self) -> dict[str, Callable[[], Response]]:
+        config = self.relay.config
+        if config is not self._config:
+            self._rebuild(config)
+        return self._views
+
+    def _rebuild(self, config: Config) -> None:
+        views, statics = {}, {}
+        for resource in config.resources:
+            view, headers = self._view_for(resource, config, statics)
+            views[resource.serve] = _guard(
+                Authenticator(resource.authentication, config.userlist), resource, view, headers)
+        self._views, self._statics, self._config = views, statics, config
+
+    def _view_for(self, resource: Resource, config: Config, statics: dict
+                  ) -> tuple[Callable[[], Response], dict[str, str]]:
+        """A resource's view, and the headers its refusals carry."""
+        relay = self.relay
+        if isinstance(resource, StreamConfig):
+            stream = relay.streams[resource.serve]
+            return functools.partial(serve_stream, relay, stream), STREAM_HEADERS
+        if isinstance(resource, StaticConfig):
+            # An unchanged static keeps its cached content across a reload.
+            key = (replace(resource, where="", authentication=Authentication()),
+                   config.timeout, config.base_dir)
+            static = statics[key] = self._statics.get(key) or StaticResource(resource, config)
+            return (lambda: static.respond(request)), {}
+        return apis.view_for(relay, resource), {"Content-Type": apis.CONTENT_TYPES[resource.api]}
 
 
 def _guard(authenticator: Authenticator, resource: Resource, view: Callable[[], Response],

@@ -4,13 +4,16 @@
 chunk (a copy per viewer per write) and uses gevent's sendall, which asks the
 kernel for the send buffer size on every call.  This worker serves through
 pywsgi with the same handler as restreamer's own CLI, so viewers cost the
-same under gunicorn as there.
+same under gunicorn as there.  On SIGUSR1 (which gunicorn's master passes on
+to its workers) it also reopens restreamer's log file, for logrotate.
 """
 
 from __future__ import annotations
 
+import gevent
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
+from .. import log
 from .server import StreamingHandler, StreamingServer
 
 
@@ -21,3 +24,9 @@ class _Handler(StreamingHandler, PyWSGIHandler):
 class Worker(GeventPyWSGIWorker):
     server_class = StreamingServer
     wsgi_handler = _Handler
+
+    def handle_usr1(self, sig, frame) -> None:
+        super().handle_usr1(sig, frame)  # gunicorn's own log files
+        # In a greenlet, not in the signal handler: the log's lock may be held
+        # by the greenlet the signal interrupted.
+        gevent.spawn(log.reopen)

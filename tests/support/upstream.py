@@ -132,6 +132,7 @@ class UpstreamConnection:
         self.closed = threading.Event()
         self._sent = bytearray()
         self._cond = threading.Condition()
+        self._server_cond = server._cond  # told when this connection ends
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="upstream-conn", daemon=True)
 
@@ -139,6 +140,11 @@ class UpstreamConnection:
     def sent(self) -> bytes:
         with self._cond:
             return bytes(self._sent)
+
+    @property
+    def path(self) -> Optional[str]:
+        """The path the client asked for (http mode), once its request has arrived."""
+        return self.request_line.split(" ")[1] if self.request_line else None
 
     def wait_sent(self, nbytes: int, timeout: float = 5) -> bytes:
         """Wait until at least `nbytes` body bytes have gone out; return them all."""
@@ -183,6 +189,8 @@ class UpstreamConnection:
                 self.close_reason = "dropped" if self._stop.is_set() else reason
                 self.closed.set()
                 self._cond.notify_all()
+            with self._server_cond:
+                self._server_cond.notify_all()
 
     def _serve(self) -> str:
         b = self.behaviour
@@ -355,6 +363,18 @@ class TSUpstream(Behaviour):
         wait_for(self._cond, lambda: len(self.connections) >= n, timeout,
                  f"{n} connection(s) to the upstream at {self.url} (have {len(self.connections)})")
         return list(self.connections)
+
+    def open_connections(self) -> list[UpstreamConnection]:
+        """The connections accepted and not yet ended."""
+        with self._cond:
+            return [conn for conn in self.connections if not conn.closed.is_set()]
+
+    def wait_open(self, n: int, timeout: float = 5) -> list[UpstreamConnection]:
+        """Wait until exactly `n` connections are open; return them."""
+        wait_for(self._cond, lambda: sum(not c.closed.is_set() for c in self.connections) == n,
+                 timeout, f"{n} open connection(s) to the upstream at {self.url} "
+                 f"(have {len(self.open_connections())})")
+        return self.open_connections()
 
     def close_all(self) -> None:
         """Drop every current connection (the server keeps accepting new ones)."""
