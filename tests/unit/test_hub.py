@@ -111,8 +111,22 @@ def test_an_upstream_back_within_the_grace_period_keeps_the_viewers(logs):
     assert not [e for e in logs if e["event"] == "stream offline"]
 
 
+def starting_hub(graceperiod: float) -> Hub:
+    """A hub whose upstream has just started (as Upstream.start() tells it)."""
+    hub = Hub("/s.ts", 100, graceperiod)
+    hub.upstream_starting()
+    return hub
+
+
+def test_a_hub_without_an_upstream_is_not_starting_until_one_starts():
+    hub = Hub("/s.ts", 100, graceperiod=5)  # an idle on-demand stream's, say
+    assert not hub.starting and hub.state == "offline" and hub.join() is None
+    hub.upstream_starting()
+    assert hub.starting and hub.state == "connecting"
+
+
 def test_a_viewer_joining_during_the_first_attempt_waits_and_gets_the_first_packet(logs):
-    hub = Hub("/s.ts", 100, graceperiod=5)
+    hub = starting_hub(graceperiod=5)
     joining = gevent.spawn(hub.join, "10.0.0.1")
     assert wait_log(logs, "viewer waiting", remote="10.0.0.1")
     assert hub.starting and not joining.ready()
@@ -122,7 +136,7 @@ def test_a_viewer_joining_during_the_first_attempt_waits_and_gets_the_first_pack
 
 
 def test_a_viewer_joining_during_a_failed_first_attempt_gets_none(logs):
-    hub = Hub("/s.ts", 100, graceperiod=5)
+    hub = starting_hub(graceperiod=5)
     joining = gevent.spawn(hub.join)
     wait_log(logs, "viewer waiting")
     hub.first_attempt_over()  # the attempt failed without a packet
@@ -131,7 +145,7 @@ def test_a_viewer_joining_during_a_failed_first_attempt_gets_none(logs):
 
 
 def test_a_viewer_joining_during_the_first_attempt_waits_at_most_the_grace_period():
-    hub = Hub("/s.ts", 100, graceperiod=0.05)
+    hub = starting_hub(graceperiod=0.05)
     began = time.monotonic()
     assert hub.join() is None
     assert 0.04 <= time.monotonic() - began < 1

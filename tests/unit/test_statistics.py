@@ -115,7 +115,8 @@ def test_health_reports_viewers_bandwidth_and_full_against_the_limits(clock):
     stats.sample()
     health = stats.health()
     assert health == {"status": "full", "viewer": 2, "limit": 2, "max": 3,
-                      "bandwidth": int(2 * 8 * PACKET_SIZE * 8 / 1024)}
+                      "bandwidth": int(2 * 8 * PACKET_SIZE * 8 / 1024),
+                      "streams": {path: "online" for path in stats.streams}}
     assert stats.statistics()["status"] == "full"
     a.hub.join("3")
     assert stats.statistics()["status"] == "overload"
