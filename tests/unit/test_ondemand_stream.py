@@ -1,0 +1,91 @@
+"""An on-demand stream's state machine, driven through the relay with an injected
+opener: idle until a viewer, connecting, online, kept for idletimeout after
+the last viewer, idle again; a viewer coming back in time keeps the connection.
+(tests/test_ondemand.py shows the same over real sockets.)"""
+
+from gevent.event import Event
+
+from restreamer.config import from_dict
+from restreamer.core.relay import Refusal, Relay
+from tests.support.ts import make_packets
+from tests.unit.conftest import wait_log, wait_until
+
+IDLE = 0.2
+
+
+class Live:
+    """A connection that sends a few packets and then waits, as a live upstream between writes."""
+
+    def __init__(self):
+        self.reads = [make_packets(7)]
+        self.closed = Event()
+
+    def read(self) -> bytes:
+        if self.reads:
+            return self.reads.pop(0)
+        Event().wait()
+        return b""
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def relay_with(connections: list, graceperiod: float = 2) -> Relay:
+    def opener(url, settings):
+        connections.append(Live())
+        return connections[-1]
+    relay = Relay(from_dict({"ondemand": True, "idletimeout": IDLE, "graceperiod": graceperiod,
+                             "resources": [{"type": "stream", "serve": "/s.ts",
+                                            "remote": "tcp://upstream:1"}]}), opener)
+    relay.start()
+    return relay
+
+
+def test_idle_until_a_viewer_then_online_then_idle_again_after_idletimeout(logs):
+    connections = []
+    relay = relay_with(connections)
+    stream = relay.streams["/s.ts"]
+    try:
+        assert stream.state == "idle" and stream.serving and connections == []
+        viewer = relay.admit(stream, "10.0.0.1")
+        assert not isinstance(viewer, Refusal)
+        assert stream.state == "online" and len(connections) == 1
+        assert viewer.queue.get(timeout=1) == make_packets(7)  # from the first packet on
+        relay.release(stream, viewer)
+        assert stream.state == "online"  # kept for idletimeout
+        assert connections[0].closed.wait(IDLE + 1)
+        assert wait_log(logs, "stream idle", stream="/s.ts")
+        assert stream.state == "idle"
+    finally:
+        relay.stop()
+
+
+def test_a_viewer_back_within_idletimeout_keeps_the_connection(logs):
+    connections = []
+    relay = relay_with(connections)
+    stream = relay.streams["/s.ts"]
+    try:
+        first = relay.admit(stream, "10.0.0.1")
+        relay.release(stream, first)
+        second = relay.admit(stream, "10.0.0.1")
+        assert not isinstance(second, Refusal)
+        assert not connections[0].closed.wait(IDLE * 3)  # the idle timer was called off
+        assert len(connections) == 1 and stream.state == "online"
+        relay.release(stream, second)
+        assert connections[0].closed.wait(IDLE + 1)
+    finally:
+        relay.stop()
+
+
+def test_a_stream_switched_offline_is_disabled_not_idle_and_refuses():
+    connections = []
+    relay = relay_with(connections)
+    stream = relay.streams["/s.ts"]
+    try:
+        relay.set_stream_enabled(stream, False)
+        assert stream.state == "disabled" and not stream.serving
+        assert isinstance(relay.admit(stream, "10.0.0.1"), Refusal) and connections == []
+        relay.set_stream_enabled(stream, True)
+        assert wait_until(lambda: stream.state == "idle")
+    finally:
+        relay.stop()
