@@ -12,13 +12,18 @@ import gevent
 from .hub import Hub
 from ..log import get_logger
 from ..sources import Connection, SourceError, SourceSettings, open_connection
-from ..sources.base import describe
+from ..sources.base import READ_SIZE, describe
 from ..ts.analysis import Analyser
 from ..ts.packets import PacketAligner
 
 #: Bytes an upstream may send without a single MPEG-TS packet before it is
 #: judged not to be a transport stream at all (an HTML error page, say).
 NOT_TS_LIMIT = 65536
+
+#: With ``readtimeout`` 0, seconds an upstream may keep sending bytes that hold
+#: no valid packet (garbage after a good start, or a trickle too slow to
+#: complete one) before the attempt fails.  Silence alone is still waited out.
+NO_PACKET_LIMIT = 10.0
 
 _log = get_logger("streaming")
 
@@ -118,22 +123,35 @@ class Upstream:
         """Move data from the connection to the hub until it ends.
 
         An upstream that sends no packet at all (an HTML error page, say) is a
-        failed attempt, not a stream that ended: it raises SourceError.
+        failed attempt, not a stream that ended: it raises SourceError.  So is
+        one that goes bad later: no valid packet for ``readtimeout`` seconds
+        (silence or garbage alike), or, with ``readtimeout`` 0, bytes that
+        hold no valid packet for :data:`NO_PACKET_LIMIT` seconds.
         """
         read, feed, publish = connection.read, aligner.feed, self.hub.publish
         limit = self.readtimeout
+        garbage_limit = limit if limit > 0 else NO_PACKET_LIMIT
         # A connection whose read returns everything that has arrived is read
         # once per window and its chunk handed out at once: one wake-up per
         # window whatever the upstream's pace, where waking for every piece
         # an encoder writes (~400 a second at 4 Mbit/s) would cost more than
         # the viewers do at low counts.  Data waits at most one window, as
-        # with the hub's own window timer.
+        # with the hub's own window timer.  A read that fills READ_SIZE
+        # means more is waiting: it is read again after one turn of the
+        # loop, so a fast upstream is drained, never throttled to a read
+        # per window, while viewers and other streams still run between reads.
         gathers = getattr(connection, "gathers", False)
         hub = self.hub
         analyse = self.analyser.feed if self.analyser is not None else None
+        clock = time.monotonic
+        last_packet = clock()
+        unyielded = 0  # bytes read since this greenlet last let others run
         while True:
             if limit > 0:
-                with gevent.Timeout(limit, ReadTimeout(f"no data for {limit:g} s (readtimeout)")):
+                left = last_packet + limit - clock()
+                if left <= 0:
+                    raise ReadTimeout(f"no valid packet for {limit:g} s (readtimeout)")
+                with gevent.Timeout(left, ReadTimeout(f"no data for {limit:g} s (readtimeout)")):
                     data = read()
             else:
                 data = read()
@@ -141,13 +159,23 @@ class Upstream:
                 break
             chunk = feed(data)
             if chunk:
+                last_packet = clock()
                 if analyse is not None:
-                    analyse(chunk, time.monotonic())
+                    analyse(chunk, last_packet)
                 publish(chunk, at_once=gathers)
-                if gathers:
-                    gevent.sleep(hub.window)
             elif not aligner.packets and aligner.skipped > NOT_TS_LIMIT:
                 raise SourceError(f"not MPEG-TS: no packet in the first {aligner.skipped} bytes")
+            elif clock() - last_packet >= garbage_limit:
+                raise SourceError(f"no valid packet for {garbage_limit:g} s"
+                                  f" ({aligner.skipped} bytes skipped in all)")
+            unyielded += len(data)
+            if gathers and len(data) < READ_SIZE:
+                gevent.sleep(hub.window)  # drained: let a window's worth arrive
+                unyielded = 0
+            elif unyielded >= READ_SIZE:
+                # Data keeps coming without a read ever waiting: take turns.
+                gevent.sleep(0)
+                unyielded = 0
         tail = aligner.flush()
         if tail:
             if analyse is not None:

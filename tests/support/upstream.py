@@ -94,6 +94,15 @@ class Behaviour:
         sees the response in the smallest possible fragments.
     gate: a threading.Event; the connection answers (in http mode, after
         reading the request) only once it is set.
+    chunked: frame the body with Transfer-Encoding: chunked, in chunks of
+        this many bytes, each piece's chunks written at once (http mode);
+        `sent` holds the body without the framing.
+    garbage_after_bytes: once this many body bytes are out, send non-TS
+        filler instead of the payload, at the same rate (recorded in `sent`).
+    pause_after_bytes, pause_seconds: once this many body bytes are out,
+        send nothing for pause_seconds, then carry on.
+    piece_size: bytes per write (and per chunk when chunked); large pieces
+        let one thread send hundreds of Mbit/s.
     """
 
     status: int = 200
@@ -106,6 +115,11 @@ class Behaviour:
     garbage_len: int = 13
     trickle: bool = False
     gate: Optional[threading.Event] = None
+    chunked: Optional[int] = None
+    garbage_after_bytes: Optional[int] = None
+    pause_after_bytes: Optional[int] = None
+    pause_seconds: float = 0
+    piece_size: int = PIECE_SIZE
 
 
 class UpstreamConnection:
@@ -204,7 +218,7 @@ class UpstreamConnection:
         if self.mode == "http":
             if b.status != 200 or b.body_override is not None:
                 return self._send_response()
-            self._send_head(200, b.content_type, None)
+            self._send_head(200, b.content_type, None, chunked=bool(b.chunked))
         if b.stall_after_headers:
             return self._stall()
         return self._stream()
@@ -230,11 +244,14 @@ class UpstreamConnection:
             self.request_headers[name.strip().lower()] = value.strip()
         return True
 
-    def _send_head(self, status: int, content_type: str, length: Optional[int]) -> None:
+    def _send_head(self, status: int, content_type: str, length: Optional[int],
+                   chunked: bool = False) -> None:
         lines = [f"HTTP/{self.behaviour.http_version} {status} {_REASONS.get(status, 'Status')}",
                  f"Content-Type: {content_type}", "Cache-Control: no-cache", "Connection: close"]
         if length is not None:
             lines.append(f"Content-Length: {length}")
+        if chunked:
+            lines.append("Transfer-Encoding: chunked")
         self._write("\r\n".join(lines + ["", ""]).encode("latin-1"), record=False)
 
     def _send_response(self) -> str:
@@ -261,18 +278,42 @@ class UpstreamConnection:
     def _stream(self) -> str:
         b = self.behaviour
         pacer = Pacer(self._rate, self._stop)
-        for index, piece in enumerate(iter_pieces(self._payload, self._loop), 1):
+        paused = False
+        for index, piece in enumerate(iter_pieces(self._payload, self._loop, b.piece_size), 1):
             if not pacer.wait_turn():
                 return "dropped"
+            if not paused and b.pause_after_bytes is not None and len(self._sent) >= b.pause_after_bytes:
+                paused = True
+                if self._stop.wait(b.pause_seconds):
+                    return "dropped"
+                pacer = Pacer(self._rate, self._stop)
+            if b.garbage_after_bytes is not None and len(self._sent) >= b.garbage_after_bytes:
+                piece = (GARBAGE_PATTERN * (len(piece) // len(GARBAGE_PATTERN) + 1))[:len(piece)]
             if b.garbage_every and index % b.garbage_every == 0:
                 piece += (GARBAGE_PATTERN * (b.garbage_len // len(GARBAGE_PATTERN) + 1))[:b.garbage_len]
             if b.close_after_bytes is not None:
                 piece = piece[:b.close_after_bytes - len(self._sent)]
-            self._write(piece)
+            if b.chunked:
+                self._write_chunked(piece, b.chunked)
+            else:
+                self._write(piece)
             pacer.account(len(piece))
             if b.close_after_bytes is not None and len(self._sent) >= b.close_after_bytes:
                 return "limit"
         return "eof"
+
+    def _write_chunked(self, piece: bytes, size: int) -> None:
+        """Send `piece` framed as HTTP chunks in one write, recording only the body."""
+        framed = b"".join(b"%x\r\n%s\r\n" % (len(part), part)
+                          for part in (piece[i:i + size] for i in range(0, len(piece), size)))
+        with self._cond:
+            self.sock.settimeout(None)
+            try:
+                self.sock.sendall(framed)
+            finally:
+                self.sock.settimeout(_POLL)
+            self._sent += piece
+            self._cond.notify_all()
 
     def _write(self, data: bytes, record: bool = True) -> None:
         """send() until all of `data` is out, recording exactly what was accepted.

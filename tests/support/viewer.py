@@ -3,6 +3,7 @@
 import http.client
 import socket
 import threading
+import time
 from typing import Optional
 from urllib.parse import urlsplit
 
@@ -44,6 +45,9 @@ class Viewer:
         #: framed body ended, reading failed, or close() was called.
         self.closed = threading.Event()
         self._data = bytearray()
+        #: The longest wait between two pieces of body data, in seconds.
+        self.max_gap = 0.0
+        self._last_arrival: Optional[float] = None
         self._cond = threading.Condition()
         self._reading = threading.Event()
         self._reading.set()
@@ -137,6 +141,10 @@ class Viewer:
             data = self._reader.read1(_READ_SIZE if remaining is None else min(remaining, _READ_SIZE))
             if not data:
                 return remaining is None
+            now = time.monotonic()
+            if self._last_arrival is not None:
+                self.max_gap = max(self.max_gap, now - self._last_arrival)
+            self._last_arrival = now
             with self._cond:
                 self._data += data
                 self._cond.notify_all()

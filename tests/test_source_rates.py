@@ -1,0 +1,58 @@
+"""Fast upstreams: a source far above a broadcast rate is relayed whole, and
+one that never lets its reads wait does not hold up the other streams.
+Speed itself is measured by benchmarks/throughput.py, not here."""
+
+import threading
+
+import pytest
+
+from tests.support.polling import poll
+
+#: The sample repeated to a volume that takes a while even at hundreds of Mbit/s.
+LAPS = 20
+FAST = 300_000_000  # bit/s
+
+
+@pytest.mark.parametrize("mode", ["tcp", "http"])
+def test_a_fast_upstream_reaches_every_viewer_whole(sample, upstream, restreamer, viewer, mode):
+    payload = sample * LAPS
+    gate = threading.Event()
+    up = upstream(payload, mode=mode, rate=FAST, loop=False, piece_size=65536, gate=gate)
+    # Queues that hold a test thread's scheduling hiccup, so what is checked
+    # is the relay's reading, not the test process's viewers.
+    rs = restreamer({"reconnect": 30, "graceperiod": 5, "outputbuffer": 40_000,
+                     "resources": [{"type": "stream", "serve": "/s.ts", "remote": up.url}]})
+    rs.wait_log("upstream connecting")  # the gate holds back the response (http) or the data (tcp)
+    clients = [viewer(rs.url("/s.ts")) for _ in range(3)]
+    # Each waits for the stream's first packet, so none misses a byte.
+    poll(lambda: len(rs.find_logs("viewer waiting")), lambda n: n == len(clients), 10,
+         "every viewer to wait for the first packet")
+    gate.set()
+    closed = rs.wait_log("upstream closed", timeout=30)
+    assert (closed["packets"], closed["skipped_bytes"]) == (len(payload) // 188, 0)
+    for client in clients:
+        assert client.wait_status() == 200
+        data = client.wait_bytes(len(payload), timeout=30)
+        assert data == payload, "a viewer's copy differs from what the upstream sent"
+    traffic = rs.find_logs("viewer")
+    assert all(e.get("dropped_packets", 0) == 0 for e in traffic)
+
+
+def test_an_unpaced_upstream_leaves_other_streams_running(upstream, restreamer, viewer):
+    # Small HTTP chunks written faster than they can be parsed: every read
+    # finds data waiting, so only the source's own turn-taking lets others run.
+    steady = upstream(rate=2_000_000)
+    flood = upstream(rate=None, chunked=188, piece_size=1 << 20)
+    rs = restreamer({"reconnect": 0.2, "graceperiod": 2, "resources": [
+        {"type": "stream", "serve": "/steady.ts", "remote": steady.url},
+        {"type": "stream", "serve": "/flood.ts", "remote": flood.url}]})
+    for url in (flood.url, steady.url):
+        rs.wait_log(lambda e: e.get("event") == "stream online" and e["url"] == url)
+    watched = viewer(rs.url("/steady.ts"))
+    assert watched.wait_status() == 200
+    first = len(watched.wait_bytes(1))
+    watched.wait_bytes(first + 500_000, timeout=10)  # about 2 s while the other stream floods in
+    # Its pace is 2 Mbit/s in 1316-byte pieces: a read every 5 ms.  The
+    # target is 50 ms; the bound is loose so that a loaded test machine
+    # cannot fail it, yet a source holding the loop (seconds) does.
+    assert watched.max_gap < 1.0, f"the steady stream's viewer waited {watched.max_gap:.2f} s"
