@@ -3,6 +3,11 @@ a time, one that tears packets, and one that comes back after the grace
 period. Viewers that keep up must see only 188-byte packets on sync bytes, in
 order, and the stream must recover by itself."""
 
+import threading
+from datetime import datetime
+
+from restreamer.core.upstream import NO_PACKET_LIMIT
+from restreamer.sources.http import HEAD_TIMEOUT
 from tests.support.ts import PACKET_SIZE, assert_aligned, assert_contiguous, make_packets, packet_seq, packets_of
 from tests.support.viewer import http_get
 
@@ -103,3 +108,56 @@ def test_the_stream_recovers_when_its_upstream_returns_after_the_grace_period(up
     data = whole(later.wait_bytes(20_000))
     assert_aligned(data)
     assert_contiguous(data, up.connections[-1].sent)
+
+
+def seconds_between(earlier, later):
+    """Seconds between two log entries' ISO timestamps."""
+    return (datetime.fromisoformat(later["time"].rstrip("Z"))
+            - datetime.fromisoformat(earlier["time"].rstrip("Z"))).total_seconds()
+
+
+def test_an_upstream_that_turns_to_garbage_is_dropped_after_readtimeout(upstream, restreamer):
+    # Valid TS for 0.4 s, then non-TS bytes at the same rate: bytes keep
+    # coming, but no packet does.
+    up = upstream(rate=RATE, garbage_after_bytes=100_000)
+    rs = restreamer(stream_config(up.url, readtimeout=3, reconnect=0.5))
+    connected = rs.wait_log("upstream connected")
+    failed = rs.wait_log("upstream error", timeout=15)
+    assert failed["reason"].startswith("no valid packet for 3 s"), failed
+    assert failed["url"] == up.url and failed["packets"] > 0
+    # Its last packet came 0.4 s after connecting (1.5 s of slack for load).
+    assert 3 <= seconds_between(connected, failed) < 3 + 0.4 + 1.5
+    again = rs.wait_log(lambda e: e.get("event") == "upstream connecting" and e["attempt"] == 2)
+    assert seconds_between(failed, again) < 0.5 + 1.5
+
+
+def test_garbage_after_a_good_start_is_dropped_even_without_readtimeout(upstream, restreamer):
+    up = upstream(rate=RATE, garbage_after_bytes=50_000)
+    rs = restreamer(stream_config(up.url))  # readtimeout 0
+    connected = rs.wait_log("upstream connected")
+    failed = rs.wait_log("upstream error", timeout=NO_PACKET_LIMIT + 5)
+    assert failed["reason"].startswith(f"no valid packet for {NO_PACKET_LIMIT:g} s"), failed
+    assert NO_PACKET_LIMIT <= seconds_between(connected, failed) < NO_PACKET_LIMIT + 2
+
+
+def test_a_pause_shorter_than_readtimeout_0_is_waited_out_whatever_timeout_says(upstream, restreamer, viewer):
+    # timeout bounds connecting and the response head only, as in the Go original.
+    up = upstream(rate=RATE, pause_after_bytes=60_000, pause_seconds=3)
+    rs = restreamer(stream_config(up.url, timeout=1, readtimeout=0))
+    rs.wait_log("stream online")
+    client = viewer(rs.url("/s.ts"))
+    assert client.wait_status() == 200
+    data = whole(client.wait_bytes(100_000, timeout=10))  # only after the pause
+    assert_contiguous(data, up.connections[0].sent)
+    assert len(up.connections) == 1
+    assert rs.find_logs("upstream error") == []
+
+
+def test_an_http_upstream_that_never_answers_is_given_up_without_timeout(upstream, restreamer):
+    silent = upstream(gate=threading.Event())  # reads the request, never answers
+    rs = restreamer(stream_config(silent.url, timeout=0))
+    connecting = rs.wait_log("upstream connecting")
+    failed = rs.wait_log("upstream error", timeout=HEAD_TIMEOUT + 5)
+    assert failed["reason"] == f"no response within {HEAD_TIMEOUT:g} s"
+    assert HEAD_TIMEOUT <= seconds_between(connecting, failed) < HEAD_TIMEOUT + 2
+    rs.wait_log(lambda e: e.get("event") == "upstream connecting" and e["attempt"] == 2)

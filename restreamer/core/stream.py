@@ -58,6 +58,7 @@ class Settings:
     idletimeout: float
     tsanalysis: bool
     preamble: bytes
+    verify: bool | str  # HTTPS upstreams: check certificates (against this CA bundle, if a path)
 
     @classmethod
     def of(cls, resource: StreamConfig, config: Config) -> "Settings":
@@ -68,13 +69,13 @@ class Settings:
             reconnect=config.reconnect, readtimeout=config.readtimeout,
             outputbuffer=config.outputbuffer, graceperiod=config.graceperiod,
             ondemand=config.ondemand_of(resource), idletimeout=config.idletimeout_of(resource),
-            tsanalysis=config.tsanalysis, preamble=_read_preamble(resource, config))
+            tsanalysis=config.tsanalysis, preamble=_read_preamble(resource, config), verify=True)
 
     @property
     def connection(self) -> tuple:
         """What an upstream connection is opened with: a change needs a new connection."""
         return (self.remotes, self.timeout, self.inputbuffer, self.mru, self.clientinterface,
-                self.base_dir, self.tsanalysis)
+                self.base_dir, self.tsanalysis, self.verify)
 
 
 class Stream:
@@ -102,7 +103,7 @@ class Stream:
         s = self.settings
         source = SourceSettings(timeout=s.timeout, inputbuffer=s.inputbuffer, mru=s.mru,
                                 clientinterface=s.clientinterface, base_dir=s.base_dir,
-                                stream=self.serve)
+                                stream=self.serve, verify=s.verify)
         upstream = Upstream(self.hub, s.remotes, source, reconnect=s.reconnect,
                             readtimeout=s.readtimeout, opener=self.opener, analyser=self.analyser)
         ownership = None if self.shared is None else Ownership(

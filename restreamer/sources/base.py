@@ -18,6 +18,15 @@ USER_AGENT = f"restreamer/{__version__}"
 READ_SIZE = 65536
 
 
+#: TCP keepalive on tcp and http upstreams, as the Go original's dialer sets
+#: it: a host that vanishes without FIN or RST is noticed even when
+#: ``readtimeout`` is 0.
+KEEPALIVE_SECONDS = 15
+KEEPALIVE_OPTIONS = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] + [
+    (socket.IPPROTO_TCP, getattr(socket, name), KEEPALIVE_SECONDS)
+    for name in ("TCP_KEEPIDLE", "TCP_KEEPINTVL") if hasattr(socket, name)]
+
+
 class SourceError(Exception):
     """An upstream failure with a reason fit for one log line."""
 
@@ -50,6 +59,7 @@ class SourceSettings:
     clientinterface: str | None  # interface for multicast joins
     base_dir: str  # relative file paths resolve against this (see resolve_path)
     stream: str  # the stream's name, for the log lines a source writes itself
+    verify: bool | str  # HTTPS: check certificates (against this CA bundle, if a path)
 
 
 class Connection(Protocol):

@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import http.client
 
+import gevent
 import requests
 import urllib3
 
-from .base import READ_SIZE, USER_AGENT, SourceError, SourceSettings, describe, timeout_or_none
+from requests.adapters import HTTPAdapter
+
+from .base import (KEEPALIVE_OPTIONS, READ_SIZE, USER_AGENT, SourceError, SourceSettings, describe,
+                    timeout_or_none)
+
+#: With ``timeout`` 0, seconds to connect, and then to wait for the response
+#: head: an upstream that accepts but never answers must not hold the stream
+#: for good.  Generous, since a tuner-backed server may answer only once tuned.
+HEAD_TIMEOUT = 10.0
+
+
+class _KeepAliveAdapter(HTTPAdapter):
+    """requests' adapter, with TCP keepalive on the sockets it opens."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["socket_options"] = urllib3.connection.HTTPConnection.default_socket_options + KEEPALIVE_OPTIONS
+        super().init_poolmanager(*args, **kwargs)
 
 
 class HTTPConnection:
@@ -17,23 +34,30 @@ class HTTPConnection:
 
     def __init__(self, url: str, settings: SourceSettings):
         self._session = requests.Session()
-        limit = timeout_or_none(settings.timeout)
+        adapter = _KeepAliveAdapter()
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        limit = timeout_or_none(settings.timeout, fallback=HEAD_TIMEOUT)
+        # One deadline for connecting and the response head together, and no
+        # socket timeout at all: a socket timeout would outlive the head and
+        # cut a live body's pause short.
         try:
-            response = self._session.get(
-                url, stream=True, timeout=(limit, limit),
-                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-            )
+            with gevent.Timeout(limit, SourceError(f"no response within {limit:g} s")):
+                response = self._session.get(
+                    url, stream=True, verify=settings.verify,
+                    headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+                )
         except requests.RequestException as e:
             self._session.close()
             raise SourceError(_reason(e)) from None
+        except SourceError:
+            self._session.close()
+            raise
         if response.status_code >= 400:
             response.close()
             self._session.close()
             raise SourceError(f"HTTP {response.status_code} {response.reason}")
         self._response = response
-        sock = getattr(response.raw.connection, "sock", None)
-        if sock is not None:
-            sock.settimeout(None)  # the headers are in; from here a live stream may pause
         self._read1 = response.raw.read1
         # read1 stops at the end of an HTTP chunk, so only an unchunked body
         # hands over all that has arrived in one read.

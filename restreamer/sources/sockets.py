@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlsplit
 
-from .base import READ_SIZE, SourceError, SourceSettings, timeout_or_none
+from .base import KEEPALIVE_OPTIONS, READ_SIZE, SourceError, SourceSettings, timeout_or_none
 
 _UNIX_TYPES = {
     "unix": socket.SOCK_STREAM,
@@ -37,6 +37,9 @@ class SocketConnection:
         except OSError as e:  # refused, unreachable, or a name that does not resolve
             raise SourceError.from_os_error(e) from None
         self._sock.settimeout(None)
+        if parts.scheme == "tcp":
+            for option in KEEPALIVE_OPTIONS:
+                self._sock.setsockopt(*option)
         self._recv = self._sock.recv
         self.gathers = parts.scheme != "unixpacket"  # a packet socket returns one record a read
 
