@@ -7,9 +7,11 @@ import socket
 import sys
 import time
 
+import pytest
+
 from tests.support import REPO_ROOT
 from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_contiguous, assert_runs
-from tests.support.upstream import FIFOWriter, UDPTSSender, UnixPacketTSUpstream, free_port
+from tests.support.upstream import FIFOWriter, UDPTSSender, UnixPacketTSUpstream, free_port, self_signed_tls
 
 SERVE = "/s.ts"
 VIEWERS = 3
@@ -184,3 +186,61 @@ def test_loop_plays_the_sample_in_real_time(sample, restreamer, viewer):
     # The sample lasts 6 s, so a quarter of it takes 1.5 s when paced (a
     # file read at disk speed would be there at once).
     assert time.monotonic() - began > 1.0
+
+
+def test_https_is_verified_against_the_configured_cafile(upstream, restreamer, viewer, tmp_path):
+    context, cert = self_signed_tls(tmp_path)
+    up = upstream(rate=RATE, tls=context)
+    # The system's CAs do not know this certificate.
+    plain = restreamer(stream_config(up.url, reconnect=0))
+    assert "certificate verify failed" in plain.wait_log("upstream error")["reason"]
+    trusting = restreamer(stream_config(up.url, cafile=cert))
+    assert_delivered(join(trusting, viewer), lambda: up.connections[-1].sent)
+
+
+def test_insecure_turns_https_verification_off_with_a_warning(upstream, restreamer, viewer, tmp_path):
+    context, _ = self_signed_tls(tmp_path)
+    up = upstream(rate=RATE, tls=context)
+    config = stream_config(up.url)
+    config["resources"][0]["insecure"] = True
+    rs = restreamer(config)
+    warning = rs.wait_log("config warning")
+    assert warning["detail"].endswith("resources[0].insecure: the certificates of its https remotes are not checked")
+    assert_delivered(join(rs, viewer), lambda: up.connections[-1].sent)
+
+
+def keepalive_timer(local_port, remote_port):
+    """The (timer kind, seconds left) /proc/net/tcp shows for one loopback connection."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote, timer = fields[1], fields[2], fields[5]
+            if int(local.split(":")[1], 16) == local_port and int(remote.split(":")[1], 16) == remote_port:
+                kind, left = timer.split(":")
+                return int(kind, 16), int(left, 16) / 100
+    raise AssertionError(f"no connection {local_port} -> {remote_port} in /proc/net/tcp")
+
+
+@pytest.mark.parametrize("mode", ["tcp", "http"])
+def test_tcp_keepalive_is_on_for_tcp_and_http_upstreams(upstream, restreamer, mode):
+    # An idle connection: the kernel arms the keepalive timer only where
+    # SO_KEEPALIVE is set, to go off within the 15 s idle time.
+    up = upstream(mode=mode, stall_after_headers=True)
+    restreamer(stream_config(up.url)).wait_log("upstream connected")
+    connection = up.wait_connections(1)[0]
+    kind, left = keepalive_timer(connection.sock.getpeername()[1], up.port)
+    assert kind == 2 and 0 < left <= 15, (kind, left)
+
+
+def test_udp_on_all_interfaces(restreamer, viewer, udp_sender):
+    port = free_port(socket.SOCK_DGRAM)
+    rs = restreamer(stream_config(f"udp://:{port}"))
+    rs.wait_log("upstream connected")
+    sender = udp_sender(port, rate=RATE)
+    assert_delivered(join(rs, viewer), lambda: sender.sent)
+
+
+def test_fork_finds_a_bare_command_on_path(sample, restreamer):
+    rs = restreamer(stream_config(f"fork://cat?{SAMPLE_PATH}", reconnect=0))
+    closed = rs.wait_log("upstream closed")
+    assert (closed["reason"], closed["packets"]) == ("end of stream", len(sample) // PACKET_SIZE)

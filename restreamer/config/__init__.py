@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from ..sources import NOTIFICATION_SCHEMES, STATIC_SCHEMES, url_problem
+from ..sources.base import resolve_path
 from . import documents
 from .keys import (REQUIRED, Choice, ConfigError, Count, Flag, Kind, Nested, Reader, Remotes, Seconds,
                    Section, Sections, Strings, Text, join, key, listed, reference as _reference)
@@ -90,10 +91,14 @@ class StreamConfig(Resource):
                                 new=True)
     idletimeout: float | None = key(Seconds(), None, "this stream's `idletimeout` (default: the "
                                                      "global one)", new=True)
+    insecure: bool = key(Flag(), False, "https remotes: certificates are not checked (with a warning)",
+                         new=True)
 
     def check(self, reader: Reader, path: str) -> None:
         if not self.remotes:
             raise reader.fail(f"{path}.remote", "a stream needs at least one remote")
+        if self.insecure:
+            reader.warn(f"{path}.insecure", "the certificates of its https remotes are not checked")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,6 +214,8 @@ class Config(Section):
                                         "(a stream may override it)", new=True)
     idletimeout: float = key(Seconds(), 10, "seconds an on-demand upstream stays connected after "
                                             "its last viewer left", new=True)
+    cafile: str = key(Text(), "", "CA bundle (PEM) that https upstreams' certificates are checked "
+                                  "against (empty: the system's)", new=True)
     userlist: dict[str, str] = key(_UserList(), {}, "`name: {password: ...}`")  # user -> password
     resources: tuple[Resource, ...] = key(
         Sections((StreamConfig, StaticConfig, ApiConfig), _resource_type), (), "what is served")
@@ -246,6 +253,8 @@ class Config(Section):
         if self.graceperiod == 0 and any(self.ondemand_of(r) for r in self.streams):
             reader.warn("graceperiod", "is 0, so the first viewer of an idle on-demand stream is "
                                        "refused: it may wait only graceperiod s for the first packet")
+        if self.cafile and not os.path.isfile(resolve_path(self.base_dir, self.cafile)):
+            raise reader.fail("cafile", f"no such file: {resolve_path(self.base_dir, self.cafile)}")
         if self.profile:
             reader.warn("profile", "accepted and ignored: restreamer has no profiling server "
                                    "(profile a running process with py-spy)")

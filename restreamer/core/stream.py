@@ -69,7 +69,8 @@ class Settings:
             reconnect=config.reconnect, readtimeout=config.readtimeout,
             outputbuffer=config.outputbuffer, graceperiod=config.graceperiod,
             ondemand=config.ondemand_of(resource), idletimeout=config.idletimeout_of(resource),
-            tsanalysis=config.tsanalysis, preamble=_read_preamble(resource, config), verify=True)
+            tsanalysis=config.tsanalysis, preamble=_read_preamble(resource, config),
+            verify=_verify(resource, config))
 
     @property
     def connection(self) -> tuple:
@@ -235,6 +236,13 @@ class Stream:
                 if self.started:
                     self._run()
         self.unwatched()
+
+
+def _verify(resource: StreamConfig, config: Config) -> bool | str:
+    """What HTTPS upstreams are checked against: requests' ``verify``."""
+    if resource.insecure:
+        return False
+    return resolve_path(config.base_dir, config.cafile) if config.cafile else True
 
 
 def _read_preamble(resource: StreamConfig, config: Config) -> bytes:

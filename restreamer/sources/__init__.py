@@ -26,7 +26,7 @@ class Scheme:
 
     module: str  # under restreamer.sources
     connection: str  # class name in that module
-    needs: tuple[str, ...]  # of "host", "port", "path", "target" (a path or an opaque name)
+    needs: tuple[str, ...]  # of "host", "port", "path", "target" (a path or an opaque name), "command"
 
 
 SCHEMES = {
@@ -34,11 +34,11 @@ SCHEMES = {
     "https": Scheme("http", "HTTPConnection", ("host",)),
     "file": Scheme("file", "FileConnection", ("path",)),
     "tcp": Scheme("sockets", "SocketConnection", ("host", "port")),
-    "udp": Scheme("datagram", "UDPConnection", ("host", "port")),
+    "udp": Scheme("datagram", "UDPConnection", ("port",)),  # udp://:PORT: every interface
     "unix": Scheme("sockets", "SocketConnection", ("path",)),
     "unixgram": Scheme("datagram", "UnixDatagramConnection", ("path",)),
     "unixpacket": Scheme("sockets", "SocketConnection", ("path",)),
-    "fork": Scheme("fork", "ForkConnection", ("path",)),
+    "fork": Scheme("fork", "ForkConnection", ("command",)),  # fork://ffmpeg: found on PATH
     "loop": Scheme("loop", "LoopConnection", ("target",)),
 }
 #: What a stream's remotes may use: every scheme above.
@@ -73,6 +73,8 @@ def url_problem(url: str, schemes: tuple[str, ...] = STREAM_SCHEMES) -> str | No
         return f"URL {shown} has no path"
     if "target" in needs and not (parts.path or parts.netloc):
         return f"URL {shown} names no file"
+    if "command" in needs and not (parts.path or parts.netloc):
+        return f"URL {shown} names no command"
     return None
 
 

@@ -10,6 +10,8 @@ import itertools
 import os
 import re
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from typing import Iterator, Optional
@@ -140,6 +142,7 @@ class UpstreamConnection:
         self.mode = server.mode
         self.behaviour = server.behaviour_snapshot()
         self._payload, self._rate, self._loop = server.payload, server.rate, server.loop
+        self._tls = server.tls
         self.request_line: Optional[str] = None
         self.request_headers: dict[str, str] = {}
         self.close_reason: Optional[str] = None
@@ -191,6 +194,9 @@ class UpstreamConnection:
     def _run(self) -> None:
         reason = "error"  # kept only if _serve() itself crashes
         try:
+            if self._tls is not None:
+                self.sock.settimeout(_IO_TIMEOUT)
+                self.sock = self._tls.wrap_socket(self.sock, server_side=True)
             self.sock.settimeout(_POLL)
             if self.behaviour.trickle and self.sock.family != socket.AF_UNIX:
                 self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -344,12 +350,13 @@ class TSUpstream(Behaviour):
     video/mpeg body (HTTP/1.1 or 1.0); mode "tcp": sends raw bytes on connect.
     The payload is written in 1316-byte pieces at `rate` bit/s (None: as fast
     as possible), looping forever or, with loop=False, once and then closing.
+    With `tls` (a server-side SSLContext) it speaks HTTPS.
     The Behaviour knobs (status, body_override, ...) are attributes, settable
     before or between connections. The server starts listening on creation.
     """
 
     def __init__(self, payload: bytes, mode: str = "http", rate: Optional[float] = 1_000_000,
-                 loop: bool = True, **knobs):
+                 loop: bool = True, tls: Optional[ssl.SSLContext] = None, **knobs):
         if mode not in ("http", "tcp"):
             raise ValueError(f"mode must be 'http' or 'tcp', not {mode!r}")
         super().__init__(**knobs)
@@ -357,6 +364,7 @@ class TSUpstream(Behaviour):
         self.mode = mode
         self.rate = rate
         self.loop = loop
+        self.tls = tls
         self.connections: list[UpstreamConnection] = []
         self._cond = threading.Condition()
         self._stopped = threading.Event()
@@ -379,7 +387,7 @@ class TSUpstream(Behaviour):
     @property
     def url(self) -> str:
         if self.mode == "http":
-            return f"http://127.0.0.1:{self.port}/stream.ts"
+            return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/stream.ts"
         return f"tcp://127.0.0.1:{self.port}"
 
     def behaviour_snapshot(self) -> Behaviour:
@@ -626,3 +634,15 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def self_signed_tls(directory) -> tuple[ssl.SSLContext, str]:
+    """A server SSLContext with a fresh self-signed certificate for 127.0.0.1,
+    and the path of that certificate (the CA bundle a client must trust)."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, cert
