@@ -8,7 +8,9 @@ and path, so ``fork://ffmpeg?...`` finds ffmpeg on ``PATH``.
 from __future__ import annotations
 
 import os
+import re
 import signal
+import time
 from urllib.parse import unquote, unquote_plus, urlsplit
 
 import gevent
@@ -19,12 +21,20 @@ from .base import READ_SIZE, SourceError, SourceSettings, describe
 
 _log = get_logger("source")
 
-#: How long a child gets to exit after SIGTERM before it is killed.
+#: How long the child's process group gets to exit after SIGTERM before it is killed.
 _STOP_GRACE = 2.0
+#: Longest stderr line logged; the rest of a longer line is dropped.
+LINE_LIMIT = 4096
+#: stderr lines logged per second on average, and in one burst; the others
+#: are counted and the count logged.
+LINES_PER_SECOND = 20
+LINES_BURST = 100
+#: A progress line ends with a carriage return (ffmpeg, curl), others with a newline.
+_LINE_END = re.compile(rb"[\r\n]")
 
 
 class ForkConnection:
-    """A child process; each line it writes to stderr is logged."""
+    """A child process in its own process group; its stderr is logged line by line."""
 
     def __init__(self, url: str, settings: SourceSettings):
         parts = urlsplit(url)
@@ -37,13 +47,18 @@ class ForkConnection:
         except OSError as e:
             raise SourceError(f"cannot run {command}: {describe(e)}") from None
         self._stdout = self._child.stdout
-        self._stderr_reader = gevent.spawn(self._log_stderr, command, settings.stream)
+        self._lines = _StderrLines(stream=settings.stream, command=command, pid=self._child.pid)
+        self._stderr_reader = gevent.spawn(self._read_stderr)
         self.gathers = True  # a pipe read returns all that the child has written
 
-    def _log_stderr(self, command: str, stream: str) -> None:
-        for line in self._child.stderr:
-            _log.info("child stderr", stream=stream, command=command, pid=self._child.pid,
-                      line=line.decode("utf-8", "replace").rstrip())
+    def _read_stderr(self) -> None:
+        stderr = self._child.stderr
+        while True:
+            data = stderr.read1(READ_SIZE)
+            if not data:
+                break
+            self._lines.feed(data)
+        self._lines.end()
 
     def read(self) -> bytes:
         try:
@@ -53,22 +68,105 @@ class ForkConnection:
 
     def close(self) -> None:
         child = self._child
+        if child.stdout.closed:
+            return
         # The whole process group, even if the child itself has exited: a
-        # shell or wrapper may have left the process that writes the stream.
+        # shell or wrapper may have left the process that writes the stream,
+        # and it may ignore SIGTERM.
+        deadline = time.monotonic() + _STOP_GRACE
         self._signal_group(signal.SIGTERM)
         try:
             child.wait(timeout=_STOP_GRACE)
         except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL)
+            pass
+        while self._signal_group(0) and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        if self._signal_group(signal.SIGKILL):
             child.wait()
         self._stderr_reader.join(timeout=_STOP_GRACE)
         self._stderr_reader.kill()
         child.stdout.close()
         child.stderr.close()
+        self._lines.log("child exited", **_exit_status(child.returncode))
 
-    def _signal_group(self, signum: int) -> None:
-        """Signal the child's process group (it leads one: start_new_session)."""
+    def _signal_group(self, signum: int) -> bool:
+        """Signal the child's process group (it leads one: start_new_session);
+        False if no process of it is left."""
         try:
             os.killpg(self._child.pid, signum)
+            return True
         except ProcessLookupError:
-            pass  # every process of the group has exited
+            return False
+        except PermissionError:  # a member changed its user: it is still there
+            return True
+
+
+def _exit_status(returncode: int) -> dict:
+    """The Go original logs ``exitcode``; a signal is named as well."""
+    if returncode < 0:
+        try:
+            return {"exitcode": returncode, "signal": signal.Signals(-returncode).name}
+        except ValueError:
+            pass
+    return {"exitcode": returncode}
+
+
+class _StderrLines:
+    """Cuts a child's stderr into lines and logs them, bounded in size and rate.
+
+    Memory is bounded too: of a line longer than LINE_LIMIT only its first
+    LINE_LIMIT bytes are kept.
+    """
+
+    def __init__(self, **fields):
+        self._fields = fields
+        self._partial = b""
+        self._overlong = False  # the current line passed LINE_LIMIT; the rest is dropped
+        self._tokens = float(LINES_BURST)
+        self._refilled = time.monotonic()
+        self._dropped = 0
+
+    def log(self, event: str, **fields) -> None:
+        _log.info(event, **self._fields, **fields)
+
+    def feed(self, data: bytes) -> None:
+        pieces = _LINE_END.split(data)
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            if not self._overlong:
+                self._partial += piece[:LINE_LIMIT - len(self._partial)]
+                if len(self._partial) >= LINE_LIMIT:
+                    self._overlong = True
+                    self._emit(self._partial, truncated=True)
+                    self._partial = b""
+            if not last:  # a line end follows this piece
+                if not self._overlong:
+                    self._emit(self._partial)
+                self._partial = b""
+                self._overlong = False
+
+    def end(self) -> None:
+        if self._partial:
+            self._emit(self._partial)
+        self._partial = b""
+        self._report_dropped()
+
+    def _emit(self, line: bytes, truncated: bool = False) -> None:
+        if not line.strip():
+            return  # the empty "line" between \r and \n, or a blank one
+        now = time.monotonic()
+        self._tokens = min(LINES_BURST, self._tokens + (now - self._refilled) * LINES_PER_SECOND)
+        self._refilled = now
+        if self._tokens < 1:
+            self._dropped += 1
+            return
+        self._tokens -= 1
+        self._report_dropped()
+        extra = {"truncated": True} if truncated else {}
+        self.log("child stderr", line=line.decode("utf-8", "replace").rstrip(), **extra)
+
+    def _report_dropped(self) -> None:
+        if self._dropped:
+            self.log("child stderr dropped", lines=self._dropped,
+                     reason=f"more than {LINES_PER_SECOND} lines a second")
+            self._dropped = 0
