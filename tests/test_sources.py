@@ -4,13 +4,15 @@ run of what the source sent, starting at a packet boundary."""
 
 import os
 import socket
+import subprocess
 import sys
 import time
 
 import pytest
 
 from tests.support import REPO_ROOT
-from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_contiguous, assert_runs
+from tests.support.ts import (PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_contiguous, assert_runs, packet_pid,
+                              packets_of, with_pcr_jump)
 from tests.support.upstream import FIFOWriter, UDPTSSender, UnixPacketTSUpstream, free_port, self_signed_tls
 
 SERVE = "/s.ts"
@@ -244,3 +246,42 @@ def test_fork_finds_a_bare_command_on_path(sample, restreamer):
     rs = restreamer(stream_config(f"fork://cat?{SAMPLE_PATH}", reconnect=0))
     closed = rs.wait_log("upstream closed")
     assert (closed["reason"], closed["packets"]) == ("end of stream", len(sample) // PACKET_SIZE)
+
+
+def test_ffmpeg_plays_three_laps_of_the_loop_without_an_error(sample, restreamer, viewer, tmp_path):
+    # Each lap carries PCR, PTS, DTS and continuity counters on from the last,
+    # as ffmpeg -re -stream_loop -1 would: no "DTS out of order", no
+    # "Packet corrupt" at the seams.  ffmpeg plays what a viewer got from the
+    # start of a lap (a viewer joining mid-GOP is the hub's business), and the
+    # laps are the sample's packets but for the clocks.
+    rs = restreamer(stream_config("loop:sample"))
+    client = join(rs, viewer, 1)[0]
+    # A lap starts where the packets' PIDs run as the sample's do (the
+    # rewritten clocks and counters make the bytes differ lap by lap).
+    pids = [packet_pid(p) for p in packets_of(sample)]
+    data = client.wait_bytes(2 * len(sample), timeout=15)
+    got = [packet_pid(p) for p in packets_of(data[:len(data) - len(data) % PACKET_SIZE])]
+    first = next(i for i in range(len(pids)) if got[i:i + len(pids)] == pids)
+    start, end = first * PACKET_SIZE, first * PACKET_SIZE + 3 * len(sample)
+    laps = client.wait_bytes(end, timeout=25)[start:end]
+    assert [packet_pid(p) for p in packets_of(laps)] == pids * 3
+    path = tmp_path / "laps.ts"
+    path.write_bytes(laps)
+    player = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
+                            capture_output=True, text=True, timeout=30)
+    assert player.returncode == 0 and player.stderr == "", player.stderr
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                            str(path)], capture_output=True, text=True, check=True)
+    assert 3 * 5.9 < float(probe.stdout) < 3 * 6.2  # three laps of six seconds, not one
+
+
+def test_a_pcr_jump_inside_a_looped_file_does_not_stall_it(sample, restreamer, viewer, tmp_path):
+    # Half way through, the PCR leaps 26 hours: played as a usual interval,
+    # not waited for.
+    path = tmp_path / "spliced.ts"
+    path.write_bytes(with_pcr_jump(sample, len(sample) // 2, 26 * 3600))
+    rs = restreamer(stream_config(f"loop:{path}"))
+    client = join(rs, viewer, 1)[0]
+    got = len(client.wait_bytes(1))
+    # Past the jump, and on into the next lap: about one lap's time.
+    client.wait_bytes(got + len(sample) + 100_000, timeout=15)

@@ -152,3 +152,17 @@ def seamless_laps(data: bytes, laps: int) -> bytes:
             if out[offset + 3] & 0x10 and pid != 0x1FFF:
                 out[offset + 3] = out[offset + 3] & 0xF0 | (out[offset + 3] + lap * count[pid]) & 0x0F
     return bytes(out)
+
+
+def with_pcr_jump(data: bytes, after: int, seconds: float) -> bytes:
+    """`data` with every PCR from byte `after` on moved `seconds` later, as a
+    recording spliced from two sources looks."""
+    out = bytearray(data)
+    ticks = round(seconds * 90_000)
+    for offset in range(after - after % PACKET_SIZE, len(out), PACKET_SIZE):
+        if out[offset + 3] & 0x20 and out[offset + 4] >= 7 and out[offset + 5] & 0x10:
+            b = out[offset + 6:offset + 12]
+            base = (b[0] << 25 | b[1] << 17 | b[2] << 9 | b[3] << 1 | b[4] >> 7) + ticks
+            out[offset + 6:offset + 11] = bytes((base >> 25 & 0xFF, base >> 17 & 0xFF, base >> 9 & 0xFF,
+                                                 base >> 1 & 0xFF, (base & 1) << 7 | (b[4] & 0x7F)))
+    return bytes(out)

@@ -12,7 +12,7 @@ def test_laps_continue_each_pids_counters(tmp_path):
     (tmp_path / "clip.ts").write_bytes(clip)
     assert errors(analyse(clip * 3))["Continuity_count_error"] >= 2  # what plain repetition does
     settings = SourceSettings(timeout=0, inputbuffer=1000, mru=1500, clientinterface=None,
-                              base_dir=str(tmp_path), stream="/clip.ts")
+                              base_dir=str(tmp_path), stream="/clip.ts", verify=True)
     connection = LoopConnection("loop:clip.ts", settings)
     sent = b""
     while len(sent) < 3 * len(clip):
