@@ -137,10 +137,11 @@ class Upstream:
         # an encoder writes (~400 a second at 4 Mbit/s) would cost more than
         # the viewers do at low counts.  Data waits at most one window, as
         # with the hub's own window timer.  A read that fills READ_SIZE
-        # means more is waiting: it is read again after one turn of the
+        # (or a short one with more waiting) is read again after one turn of the
         # loop, so a fast upstream is drained, never throttled to a read
         # per window, while viewers and other streams still run between reads.
         gathers = getattr(connection, "gathers", False)
+        pending = getattr(connection, "pending", None)
         hub = self.hub
         analyse = self.analyser.feed if self.analyser is not None else None
         clock = time.monotonic
@@ -169,7 +170,7 @@ class Upstream:
                 raise SourceError(f"no valid packet for {garbage_limit:g} s"
                                   f" ({aligner.skipped} bytes skipped in all)")
             unyielded += len(data)
-            if gathers and len(data) < READ_SIZE:
+            if gathers and len(data) < READ_SIZE and not (pending and pending()):
                 gevent.sleep(hub.window)  # drained: let a window's worth arrive
                 unyielded = 0
             elif unyielded >= READ_SIZE:

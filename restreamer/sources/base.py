@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import select
 import socket
 from dataclasses import dataclass
 from typing import Protocol
+
+from gevent.monkey import get_original
 
 from ..version import __version__
 
@@ -68,6 +71,8 @@ class Connection(Protocol):
     ``gathers`` (optional, default False) says that ``read()`` returns
     everything that has arrived so far, not one datagram, record or chunk:
     such a connection may be read less often without falling behind.
+    ``pending`` (optional) says whether a read would return at once, for a
+    connection whose reads may stop short of READ_SIZE with more waiting.
     """
 
     def read(self) -> bytes:
@@ -75,6 +80,18 @@ class Connection(Protocol):
 
     def close(self) -> None:
         """Release everything; safe to call more than once."""
+
+
+class Pending:
+    """Whether data is waiting on a file descriptor: a poll that never waits
+    (the unpatched one: this must not yield to the event loop)."""
+
+    def __init__(self, fd: int):
+        self._poll = get_original("select", "poll")()
+        self._poll.register(fd, select.POLLIN)
+
+    def __call__(self) -> bool:
+        return bool(self._poll.poll(0))
 
 
 def timeout_or_none(seconds: float, fallback: float | None = None) -> float | None:

@@ -10,7 +10,7 @@ import urllib3
 
 from requests.adapters import HTTPAdapter
 
-from .base import (KEEPALIVE_OPTIONS, READ_SIZE, USER_AGENT, SourceError, SourceSettings, describe,
+from .base import (KEEPALIVE_OPTIONS, READ_SIZE, USER_AGENT, Pending, SourceError, SourceSettings, describe,
                     timeout_or_none)
 
 #: With ``timeout`` 0, seconds to connect, and then to wait for the response
@@ -62,6 +62,8 @@ class HTTPConnection:
         # read1 stops at the end of an HTTP chunk, so only an unchunked body
         # hands over all that has arrived in one read.
         self.gathers = not response.raw.chunked
+        # urllib3's reads may stop short of READ_SIZE with more on the socket.
+        self.pending = Pending(response.raw.fileno())
 
     def read(self) -> bytes:
         try:

@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Throughput of one fast upstream: can restreamer (CLI, pinned to one core)
+relay a full transponder's worth of live TS to a few viewers without falling
+behind, while another stream's viewer sees no gap?
+
+A paced upstream (``--mode tcp`` or ``http``, ``--rate`` Mbit/s, the bundled
+sample looped, written in 64 KiB pieces) feeds ``/fast.ts``; ``--viewers``
+viewers read it.  A second upstream at 2 Mbit/s (1316-byte writes) feeds ``/steady.ts``, read
+by one viewer whose longest wait between two reads is reported.  The
+upstreams run in a child process and the viewers on one selector here, so
+neither competes with restreamer's core.
+
+    benchmarks/throughput.py                          # tcp, 120 Mbit/s, 4 viewers, 20 s
+    benchmarks/throughput.py --mode http --rate 200 --viewers 10
+
+Prints Mbit/s sent by the upstream and received by each viewer over the
+measured window, restreamer's CPU (cores), the packets it dropped, and the
+steady viewer's longest gap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import selectors
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "restreamer" / "data" / "sample.ts"
+PIECE = 65536
+STEADY_RATE = 2_000_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# -- upstreams (child process) ------------------------------------------------
+
+def _serve(listener: socket.socket, rate: float, http: bool, sent, piece: int = PIECE) -> None:
+    """Accept one connection and send the sample looped at `rate` bit/s, `piece` bytes a write."""
+    data = SAMPLE.read_bytes()
+    looped = data * (piece // len(data) + 2)
+    conn, _ = listener.accept()
+    if http:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mpeg\r\nConnection: close\r\n\r\n")
+    start, total, pos = time.monotonic(), 0, 0
+    try:
+        while True:
+            delay = start + total * 8 / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            conn.sendall(looped[pos:pos + piece])
+            total += piece
+            pos = (pos + piece) % len(data)
+            with sent.get_lock():
+                sent.value = total
+    except OSError:
+        pass
+
+
+def upstreams(fast: socket.socket, steady: socket.socket, rate: float, http: bool, sent) -> None:
+    import threading
+    # An encoder's pace: 1316-byte writes, one every 5 ms.
+    threading.Thread(target=_serve, args=(steady, STEADY_RATE, False, multiprocessing.Value("q", 0), 1316),
+                     daemon=True).start()
+    _serve(fast, rate, http, sent)
+
+
+def listener() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+    return sock
+
+
+# -- viewers ---------------------------------------------------------------
+
+class Viewers:
+    """HTTP viewers on one selector: request, then count body bytes."""
+
+    def __init__(self):
+        self.selector = selectors.DefaultSelector()
+        self.received: dict[str, int] = {}
+        self.last_read: dict[str, float] = {}
+        self.max_gap: dict[str, float] = {}
+
+    def open(self, port: int, path: str, name: str) -> None:
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        sock.setblocking(False)
+        self.received[name] = 0
+        self.selector.register(sock, selectors.EVENT_READ, name)
+
+    def run(self, until: float) -> None:
+        while time.monotonic() < until:
+            for key, _ in self.selector.select(0.1):
+                name = key.data
+                try:
+                    data = key.fileobj.recv(1 << 20)
+                except BlockingIOError:
+                    continue
+                now = time.monotonic()
+                if name in self.last_read:
+                    self.max_gap[name] = max(self.max_gap.get(name, 0.0), now - self.last_read[name])
+                self.last_read[name] = now
+                self.received[name] += len(data)
+                if not data:
+                    self.selector.unregister(key.fileobj)
+
+    def reset_gaps(self) -> None:
+        self.max_gap.clear()
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def statistics(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/statistics", timeout=5) as response:
+        return json.load(response)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("tcp", "http"), default="tcp")
+    parser.add_argument("--rate", type=float, default=120, help="Mbit/s of the fast upstream")
+    parser.add_argument("--viewers", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--outputbuffer", type=int, default=400)
+    parser.add_argument("--cpu", default="1", help="core to pin restreamer to ('' for none)")
+    args = parser.parse_args()
+
+    fast, steady = listener(), listener()
+    scheme = "http" if args.mode == "http" else "tcp"
+    fast_url = f"{scheme}://127.0.0.1:{fast.getsockname()[1]}" + ("/fast.ts" if scheme == "http" else "")
+    sent = multiprocessing.Value("q", 0)
+    feeder = multiprocessing.Process(target=upstreams, daemon=True,
+                                     args=(fast, steady, args.rate * 1e6, args.mode == "http", sent))
+    feeder.start()
+
+    port = free_port()
+    config = {"listen": f"127.0.0.1:{port}", "outputbuffer": args.outputbuffer, "reconnect": 1,
+              "resources": [
+                  {"type": "stream", "serve": "/fast.ts", "remote": fast_url},
+                  {"type": "stream", "serve": "/steady.ts", "remote": f"tcp://127.0.0.1:{steady.getsockname()[1]}"},
+                  {"type": "api", "serve": "/statistics", "api": "statistics"}]}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "restreamer.json"
+        path.write_text(json.dumps(config))
+        command = [sys.executable, "-m", "restreamer", str(path)]
+        if args.cpu and shutil.which("taskset"):
+            command = ["taskset", "-c", args.cpu, *command]
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, cwd=REPO)
+        try:
+            run(args, port, server.pid, sent)
+        finally:
+            server.terminate()
+            server.wait(10)
+            feeder.terminate()
+
+
+def run(args, port: int, pid: int, sent) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if all(s["connected"] for s in statistics(port)["streams"].values()):
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("throughput: restreamer did not come up")
+        time.sleep(0.2)
+    viewers = Viewers()
+    for i in range(args.viewers):
+        viewers.open(port, "/fast.ts", f"fast{i}")
+    viewers.open(port, "/steady.ts", "steady")
+    viewers.run(time.monotonic() + args.warmup)
+    viewers.reset_gaps()
+    before = dict(viewers.received), sent.value, cpu_seconds(pid), time.monotonic()
+    dropped_before = statistics(port)["total_packets_dropped"]
+    viewers.run(time.monotonic() + args.seconds)
+    received, sent_after, cpu, now = viewers.received, sent.value, cpu_seconds(pid), time.monotonic()
+    elapsed = now - before[3]
+    dropped = statistics(port)["total_packets_dropped"] - dropped_before
+
+    def mbit(nbytes: float) -> float:
+        return nbytes * 8 / elapsed / 1e6
+
+    print(f"mode={args.mode} target={args.rate:g} Mbit/s viewers={args.viewers} window={elapsed:.1f} s "
+          f"outputbuffer={args.outputbuffer}")
+    print(f"upstream sent      {mbit(sent_after - before[1]):8.1f} Mbit/s")
+    for name in sorted(received):
+        if name.startswith("fast"):
+            print(f"viewer {name:<10}  {mbit(received[name] - before[0][name]):8.1f} Mbit/s")
+    print(f"steady viewer      {mbit(received['steady'] - before[0]['steady']):8.1f} Mbit/s, "
+          f"longest gap {viewers.max_gap.get('steady', 0) * 1000:.0f} ms")
+    print(f"restreamer cpu     {(cpu - before[2]) / elapsed:8.3f} cores, dropped packets {dropped}")
+
+
+if __name__ == "__main__":
+    main()
