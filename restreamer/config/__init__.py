@@ -187,9 +187,11 @@ class Config(Section):
 
     listen: str = key(Text(_listen_problem), "localhost:http",
                       "`host:port`, `:port`, `[v6]:port`, service names")
-    timeout: float = key(Seconds(), 0, "seconds to connect to an upstream (0: no limit)")
+    timeout: float = key(Seconds(), 0, "seconds to connect to an upstream and get its response head "
+                                       "(0: no limit; HTTP(S): 10 s)")
     reconnect: float = key(Seconds(), 10, "seconds between upstream attempts (0: one attempt only)")
-    readtimeout: float = key(Seconds(), 0, "seconds without upstream data before reconnecting (0: never)")
+    readtimeout: float = key(Seconds(), 0, "seconds without a valid upstream packet before reconnecting "
+                                           "(0: silence is waited out; 10 s of non-TS bytes are not)")
     inputbuffer: int = key(Count(), 1000, "packets; sizes the UDP receive buffer")
     outputbuffer: int = key(Count(minimum=1), 400, "packets queued per viewer before it loses packets")
     maxconnections: int = key(Count(), 0, "hard viewer limit across all streams (0: none)")
