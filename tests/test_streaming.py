@@ -193,7 +193,7 @@ def test_non_ts_upstream_is_a_failed_attempt(shared, serve, reason):
 
 def test_readtimeout_drops_a_stalled_upstream_and_reconnects(shared):
     error = shared.rs.wait_log(event("upstream error", stream="/stall.ts"))
-    assert error["reason"] == "no data for 0.5 s (readtimeout)"
+    assert error["reason"] == "no valid packet for 0.5 s (readtimeout)"
     assert error["url"] == shared.ups.stall.url
     shared.ups.stall.wait_connections(2)
 

@@ -147,12 +147,13 @@ class Upstream:
         clock = time.monotonic
         last_packet = clock()
         unyielded = 0  # bytes read since this greenlet last let others run
+        expired = ReadTimeout(f"no valid packet for {limit:g} s (readtimeout)")
         while True:
             if limit > 0:
                 left = last_packet + limit - clock()
                 if left <= 0:
-                    raise ReadTimeout(f"no valid packet for {limit:g} s (readtimeout)")
-                with gevent.Timeout(left, ReadTimeout(f"no data for {limit:g} s (readtimeout)")):
+                    raise expired
+                with gevent.Timeout(left, expired):
                     data = read()
             else:
                 data = read()
