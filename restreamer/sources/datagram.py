@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from ..ts.packets import PACKET_SIZE
 from .base import SourceError, SourceSettings
+from .exclusive import Claim
 
 
 class _DatagramSocket:
@@ -23,6 +24,7 @@ class _DatagramSocket:
 
     _sock: socket.socket
     _mru: int
+    _claim: Claim | None = None
 
     def read(self) -> bytes:
         try:
@@ -32,6 +34,8 @@ class _DatagramSocket:
 
     def close(self) -> None:
         self._sock.close()
+        if self._claim is not None:
+            self._claim.release()
 
 
 class UDPConnection(_DatagramSocket):
@@ -46,11 +50,13 @@ class UDPConnection(_DatagramSocket):
         except socket.gaierror as e:
             raise SourceError.from_os_error(e) from None
         family, address = info[0], info[4]
+        if not ipaddress.ip_address(address[0]).is_multicast:  # every member of a group gets it all
+            self._claim = Claim(f"udp {port}", f"UDP port {port}")
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             self._setup(family, address, settings)
         except OSError as e:
-            self._sock.close()
+            self.close()
             raise SourceError.from_os_error(e) from None
         self._mru = settings.mru
 
@@ -83,18 +89,22 @@ class UnixDatagramConnection(_DatagramSocket):
     def __init__(self, url: str, settings: SourceSettings):
         self._path = urlsplit(url).path
         self._mru = settings.mru
+        # Claimed first: a second reader would replace this one's socket file.
+        self._claim = Claim(f"unixgram {os.path.abspath(self._path)}", f"the socket {self._path}")
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             _remove_stale_socket(self._path)
             self._sock.bind(self._path)
         except OSError as e:
             self._sock.close()
+            self._claim.release()
             raise SourceError.from_os_error(e, self._path) from None
 
     def close(self) -> None:
         if self._sock.fileno() >= 0:
-            super().close()
+            self._sock.close()
             _remove_stale_socket(self._path)
+        self._claim.release()
 
 
 def _remove_stale_socket(path: str) -> None:

@@ -10,6 +10,7 @@ import gevent
 from gevent.os import make_nonblocking, nb_read
 
 from .base import READ_SIZE, SourceError, SourceSettings, resolve_path
+from .exclusive import Claim
 
 
 class FileConnection:
@@ -22,10 +23,15 @@ class FileConnection:
 
     def __init__(self, url: str, settings: SourceSettings):
         path = resolve_path(settings.base_dir, unquote(urlsplit(url).path))
+        self._claim = None
         try:
             self._fifo = stat.S_ISFIFO(os.stat(path).st_mode)
+            if self._fifo:
+                self._claim = Claim(f"fifo {os.path.realpath(path)}", f"the FIFO {path}")
             self._fd = os.open(path, (os.O_RDWR if self._fifo else os.O_RDONLY) | os.O_CLOEXEC)
         except OSError as e:
+            if self._claim is not None:
+                self._claim.release()
             raise SourceError.from_os_error(e, path) from None
         if self._fifo:
             make_nonblocking(self._fd)
@@ -45,3 +51,5 @@ class FileConnection:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        if self._claim is not None:
+            self._claim.release()
