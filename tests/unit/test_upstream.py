@@ -155,7 +155,7 @@ def test_an_upstream_silent_for_readtimeout_is_closed_and_retried(logs):
     opener = Opener(lambda url: Script(PACKETS[:5 * PACKET_SIZE], then=None), stop_after=2)
     run(opener, reconnect=0.01, readtimeout=0.05)
     error = wait_log(logs, "upstream error")
-    assert error["reason"] == "no data for 0.05 s (readtimeout)"
+    assert error["reason"] == "no valid packet for 0.05 s (readtimeout)"
     assert error["packets"] == 5
     assert opener.connections[0].closed
 
