@@ -1,7 +1,8 @@
 """Sources one process at a time may read (a FIFO, a unicast UDP port, a
-unixgram path) under gunicorn -w 2: one worker reads each, the other is
-refused with the reason, and every viewer gets either the whole stream or a
-404, never a split or broken one."""
+unixgram path) under gunicorn -w 2.  With the shipped config/gunicorn.conf.py
+one worker owns each stream and every viewer, on either worker, gets it
+whole; with a bare gunicorn one worker reads each source, the other is
+refused with the reason and answers 404.  Never a split or broken stream."""
 
 import os
 import socket
@@ -15,61 +16,108 @@ RATE = 2_000_000
 ENOUGH = 60_000
 
 
-def read_by_one_worker(rs, url):
-    """The stream's source was opened by one worker and refused to the other."""
-    opened = rs.wait_log(lambda e: e.get("event") == "upstream connected" and e["url"] == url, timeout=15)
-    refused = rs.wait_log(lambda e: e.get("event") == "upstream error" and e["url"] == url, timeout=15)
-    assert "is read by another process" in refused["reason"], refused
-    return opened
+class Sources:
+    """A FIFO with its writer, a UDP port and a unixgram path with their senders."""
+
+    def __init__(self, sample, tmp_path):
+        self.sample = sample
+        self.fifo = tmp_path / "in.ts"
+        os.mkfifo(self.fifo)
+        self.udp_port = free_port(socket.SOCK_DGRAM)
+        self.gram = tmp_path / "in.sock"
+        self.urls = {"/fifo.ts": f"file://{self.fifo}", "/udp.ts": f"udp://127.0.0.1:{self.udp_port}",
+                     "/gram.ts": f"unixgram://{self.gram}"}
+        self.feeds = {}
+
+    def start(self):
+        self.feeds = {"/fifo.ts": FIFOWriter(self.fifo, self.sample, rate=RATE),
+                      "/udp.ts": UDPTSSender(self.sample, port=self.udp_port, rate=RATE),
+                      "/gram.ts": UDPTSSender(self.sample, unix_path=str(self.gram), rate=RATE)}
+
+    def stop(self):
+        for feed in self.feeds.values():
+            feed.stop()
 
 
-def a_viewer_of_the_reader(rs, path):
-    """Viewers land on either worker: the first that the reading worker answers."""
-    for _ in range(40):
-        client = Viewer(rs.url(path))
-        if client.wait_status() == 200:
-            return client
-        assert client.status == 404
-        client.close()
-    raise AssertionError(f"no viewer of {path} reached the worker that reads it")
-
-
-def test_fifo_udp_and_unixgram_have_one_reader_under_two_gunicorn_workers(sample, tmp_path, restreamer):
-    fifo = tmp_path / "in.ts"
-    os.mkfifo(fifo)
-    udp = f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
-    gram = tmp_path / "in.sock"
-    urls = {"/fifo.ts": f"file://{fifo}", "/udp.ts": udp, "/gram.ts": f"unixgram://{gram}"}
+def gunicorn(restreamer, sources, *options, **config):
     port = free_port()
-    rs = restreamer({"reconnect": 30, "graceperiod": 2,
-                     "resources": [{"type": "stream", "serve": s, "remote": u} for s, u in urls.items()]},
+    rs = restreamer({"reconnect": 30, "graceperiod": 2, **config,
+                     "resources": [{"type": "stream", "serve": s, "remote": u} for s, u in sources.urls.items()]},
                     start=False,
-                    cmd=[sys.executable, "-m", "gunicorn", "-k", "restreamer.web.worker.Worker",
-                         "-b", f"127.0.0.1:{port}", "--workers", "2", "--graceful-timeout", "3", "wsgi:app"])
+                    cmd=[sys.executable, "-m", "gunicorn", *options, "-b", f"127.0.0.1:{port}",
+                         "--workers", "2", "--graceful-timeout", "3", "wsgi:app"])
     rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
     rs.launch()
     rs.port = port
-    for url in urls.values():
-        read_by_one_worker(rs, url)
-    writer = FIFOWriter(fifo, sample, rate=RATE)
-    senders = [UDPTSSender(sample, port=int(udp.rsplit(":", 1)[1]), rate=RATE),
-               UDPTSSender(sample, unix_path=str(gram), rate=RATE)]
+    return rs
+
+
+def assert_whole(client, feed):
+    data = client.wait_bytes(ENOUGH)
+    data = data[:len(data) - len(data) % PACKET_SIZE]
+    assert_aligned(data)
+    assert assert_contiguous(data, feed.sent) % PACKET_SIZE == 0
+
+
+def opened(rs, url):
+    return rs.find_logs(lambda e: e.get("event") == "upstream connected" and e["url"] == url)
+
+
+def test_with_the_shipped_config_every_viewer_on_either_worker_gets_the_stream(sample, tmp_path, restreamer):
+    sources = Sources(sample, tmp_path)
+    rs = gunicorn(restreamer, sources, "-c", "config/gunicorn.conf.py", runtimedir=str(tmp_path / "run"))
+    for url in sources.urls.values():
+        rs.wait_log(lambda e, u=url: e.get("event") == "upstream connected" and e["url"] == u, timeout=15)
+    sources.start()
     clients = []
     try:
-        for path, source in (("/fifo.ts", writer), ("/udp.ts", senders[0]), ("/gram.ts", senders[1])):
-            client = a_viewer_of_the_reader(rs, path)
-            clients.append(client)
-            data = client.wait_bytes(ENOUGH)
-            data = data[:len(data) - len(data) % PACKET_SIZE]
-            assert_aligned(data)
-            assert assert_contiguous(data, source.sent) % PACKET_SIZE == 0
-        # Each source was opened once: no second reader split the FIFO,
-        # failed to bind the port or replaced the unixgram socket.
-        for url in urls.values():
-            assert len(rs.find_logs(lambda e, u=url: e.get("event") == "upstream connected" and e["url"] == u)) == 1
+        for path in sources.urls:
+            rs.wait_log(lambda e, p=path: e.get("event") == "stream online" and e.get("stream") == p)
+        for path, feed in sources.feeds.items():
+            for _ in range(4):
+                client = Viewer(rs.url(path))
+                clients.append(client)
+                assert client.wait_status() == 200
+                assert_whole(client, feed)
+        for url in sources.urls.values():
+            assert len(opened(rs, url)) == 1
+        assert rs.find_logs(lambda e: e.get("event") == "upstream error"
+                            and e["url"] in sources.urls.values()) == []
     finally:
         for client in clients:
             client.close()
-        writer.stop()
-        for sender in senders:
-            sender.stop()
+        sources.stop()
+
+
+def test_with_a_bare_gunicorn_one_worker_reads_each_source_and_the_other_is_refused(
+        sample, tmp_path, restreamer):
+    sources = Sources(sample, tmp_path)
+    rs = gunicorn(restreamer, sources, "-k", "restreamer.web.worker.Worker")
+    for url in sources.urls.values():
+        rs.wait_log(lambda e, u=url: e.get("event") == "upstream connected" and e["url"] == u, timeout=15)
+        refused = rs.wait_log(lambda e, u=url: e.get("event") == "upstream error" and e["url"] == u,
+                              timeout=15)
+        assert "is read by another process" in refused["reason"], refused
+    sources.start()
+    clients = []
+    try:
+        for path, feed in sources.feeds.items():
+            # Viewers land on either worker: the reader's answer 200 with the
+            # whole stream, the other's 404 (never a split or broken stream).
+            for _ in range(40):
+                client = Viewer(rs.url(path))
+                clients.append(client)
+                if client.wait_status() == 200:
+                    break
+                assert client.status == 404
+            else:
+                raise AssertionError(f"no viewer of {path} reached the worker that reads it")
+            assert_whole(client, feed)
+        # No second reader split the FIFO, failed to bind the port or
+        # replaced the unixgram socket.
+        for url in sources.urls.values():
+            assert len(opened(rs, url)) == 1
+    finally:
+        for client in clients:
+            client.close()
+        sources.stop()
