@@ -1,7 +1,11 @@
 """gunicorn settings for restreamer: ``gunicorn -c config/gunicorn.conf.py wsgi:app``.
 
 Viewers hold their connection for hours, so workers must be gevent workers
-with room for many connections, and no request timeout may kill them.
+with room for many connections, and no request timeout may kill them.  The
+worker gives a client ``droptimeout`` (restreamer.json) to send its whole
+request head, as the CLI does: gunicorn itself has no such deadline for
+gevent workers, and silent clients would otherwise fill
+``worker_connections``.
 """
 
 import os
@@ -25,6 +29,21 @@ graceful_timeout = 5
 keepalive = 5
 accesslog = None  # restreamer logs viewers and requests itself, as JSON
 
+# gunicorn's own messages (start, workers, errors) as restreamer's JSON
+# lines on stdout (naming their process), secrets in URLs redacted, like
+# everything restreamer logs.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "restreamer.log.json_formatter", "pid": True}},
+    "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json",
+                          "stream": "ext://sys.stdout"}},
+    "root": {"level": "INFO", "handlers": ["json"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["json"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["json"], "propagate": False},
+    },
+}
 
 
 # --- Workers sharing one server (README "Scaling") ----------------------------

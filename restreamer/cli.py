@@ -17,9 +17,10 @@ import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 from gevent.lock import Semaphore  # noqa: E402
 
-from . import log  # noqa: E402
+from . import fdlimit, log  # noqa: E402
 from .version import __version__  # noqa: E402
 from .config import ConfigError, load  # noqa: E402
+from .redact import redact_text  # noqa: E402
 from .sources.base import describe  # noqa: E402
 from .core.relay import Relay  # noqa: E402
 from .core.reload import reload  # noqa: E402
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load(args.config)
         if args.check:
             for warning in config.warnings:
-                print(f"restreamer: warning: {warning}", file=sys.stderr)
+                print(f"restreamer: warning: {redact_text(warning)}", file=sys.stderr)
             Relay(config)  # also reads the preamble files
             print(f"{args.config}: ok ({len(config.streams)} streams, "
                   f"{len(config.resources)} resources)")
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         log.configure(config.log)
         relay = Relay(config)
     except ConfigError as e:
-        print(f"restreamer: {e}", file=sys.stderr)
+        # The message may quote a URL with its password (an invalid one, say).
+        print(f"restreamer: {redact_text(str(e))}", file=sys.stderr)
         return EXIT_CONFIG
     except OSError as e:
         print(f"restreamer: {args.config}: log file {config.log}: {describe(e)}", file=sys.stderr)
@@ -89,6 +91,7 @@ def serve(relay: Relay, app: Callable | None = None) -> int:
     host, port = server.address[:2]
     _log.info("listening", host=host, port=port, listen=relay.config.listen,
               version=__version__, streams=len(relay.streams))
+    fdlimit.raise_limit(_log, relay.config.maxconnections, len(relay.streams))
     relay.start()
     stopping.wait()
     _log.info("stopping", viewers=relay.viewer_count)
@@ -114,6 +117,15 @@ def _reload(relay: Relay, server, turn: Semaphore) -> None:
                 _log.error("cannot open log file", path=relay.config.log, reason=describe(e))
 
 
-def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+def run(entry: Callable[[], int] = main) -> None:
+    """Console-script entry point: ``entry`` (the command), and any exception
+    that escapes it logged as one JSON line (never a bare traceback), with
+    exit status 1."""
+    try:
+        status = entry()
+    except Exception:
+        if not log.configured():
+            log.configure()
+        log.get_logger("restreamer").critical("crashed", exc_info=True)
+        status = 1
+    sys.exit(status)

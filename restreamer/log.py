@@ -1,21 +1,24 @@
 """Logging configuration, in one place: structlog, JSON lines, one event per line.
 
 Everything, including messages from libraries that use the standard
-``logging`` module (gevent, werkzeug, gunicorn), ends up as a JSON object
-with ``time``, ``level``, ``module`` and ``event`` on stdout or in the
-configured log file.  The file can be reopened (SIGHUP or SIGUSR1, for logrotate).
+``logging`` module (gevent, werkzeug, gunicorn), Python's warnings and
+gevent's reports of greenlets that died of an exception, ends up as one JSON
+object per line with ``time``, ``level``, ``module`` and ``event`` on stdout or
+in the configured log file.  The file can be reopened (SIGHUP or SIGUSR1, for logrotate).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 import threading
 from typing import Any, TextIO
 
+import gevent
 import structlog
+
+from .redact import redact_text
 
 
 class LogOutput:
@@ -63,15 +66,16 @@ _SHARED = [
 ]
 
 
-#: ``scheme://user:password@`` in any text: config URLs may carry credentials.
-_URL_PASSWORD = re.compile(r"([a-zA-Z][\w+.-]*://[^/?#@:\s]*):[^/?#@\s]*@")
+def _redact_urls(logger: Any, method: str, event: dict) -> dict:
+    """A backstop: the userinfo and query of any URL in an event never reach the log.
 
-
-def _redact_passwords(logger: Any, method: str, event: dict) -> dict:
-    """Passwords in URLs (upstreams, statics, notifications) never reach the log."""
+    URLs from the config are logged redacted where they are logged
+    (:func:`restreamer.redact.redact_url`); this catches the rest, such as a
+    URL quoted in a library's error message.
+    """
     for key, value in event.items():
-        if isinstance(value, str) and "@" in value:
-            event[key] = _URL_PASSWORD.sub(r"\1:***@", value)
+        if isinstance(value, str):
+            event[key] = redact_text(value)
     return event
 
 
@@ -91,22 +95,42 @@ def configure(path: str = "", pid: bool = False) -> LogOutput:
     render = structlog.processors.JSONRenderer(sort_keys=False)
     own = [_add_pid] if pid else []
     structlog.configure(
-        processors=[*_SHARED, *own, structlog.processors.format_exc_info, _redact_passwords, render],
+        processors=[*_SHARED, *own, structlog.processors.format_exc_info, _redact_urls, render],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         logger_factory=structlog.WriteLoggerFactory(file=_output),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(_output)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redact_passwords,
-                    render],
-        foreign_pre_chain=[*_SHARED, *own, structlog.stdlib.add_logger_name,
-                           structlog.processors.format_exc_info],
-    ))
+    handler.setFormatter(json_formatter(pid))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    # gevent prints a greenlet's uncaught exception (and a server's accept
+    # error) as a multi-line traceback on stderr.
+    gevent.get_hub().print_exception = _log_greenlet_error
     return _output
+
+
+def json_formatter(pid: bool = False) -> logging.Formatter:
+    """A ``logging`` formatter that renders a record as restreamer's JSON line
+    (gunicorn's own loggers use it too: ``config/gunicorn.conf.py``)."""
+    own = [_add_pid] if pid else []
+    return structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redact_urls,
+                    structlog.processors.JSONRenderer(sort_keys=False)],
+        foreign_pre_chain=[*_SHARED, *own, structlog.stdlib.add_logger_name,
+                           structlog.processors.format_exc_info],
+    )
+
+
+def _log_greenlet_error(context: Any, kind: type, value: BaseException | None, tb: Any) -> None:
+    get_logger("gevent").error("uncaught error", context=repr(context)[:200],
+                               exc_info=(kind, value, tb))
+
+
+def configured() -> bool:
+    return _output is not None
 
 
 def reopen() -> None:

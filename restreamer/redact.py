@@ -7,6 +7,7 @@ is shown is ``scheme://host:port/path`` only.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 
@@ -46,3 +47,18 @@ def _cut(url: str) -> str:
 
 def _no_query(text: str) -> str:
     return text.split("?", 1)[0].split("#", 1)[0]
+
+
+#: A URL's userinfo (up to its last "@" before the path: passwords may hold
+#: "@", ":" or spaces) and its query, wherever they appear in a text.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\n]*@")
+_QUERY = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^?#\s]*)\?[^#\s]*")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the userinfo and query of every URL in it replaced by
+    ``***``: the log's backstop, for URLs quoted where nobody redacted them
+    (a library's error message, say)."""
+    if "://" not in text:
+        return text
+    return _QUERY.sub(r"\1?***", _USERINFO.sub(r"\1***@", text))

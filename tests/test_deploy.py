@@ -3,7 +3,9 @@ and the blueprint mounted in someone else's Flask app under a prefix."""
 
 import os
 import signal
+import socket
 import sys
+import time
 
 import pytest
 
@@ -17,10 +19,11 @@ from tests.support.viewer import http_get
 RATE = 2_000_000
 TSPLAY = REPO_ROOT / "tests" / "support" / "tsplay.py"
 ENOUGH = 60_000
+DROPTIMEOUT = 2
 
 
 def stream_config(url, serve="/s.ts"):
-    return {"reconnect": 0.2, "graceperiod": 2,
+    return {"reconnect": 0.2, "graceperiod": 2, "droptimeout": DROPTIMEOUT,
             "resources": [{"type": "stream", "serve": serve, "remote": url}]}
 
 
@@ -58,7 +61,24 @@ def test_gunicorn_serves_a_stream(upstream, restreamer, viewer, worker):
     assert framing == ({"chunked"} if worker == "-k gevent" else {None})
     for client in clients:
         client.close()
+    if worker != "-k gevent":
+        assert_silent_client_closed_after(rs, DROPTIMEOUT)
     assert rs.stop(signal.SIGTERM) == 0
+    if worker != "-k gevent":
+        # gunicorn's own lines too: every line of output is one JSON object.
+        assert [e["raw"] for e in rs.logs if "raw" in e] + rs.stderr_lines == []
+        assert rs.find_logs(lambda e: e.get("logger") == "gunicorn.error")
+
+
+def assert_silent_client_closed_after(rs, deadline):
+    """A client that sends half a request head and falls silent is cut off
+    after ``deadline`` seconds (the worker's head deadline, droptimeout)."""
+    with socket.create_connection(("127.0.0.1", rs.port), timeout=deadline + 5) as sock:
+        began = time.monotonic()
+        sock.sendall(b"GET /s.ts HTTP/1.1\r\nHost: x\r\n")
+        while sock.recv(65536):
+            pass
+        assert time.monotonic() - began < deadline + 1.5
 
 
 def test_blueprint_serves_under_a_host_apps_url_prefix(upstream, restreamer, viewer):

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from tests.support.polling import poll
 from tests.support.sink import RecordingHTTPServer
 from tests.support.viewer import http_get
 
@@ -117,3 +118,36 @@ def test_slow_target_never_delays_viewers(notifying, sink, viewer):
     failed = process.wait_log(lambda e: e.get("event") == "notification failed")
     assert (failed["event_type"], failed["reason"]) == ("limit_hit", "ReadTimeout")
     assert http_get(process.url("/health"))[0] == 200
+
+
+def test_a_slow_target_never_delays_another(notifying, sink):
+    sink.respond("/slow", delay=3)
+    notifying([note("heartbeat", sink.url("/slow")), note("heartbeat", sink.url("/fast"))],
+              heartbeatinterval=0.1, timeout=5)
+    slow, = sink.wait_requests(1, "/slow")
+    # While the slow target holds its first beat, the other gets every beat on time.
+    beats = sink.wait_requests(6, "/fast", timeout=2)
+    assert beats[5].time - slow.time < 1.5
+    assert len(sink.received("/slow")) == 1
+
+
+def test_limit_notifications_have_hysteresis(notifying, sink, viewer):
+    """A client connecting and resetting at the threshold: at most one
+    announcement per HOLD seconds, and the last state is announced."""
+    hold = 2.0  # restreamer.ops.notifications.HOLD
+    process = notifying([note("limit_hit", sink.url("/hit")), note("limit_miss", sink.url("/miss"))],
+                        fullconnections=1)
+    began = time.monotonic()
+    for _ in range(20):
+        mark = process.mark()
+        watch(viewer, process).close()
+        process.wait_log("viewer disconnected", since=mark)
+    ended = time.monotonic()
+    # The count is below the limit at the end: whatever was held back is
+    # announced within HOLD seconds, and the last announcement is a limit_miss.
+    sent = poll(lambda: sorted(sink.received("/hit") + sink.received("/miss"), key=lambda r: r.time),
+                lambda s: s and s[-1].path == "/miss" and time.monotonic() > ended + hold + 0.5,
+                hold + 5, "a settled limit_miss")
+    assert len(sent) <= (ended - began) / hold + 2, (len(sent), ended - began)
+    gaps = [later.time - earlier.time for earlier, later in zip(sent, sent[1:])]
+    assert all(gap >= hold - 0.2 for gap in gaps), gaps

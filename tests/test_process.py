@@ -173,3 +173,33 @@ def test_a_crashing_viewer_is_logged_and_freed_while_another_flows(faulty, viewe
     assert poll(lambda: json.loads(http_get(faulty.url("/health"))[2])["viewer"], lambda n: n == 1, 5,
                 "only the healthy viewer") == 1
     assert_still_flowing(faulty, healthy, "injected fault in a viewer")
+
+
+def raw_lines(rs):
+    """Every line of output that is not one JSON object."""
+    return [entry["raw"] for entry in rs.logs if "raw" in entry] + rs.stderr_lines
+
+
+def test_a_dying_greenlet_and_a_warning_are_json_lines(faulty, viewer):
+    healthy = watching_good(faulty, viewer)
+    mark = faulty.mark()
+    assert http_get(faulty.url("/health?orphan&warn"))[0] == 200
+    died = faulty.wait_log("uncaught error", since=mark)
+    assert "injected fault in a background greenlet" in died["exception"]
+    warned = faulty.wait_log(lambda e: "injected warning" in e.get("event", ""), since=mark)
+    assert (warned["logger"], warned["level"]) == ("py.warnings", "warning")
+    assert_still_flowing(faulty, healthy, "injected fault")
+    assert raw_lines(faulty) == []
+
+
+def test_an_exception_at_start_up_is_one_json_line(tmp_path):
+    config = {"resources": [{"type": "stream", "serve": "/s.ts",
+                             "remote": "http://user:START-PW@crash-at-start.invalid/x.ts?t=TOKEN"}]}
+    rs = RestreamerProcess(config, tmp_path, cmd=[sys.executable, "-m", "tests.support.faulty",
+                                                  "{config}"]).launch()
+    assert rs.wait_exit() == 1
+    crashed, = rs.logs
+    assert (crashed["event"], crashed["level"]) == ("crashed", "critical")
+    assert "injected fault at start-up" in crashed["exception"]
+    assert "START-PW" not in json.dumps(crashed) and "TOKEN" not in json.dumps(crashed)
+    assert rs.stderr_lines == []

@@ -1,18 +1,24 @@
-"""Security: secrets in config URLs and client requests never reach the log,
-a config with passwords readable by others is warned about, static resources
+"""Security: secrets in config URLs and client requests never reach the log
+nor any answer (planted secrets, grepped for everywhere), a config with
+passwords readable by others is warned about, static resources
 serve exactly their file, and nothing a client sends changes where restreamer
 connects.  (Credentials in Authorization headers: tests/test_auth.py.)"""
 
+import base64
 import json
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
+from tests.support import REPO_ROOT
 from tests.support.sink import RecordingHTTPServer
-from tests.support.ts import PACKET_SIZE
+from tests.support.ts import PACKET_SIZE, SAMPLE_PATH
 from tests.support.viewer import Viewer, http_get
 
+TSPLAY = REPO_ROOT / "tests" / "support" / "tsplay.py"
 SECRETS = ["UPSTREAM-PW", "STATIC-PW", "NOTIFY-PW", "QUERY-TOKEN", "HEADER-TOKEN"]
 
 
@@ -64,10 +70,10 @@ def test_passwords_in_urls_and_tokens_in_requests_are_never_logged(restreamer, u
     # Refused and malformed requests: pywsgi quotes a bad request line in its log.
     raw_request(rs, b"GET /s.ts?token=QUERY-TOKEN HTTP/x.y\r\nHost: x\r\n\r\n")
     raw_request(rs, b"GET /nope?token=QUERY-TOKEN HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    rs.wait_log("http server error")
+    rs.wait_log("request refused")
     text = log_text(rs)
     assert [s for s in SECRETS if s in text] == []
-    assert "user:***@" in text  # the URLs are still there, for the operator
+    assert "http://127.0.0.1:1/r.txt" in text  # the URLs are still there, for the operator
 
 
 def test_a_config_with_passwords_readable_by_others_is_warned_about(restreamer):
@@ -146,3 +152,67 @@ def test_nothing_a_client_sends_changes_where_restreamer_connects(restreamer, up
         assert not any("evil" in v or "10.6.6.6" in v for v in conn.request_headers.values())
     assert {(r.path, r.query) for r in sink.received()} <= {("/file.txt", ""), ("/hit", "from=config")}
     assert all("evil" not in json.dumps(r.headers) for r in sink.received())
+
+
+PLANTED = ["UPSTREAM-PW", "p@ssw0rd-AT", "SECRETKEY", "SPACE-SECRET", "QUERY-TOKEN", "CAMPASS",
+           "FORK-SECRET", "STATIC-PW", "NOTIFY-TOKEN", "BEARER-TOKEN", "USERLIST-PW"]
+
+
+def test_planted_secrets_appear_in_no_log_line_and_no_answer(restreamer, upstream, sink, tmp_path):
+    up = upstream()
+    host = f"127.0.0.1:{up.port}"
+    sink_host = sink.url("").split("//")[1]
+    fork = (f"fork://{sys.executable}?{TSPLAY}+{SAMPLE_PATH}+2000000"
+            "+rtsp://camuser:CAMPASS@cam.example/FORK-SECRET")
+    config = {"reconnect": 0.3, "heartbeatinterval": 0.3, "userlist": {
+        "admin": {"password": "USERLIST-PW"}, "hook": {"password": "BEARER-TOKEN"}},
+        "resources": [
+            {"type": "stream", "serve": "/s.ts", "remote": f"http://user:UPSTREAM-PW@{host}/stream.ts?token=QUERY-TOKEN"},
+            {"type": "stream", "serve": "/f.ts", "remote": fork},
+            {"type": "stream", "serve": "/odd.ts", "remotes": [
+                "http://user:p@ssw0rd-AT@127.0.0.1:1/x.ts", "http://SECRETKEY@127.0.0.1:1/x.ts",
+                "http://user:pass SPACE-SECRET@127.0.0.1:1/x.ts"]},
+            {"type": "static", "serve": "/r.txt", "remote": "http://user:STATIC-PW@127.0.0.1:1/r.txt?k=QUERY-TOKEN"},
+            {"type": "api", "api": "health", "serve": "/health"},
+            {"type": "api", "api": "statistics", "serve": "/statistics"},
+            {"type": "api", "api": "prometheus", "serve": "/metrics"},
+            {"type": "api", "api": "check", "serve": "/check", "remote": "/s.ts"},
+            {"type": "api", "api": "control", "serve": "/control", "remote": "/f.ts",
+             "authentication": {"type": "basic", "users": ["admin"]}}],
+        "notifications": [{"event": "heartbeat", "url": f"http://{sink_host}/hook?key=NOTIFY-TOKEN",
+                           "authentication": {"type": "bearer", "user": "hook"}}]}
+    rs = restreamer(config)
+    for stream in ("/s.ts", "/f.ts"):
+        rs.wait_log(lambda e: e.get("event") == "stream online" and e.get("stream") == stream)
+    for _ in range(3):
+        rs.wait_log(lambda e: e.get("event") == "upstream error" and e.get("stream") == "/odd.ts")
+    rs.wait_log("notification sent")
+    admin = "Basic " + base64.b64encode(b"admin:USERLIST-PW").decode()
+    answers = [http_get(rs.url(path), headers) for path, headers in [
+        ("/health", None), ("/statistics", None), ("/metrics", None), ("/check", None),
+        ("/r.txt", None), ("/nope?token=QUERY-TOKEN", None), ("/control?offline", None),
+        ("/control?offline", {"Authorization": "Basic " + base64.b64encode(b"admin:wrong").decode()}),
+        ("/control?offline", {"Authorization": admin}), ("/control?online", {"Authorization": admin})]]
+    answers.append(raw_request(rs, b"GET /s.ts?token=QUERY-TOKEN HTTP/x.y\r\nHost: x\r\n\r\n"))
+    rs.wait_log("request refused")
+    assert [status for status, _, _ in answers[:-1]] == [200, 200, 200, 200, 502, 404, 403, 403, 202, 202]
+    checked = subprocess.run([sys.executable, "-m", "restreamer", "--check", str(rs.config_path)],
+                             capture_output=True, text=True, timeout=30)
+    bad_url = tmp_path / "bad-url.json"
+    bad_url.write_text(json.dumps({"resources": [
+        {"type": "stream", "serve": "/b.ts", "remote": "http://user:UPSTREAM-PW@[::1/x?t=QUERY-TOKEN"}]}))
+    refused = subprocess.run([sys.executable, "-m", "restreamer", "--check", str(bad_url)],
+                             capture_output=True, text=True, timeout=30)
+    assert (checked.returncode, refused.returncode) == (0, 2)
+
+    everything = "\n".join([log_text(rs), checked.stdout, checked.stderr, refused.stdout, refused.stderr]
+                           + [repr(answer) for answer in answers])
+    assert [s for s in PLANTED if s in everything] == []
+    # What is shown instead: scheme://host:port/path.
+    streams = json.loads(answers[1][2])["streams"]
+    assert streams["/s.ts"]["upstream"] == f"http://{host}/stream.ts"
+    assert streams["/f.ts"]["upstream"] == f"fork://{sys.executable}"
+    metrics = answers[2][2].decode()
+    assert f'streaming_source_connected{{stream="/s.ts",url="http://{host}/stream.ts"}} 1.0' in metrics
+    assert 'url="http://127.0.0.1:1/x.ts #3"' in metrics  # remotes differing only in secrets
+    assert "invalid URL" in refused.stderr

@@ -1,15 +1,19 @@
 """Static resources from files and HTTP upstreams: headers, caching, errors, logging."""
 
 import concurrent.futures
+import gzip
 import os
 import sys
+import time
 
 import pytest
 
 from tests.support.polling import poll
 from tests.support.server import RestreamerProcess
 from tests.support.sink import NO_LENGTH, RecordingHTTPServer
-from tests.support.viewer import http_get, http_request
+from tests.support.ts import PACKET_SIZE
+from tests.support.upstream import TSUpstream
+from tests.support.viewer import Viewer, http_get, http_request
 
 MAX_SIZE = 10 * 1024 * 1024
 SLOW = 1.0  # seconds the slow upstream takes to answer
@@ -204,3 +208,65 @@ def test_static_requests_are_logged(server, path, status):
     entry = server.wait_log(lambda e: e.get("event") == "request" and e.get("path") == path,
                             since=mark)
     assert (entry["remote"], entry["method"], entry["status"]) == ("127.0.0.1", "GET", status)
+
+
+# -- nothing blocks the loop -------------------------------------------------------
+
+GZIPPED = b"hello, compressed world " * 20
+
+
+@pytest.fixture
+def hostile(tmp_path, sample):
+    """A restreamer with a viewer of a live stream, and statics that would stall it."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    sink = RecordingHTTPServer()
+    sink.respond("/trickle", b"x" * 100, trickle=0.2)
+    sink.respond("/gzip", gzip.compress(GZIPPED), headers={"Content-Type": "text/plain",
+                                                           "Content-Encoding": "gzip"})
+    sink.respond("/chunked", b"a chunked body, in pieces", chunked=True)
+    source = TSUpstream(sample, rate=2_000_000)
+    config = {"timeout": 1, "resources": [
+        {"type": "stream", "serve": "/s.ts", "remote": source.url},
+        static("/fifo", fifo.as_uri()), static("/zero", "file:///dev/zero"),
+        static("/trickle", sink.url("/trickle")), static("/gzip", sink.url("/gzip")),
+        static("/chunked", sink.url("/chunked"))]}
+    process = RestreamerProcess(config, tmp_path).start()
+    process.wait_log("stream online")
+    client = Viewer(process.url("/s.ts"))
+    client.wait_bytes(PACKET_SIZE * 10)
+    yield process, sink, client
+    client.close()
+    process.close()
+    sink.stop()
+    source.stop()
+    print(process.output_tail())
+
+
+@pytest.mark.parametrize("path", ["/fifo", "/zero"])
+def test_a_fifo_or_device_static_is_refused_without_stalling_viewers(hostile, path):
+    rs, _, client = hostile
+    mark = rs.mark()
+    assert http_get(rs.url(path), timeout=3)[0] == 403
+    entry = rs.wait_log(lambda e: e.get("event") == "static fetch failed", since=mark)
+    assert (entry["serve"], entry["reason"]) == (path, "not a regular file")
+    before = len(client.data)
+    client.wait_bytes(before + 50_000)
+
+
+def test_a_trickling_static_upstream_is_cut_at_the_timeout(hostile):
+    rs, sink, client = hostile
+    began = time.monotonic()
+    assert http_get(rs.url("/trickle"), timeout=5)[0] == 502
+    assert time.monotonic() - began < 1 + 1.5  # timeout: 1, the body would take 20 s
+    entry = rs.wait_log("static fetch failed")
+    assert entry["reason"] == "no complete answer within 1 s"
+    before = len(client.data)
+    client.wait_bytes(before + 50_000)
+
+
+def test_gzip_and_chunked_static_answers_are_served(hostile):
+    rs, sink, _ = hostile
+    assert http_get(rs.url("/gzip"))[::2] == (200, GZIPPED)
+    assert sink.received("/gzip")[0].headers["accept-encoding"] == "identity"
+    assert http_get(rs.url("/chunked"))[::2] == (200, b"a chunked body, in pieces")

@@ -22,6 +22,7 @@ from gevent.lock import Semaphore
 from ..config import Config, ConfigError, StreamConfig
 from .hub import Hub
 from ..log import get_logger
+from ..redact import redact_url
 from ..sources import SourceSettings, open_connection
 from ..ts.analysis import Analyser
 from ..sources.base import describe, resolve_path
@@ -92,6 +93,8 @@ class Stream:
         self.hub = Hub(resource.serve, self.settings.outputbuffer, self.settings.graceperiod)
         self.analyser = Analyser() if self.settings.tsanalysis else None
         self.upstream, self.ownership = self._connection()
+        #: How each remote is shown in statistics and metrics: without secrets.
+        self.shown_urls = _shown_urls(self.settings.remotes)
         self.started = False
         # Starting and stopping the upstream (a viewer's demand, the idle
         # timeout, a reload) take turns, so none sees another's half-done work.
@@ -218,6 +221,7 @@ class Stream:
         for any lost connection.
         """
         old, self.settings, self.resource = self.settings, settings, resource
+        self.shown_urls = _shown_urls(settings.remotes)
         self.hub.configure(settings.outputbuffer, settings.graceperiod)
         with self._turn:
             if settings.connection != old.connection:
@@ -243,6 +247,18 @@ def _verify(resource: StreamConfig, config: Config) -> bool | str:
     if resource.insecure:
         return False
     return resolve_path(config.base_dir, config.cafile) if config.cafile else True
+
+
+def _shown_urls(remotes: Iterable[str]) -> dict[str, str]:
+    """Each remote redacted; remotes that differ only in their secrets are
+    numbered, so each keeps its own metrics series."""
+    shown: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for url in remotes:
+        name = redact_url(url)
+        seen[name] = seen.get(name, 0) + 1
+        shown[url] = name if seen[name] == 1 else f"{name} #{seen[name]}"
+    return shown
 
 
 def _read_preamble(resource: StreamConfig, config: Config) -> bytes:

@@ -11,6 +11,7 @@ import gevent
 
 from .hub import Hub
 from ..log import get_logger
+from ..redact import redact_url
 from ..sources import Connection, SourceError, SourceSettings, open_connection
 from ..sources.base import READ_SIZE, describe
 from ..ts.analysis import Analyser
@@ -84,7 +85,7 @@ class Upstream:
             try:
                 self._pull(url)
             except Exception:  # a bug in one stream's source must not end the stream for good
-                _log.exception("upstream crashed", stream=self.hub.name, url=url)
+                _log.exception("upstream crashed", stream=self.hub.name, url=redact_url(url))
             self.hub.first_attempt_over()
             if self.reconnect <= 0:
                 _log.info("stream stays offline", stream=self.hub.name,
@@ -95,24 +96,25 @@ class Upstream:
     def _pull(self, url: str) -> None:
         """One attempt: connect, stream until the end, log how it ended."""
         name = self.hub.name
-        _log.info("upstream connecting", stream=name, url=url, attempt=self.attempts)
+        shown = redact_url(url)  # the URL itself may hold a password or token
+        _log.info("upstream connecting", stream=name, url=shown, attempt=self.attempts)
         try:
             connection = self.opener(url, self.settings)
         except (SourceError, OSError) as e:
-            _log.warning("upstream error", stream=name, url=url, reason=_reason(e))
+            _log.warning("upstream error", stream=name, url=shown, reason=_reason(e))
             return
         self._connection = connection
         self.hub.upstream_connected(url)
-        _log.info("upstream connected", stream=name, url=url)
+        _log.info("upstream connected", stream=name, url=shown)
         aligner = PacketAligner()
         if self.analyser is not None:
             self.analyser.connected(aligner, time.monotonic())
         try:
             self._stream(connection, aligner)
-            _log.info("upstream closed", stream=name, url=url, reason="end of stream",
+            _log.info("upstream closed", stream=name, url=shown, reason="end of stream",
                       packets=aligner.packets, skipped_bytes=aligner.skipped)
         except (SourceError, OSError, ReadTimeout) as e:
-            _log.warning("upstream error", stream=name, url=url, reason=_reason(e),
+            _log.warning("upstream error", stream=name, url=shown, reason=_reason(e),
                          packets=aligner.packets, skipped_bytes=aligner.skipped)
         finally:
             self._connection = None

@@ -4,21 +4,24 @@ Names and labels are those of the original restreamer.  prometheus_client
 appends ``_total`` to counters in the exposition, so the original's
 ``streaming_packets_sent`` is scraped as ``streaming_packets_sent_total``.
 Values are read from the hubs' per-chunk counters at scrape time; the data
-path never calls into this module.
+path never calls into this module.  A scrape yields to the event loop every
+few hundred streams it reads and every few hundred samples it formats, so
+with thousands of streams it never holds the viewers up for long.  URLs are
+shown redacted.
 """
 
 from __future__ import annotations
 
-import gc
-from typing import TYPE_CHECKING, Iterator, Mapping
+import copy
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
 
-from greenlet import greenlet
-
+import gevent
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
 from ..core.stream import STATES
+from .snapshot import PAUSE, sliced
 from .statistics import stream_totals
 from .tshealth import TSCollector
 
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
     from ..core.stream import Stream
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: Samples formatted between two yields to the event loop.
+SAMPLES_PER_SLICE = 500
 
 
 class StreamCollector:
@@ -70,7 +75,7 @@ class StreamCollector:
         switch_gap = CounterMetricFamily(
             "restreamer_upstream_switch_gap_seconds",
             "Total time held viewers saw no data across switches.", labels=["stream"])
-        for path, stream in self.streams.items():
+        for path, stream in sliced(self.streams.items()):
             totals = stream_totals(stream)
             for name, family in per_viewer.items():
                 family.add_metric([path], totals[name])
@@ -84,19 +89,33 @@ class StreamCollector:
             received = dict.fromkeys(stream.resource.remotes, (0, 0))
             received.update(stream.hub.received_by_url())
             for url, (packets, size) in received.items():
-                connected.add_metric([path, url], 1 if stream.hub.online and stream.hub.url == url else 0)
-                packets_received.add_metric([path, url], packets)
-                bytes_received.add_metric([path, url], size)
+                shown = [path, stream.shown_urls.get(url, url)]
+                connected.add_metric(shown, 1 if stream.hub.online and stream.hub.url == url else 0)
+                packets_received.add_metric(shown, packets)
+                bytes_received.add_metric(shown, size)
         yield from per_viewer.values()
         yield from (connections, duration, connected, packets_received, bytes_received,
                     state, switches, switch_gap)
-        yield GaugeMetricFamily("restreamer_greenlets", "Greenlets alive in this process (leak check).",
-                                value=_count_greenlets())
 
 
-def _count_greenlets() -> int:
-    # A walk over the GC's objects: a few milliseconds per scrape, nothing in between.
-    return sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet))
+class _ConnectionCollector:
+    """Greenlets serving client connections, as the server counts them (leak check)."""
+
+    def __init__(self, count: Callable[[], int]):
+        self.count = count
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("restreamer_greenlets",
+                                "Greenlets serving client connections (leak check).",
+                                value=self.count())
+
+
+def register_connection_gauge(registry: CollectorRegistry, count: Callable[[], int]) -> None:
+    """Export ``count()`` as ``restreamer_greenlets``; the server calls this once."""
+    registry.register(_ConnectionCollector(count))
 
 
 def create_registry(streams: Mapping[str, "Stream"]) -> CollectorRegistry:
@@ -179,9 +198,10 @@ class MetricsMirror:
             received.update((url, counts) for url, counts in stream.hub.received_by_url().items()
                             if url in received)
             for url, (packets, size) in received.items():
-                self._advance(self.received["packets"], (path, url), packets)
-                self._advance(self.received["bytes"], (path, url), size)
-                self.connected.labels(path, url).set(
+                labels = (path, stream.shown_urls.get(url, url))
+                self._advance(self.received["packets"], labels, packets)
+                self._advance(self.received["bytes"], labels, size)
+                self.connected.labels(*labels).set(
                     1 if stream.hub.online and stream.hub.url == url else 0)
 
     def describe(self) -> list:
@@ -203,4 +223,32 @@ def create_shared_registry(mirror: MetricsMirror) -> CollectorRegistry:
 
 
 def exposition(registry: CollectorRegistry) -> bytes:
-    return generate_latest(registry)
+    """The text exposition of ``registry``, formatted by prometheus_client a
+    slice of each family at a time."""
+    return b"".join(_format(family) for family in registry.collect())
+
+
+def _format(family: Metric) -> bytes:
+    samples = family.samples
+    if len(samples) <= SAMPLES_PER_SLICE:
+        return generate_latest(_Families([family]))
+    parts = []
+    for start in range(0, len(samples), SAMPLES_PER_SLICE):
+        piece = copy.copy(family)
+        piece.samples = samples[start:start + SAMPLES_PER_SLICE]
+        text = generate_latest(_Families([piece]))
+        if start:  # HELP and TYPE once per family
+            text = b"".join(line for line in text.splitlines(keepends=True) if not line.startswith(b"#"))
+        parts.append(text)
+        gevent.sleep(PAUSE)
+    return b"".join(parts)
+
+
+class _Families:
+    """Metric families already collected, as generate_latest takes them."""
+
+    def __init__(self, families: Iterable[Metric]):
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families

@@ -1,12 +1,24 @@
 """Event notifications: ``limit_hit``, ``limit_miss`` and ``heartbeat`` as HTTP GETs.
 
-Events are queued and sent by one background greenlet, so a slow or dead
-target never delays a viewer; failures are logged, never raised.  Where a
-notification goes comes only from the config file.
+Each target (a notification's URL) has its own queue and sending greenlet, so
+a slow or dead target never delays a viewer nor another target; failures
+are logged, never raised.  Where a notification goes comes only from the
+config file.
+
+limit_hit and limit_miss have hysteresis in time: a viewer count that flaps
+around ``fullconnections`` (a client connecting and resetting at the
+threshold) would otherwise send a pair of requests per flap.  A change of
+state is announced at once if the previous announcement is at least
+:data:`HOLD` seconds old, otherwise when those seconds are over, and only if
+the state still differs then: at most one announcement per ``HOLD`` seconds,
+and the latest state is always announced.  (Workers sharing a server under
+gunicorn report crossings through their shared census instead, one worker
+each, as they happen.)
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Callable
 
 import gevent
@@ -15,17 +27,50 @@ from gevent.queue import Full, Queue
 
 from ..core.credentials import authorization_header
 from ..log import get_logger
+from ..redact import redact_url
 from ..sources.base import USER_AGENT, timeout_or_none
 
 if TYPE_CHECKING:
     from ..config import Config
 
-#: Events waiting to be sent; beyond this new ones are dropped (and logged).
+#: Events waiting to be sent to one target; beyond this new ones are dropped (and logged).
 QUEUE_SIZE = 100
 #: Seconds a notification request may take when ``timeout`` is 0.
 DEFAULT_TIMEOUT = 10.0
+#: Least seconds between two announcements of limit_hit/limit_miss.
+HOLD = 2.0
 
 _log = get_logger("notifications")
+
+
+class _Target:
+    """One notification URL: its queue and the greenlet that sends it, in order."""
+
+    def __init__(self, url: str, headers: dict, timeout: float):
+        self.url = url
+        self.shown_url = redact_url(url)
+        self.headers = headers
+        self.timeout = timeout
+        self.queue: Queue = Queue(QUEUE_SIZE)
+
+    def put(self, event: str, context: dict) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except Full:
+            _log.warning("notification dropped", event_type=event, url=self.shown_url,
+                         reason="too many notifications waiting", **context)
+
+    def send_forever(self) -> None:
+        session = requests.Session()
+        for event in self.queue:
+            try:
+                response = session.get(self.url, headers=self.headers, timeout=self.timeout)
+                response.close()
+                _log.info("notification sent", event_type=event, url=self.shown_url,
+                          status=response.status_code)
+            except Exception as e:  # whatever it is, this greenlet must keep sending
+                _log.warning("notification failed", event_type=event, url=self.shown_url,
+                             reason=type(e).__name__)
 
 
 class Notifier:
@@ -40,29 +85,36 @@ class Notifier:
         self.config = config
         self._crossed = crossed
         self._beats = beats
-        self._targets: dict[str, list[tuple[str, dict]]] = {}
+        timeout = timeout_or_none(config.timeout, fallback=DEFAULT_TIMEOUT)
+        self._targets: dict[str, list[_Target]] = {}
         for n in config.notifications:
             headers = {"User-Agent": USER_AGENT,
                        **authorization_header(n.authentication, config.userlist)}
-            self._targets.setdefault(n.event, []).append((n.url, headers))
-        self._queue: Queue = Queue(QUEUE_SIZE)
+            self._targets.setdefault(n.event, []).append(_Target(n.url, headers, timeout))
         self._greenlets: list[gevent.Greenlet] = []
-        self._over_limit = False
-        self._timeout = timeout_or_none(config.timeout, fallback=DEFAULT_TIMEOUT)
+        self._over_limit = False  # the state now
+        self._announced = False  # the state last announced
+        self._announced_at = float("-inf")
+        self._viewers = 0
+        self._settling: gevent.Greenlet | None = None
 
     def start(self) -> None:
         if not self._targets or self._greenlets:
             return
-        self._greenlets.append(gevent.spawn(self._send_forever))
+        for targets in self._targets.values():
+            self._greenlets += [gevent.spawn(target.send_forever) for target in targets]
         if "heartbeat" in self._targets and self.config.heartbeatinterval > 0:
             self._greenlets.append(gevent.spawn(self._heartbeat_forever))
 
     def stop(self) -> None:
+        if self._settling is not None:
+            self._greenlets.append(self._settling)
+            self._settling = None
         gevent.killall(self._greenlets, block=False)
         self._greenlets = []
 
     def viewers_changed(self, count: int) -> None:
-        """Called whenever the global viewer count changes; fires on crossings only."""
+        """Called whenever the global viewer count changes; announces crossings (see HOLD)."""
         limit = self.config.fullconnections
         if not limit:
             return
@@ -71,33 +123,32 @@ class Notifier:
             if over is not None:
                 self._emit("limit_hit" if over else "limit_miss", viewers=count)
             return
-        over = count >= limit
-        if over != self._over_limit:
-            self._over_limit = over
-            self._emit("limit_hit" if over else "limit_miss", viewers=count)
+        self._viewers = count
+        self._over_limit = count >= limit
+        if self._settling is None:
+            self._announce()
+
+    def _announce(self) -> None:
+        if self._over_limit == self._announced:
+            return
+        wait = self._announced_at + HOLD - time.monotonic()
+        if wait > 0:
+            self._settling = gevent.spawn_later(wait, self._settle)
+            return
+        self._announced = self._over_limit
+        self._announced_at = time.monotonic()
+        self._emit("limit_hit" if self._announced else "limit_miss", viewers=self._viewers)
+
+    def _settle(self) -> None:
+        self._settling = None
+        self._announce()
 
     def _emit(self, event: str, **context) -> None:
-        for url, headers in self._targets.get(event, ()):
-            try:
-                self._queue.put_nowait((event, url, headers))
-            except Full:
-                _log.warning("notification dropped", event_type=event, url=url,
-                             reason="too many notifications waiting", **context)
+        for target in self._targets.get(event, ()):
+            target.put(event, context)
 
     def _heartbeat_forever(self) -> None:
         while True:
             gevent.sleep(self.config.heartbeatinterval)
             if self._beats():
                 self._emit("heartbeat")
-
-    def _send_forever(self) -> None:
-        session = requests.Session()
-        for event, url, headers in self._queue:
-            try:
-                response = session.get(url, headers=headers, timeout=self._timeout)
-                response.close()
-                _log.info("notification sent", event_type=event, url=url,
-                          status=response.status_code)
-            except Exception as e:  # whatever it is, this greenlet must keep sending
-                _log.warning("notification failed", event_type=event, url=url,
-                             reason=type(e).__name__)

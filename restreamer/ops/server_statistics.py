@@ -44,7 +44,7 @@ class ServerStatistics(Statistics):
             "totals": {path: stream_totals(s) for path, s in self.streams.items()},
             "rates": self._rates,
             # The owner's upstream is one of the remotes; a follower's is its owner.
-            "upstream": {path: s.hub.url for path, s in self.streams.items()
+            "upstream": {path: s.shown_urls[s.hub.url] for path, s in self.streams.items()
                          if s.hub.online and s.hub.url in s.resource.remotes},
             "online": [path for path, s in self.streams.items() if s.hub.online],
             "states": self.states(),

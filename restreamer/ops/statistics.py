@@ -2,7 +2,8 @@
 
 Counting happens on the data path per chunk (see :mod:`restreamer.core.hub`);
 this module only reads those counters, once a second and when asked, so it
-costs the data path nothing.
+costs the data path nothing.  Reading thousands of streams yields to the
+event loop every few hundred, so viewers are never held up for long.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import gevent
 
 from ..core.counters import Traffic
 from ..core.stream import viewer_count
+from ..redact import redact_url
+from .snapshot import sliced
 from .tshealth import ts_report
 
 if TYPE_CHECKING:
@@ -75,6 +78,20 @@ def _from_remotes(stream: "Stream") -> tuple[int, int]:
     return sum(p for p, _ in received), sum(b for _, b in received)
 
 
+def _shown(stream: "Stream") -> str | None:
+    """The connected upstream's URL, without its secrets."""
+    url = stream.hub.url
+    return None if url is None else stream.shown_urls.get(url) or redact_url(url)
+
+
+def all_totals(streams: Mapping[str, "Stream"]) -> dict[str, dict[str, int]]:
+    """:func:`stream_totals` of every stream, by path."""
+    totals = {}
+    for path, stream in sliced(streams.items()):
+        totals[path] = stream_totals(stream)
+    return totals
+
+
 def _sum(parts: Iterable[dict[str, int]]) -> dict[str, int]:
     total: dict[str, int] = collections.Counter()
     for part in parts:
@@ -109,8 +126,8 @@ class Statistics:
 
     def sample(self) -> None:
         """Record the counters now and update the rates over the window."""
+        counters = all_totals(self.streams)
         now = time.monotonic()
-        counters = {path: stream_totals(s) for path, s in self.streams.items()}
         self._samples.append((now, counters))
         while len(self._samples) > 2 and now - self._samples[1][0] >= WINDOW:
             self._samples.popleft()
@@ -157,22 +174,21 @@ class Statistics:
 
     def statistics(self) -> dict:
         # With nostats nothing is read and nothing was sampled: all zeros.
-        totals = {path: stream_totals(s) if self.enabled else {}
-                  for path, s in self.streams.items()}
+        totals = all_totals(self.streams) if self.enabled else dict.fromkeys(self.streams, {})
         connected = {path: bool(self.enabled and s.hub.online) for path, s in self.streams.items()}
-        upstream = {path: s.hub.url if self.enabled else None for path, s in self.streams.items()}
+        upstream = {path: _shown(s) if self.enabled else None for path, s in self.streams.items()}
         return self.assemble(totals, self._rates, connected, upstream, self.states())
 
     def assemble(self, totals: Mapping[str, dict], rates: Mapping[str, dict],
                  connected: Mapping[str, bool], upstream: Mapping[str, str | None],
                  states: Mapping[str, str]) -> dict:
         """The statistics API's answer from per-stream totals, rates and upstream state."""
-        streams = {
-            path: dict(self._report(totals.get(path, {}), rates.get(path, {})),
-                       connected=connected.get(path, False), upstream=upstream.get(path),
-                       ts=ts_report(stream) if self.enabled else None, state=states.get(path))
-            for path, stream in self.streams.items()
-        }
+        streams = {}
+        for path, stream in sliced(self.streams.items()):
+            streams[path] = dict(self._report(totals.get(path, {}), rates.get(path, {})),
+                                 connected=connected.get(path, False), upstream=upstream.get(path),
+                                 ts=ts_report(stream) if self.enabled else None,
+                                 state=states.get(path))
         return dict(self._report(_sum(totals.values()), _sum(rates.values())), streams=streams)
 
     def _report(self, totals: dict, rates: dict) -> dict:

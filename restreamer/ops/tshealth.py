@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ..log import get_logger
+from .snapshot import sliced
 
 if TYPE_CHECKING:
     from ..core.stream import Stream
@@ -74,7 +75,7 @@ class TSCollector:
         keyframes = GaugeMetricFamily("restreamer_ts_keyframe_interval_seconds",
                                       "Mean time between the last keyframes of the video.",
                                       labels=["stream"])
-        for path, stream in self.streams.items():
+        for path, stream in sliced(self.streams.items()):
             analyser = stream.analyser
             if analyser is None:
                 continue

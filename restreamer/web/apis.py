@@ -7,12 +7,14 @@ load balancers and monitoring keep working.
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Callable
 
 from flask import Response, request
 
 from ..ops.metrics import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE, exposition
 from . import dashboard
+from ..ops.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from ..config import ApiConfig
@@ -27,10 +29,13 @@ def view_for(relay: "Relay", resource: "ApiConfig") -> Callable[[], Response]:
     kind = resource.api
     if kind == "health":
         return lambda: _json(relay.statistics.health())
+    # These two read every stream: a poll reuses an answer up to a second old.
     if kind == "statistics":
-        return lambda: _json(relay.statistics.statistics())
+        statistics = Snapshot(lambda: json.dumps(relay.statistics.statistics()))
+        return lambda: Response(statistics.get(), status=200, content_type=JSON)
     if kind == "prometheus":
-        return lambda: Response(exposition(relay.metrics), content_type=PROMETHEUS_CONTENT_TYPE)
+        metrics = Snapshot(lambda: exposition(relay.metrics))
+        return lambda: Response(metrics.get(), content_type=PROMETHEUS_CONTENT_TYPE)
     if kind == "dashboard":
         return dashboard.view_for(relay, resource)
     stream = relay.streams[resource.remote]
@@ -42,6 +47,14 @@ def view_for(relay: "Relay", resource: "ApiConfig") -> Callable[[], Response]:
         return check
     if kind == "control":
         def control() -> Response:
+            # GET changes state, as in the original (its clients use GET), so
+            # a page on another site must not be able to make a browser with
+            # cached credentials send it (an <img> tag would do); and HEAD,
+            # which crawlers and link checkers assume safe, never does.
+            if _cross_site():
+                return _text(403, "403 forbidden")
+            if request.method == "HEAD":
+                return Response(status=405, headers={"Allow": "GET"}, content_type=TEXT)
             # As the original: "offline" wins when both are given.
             if "offline" in request.args:
                 relay.set_stream_enabled(stream, False)
@@ -57,6 +70,21 @@ def view_for(relay: "Relay", resource: "ApiConfig") -> Callable[[], Response]:
 #: The Content-Type each API answers with, also on an authentication failure.
 CONTENT_TYPES = {"health": JSON, "statistics": JSON, "check": TEXT, "control": TEXT,
                  "prometheus": PROMETHEUS_CONTENT_TYPE, "dashboard": dashboard.HTML}
+
+
+def _cross_site() -> bool:
+    """Whether the browser says this request comes from another site.
+
+    Browsers send ``Sec-Fetch-Site`` with every request (recent ones) and
+    ``Origin`` with cross-origin ones; clients that are not browsers send
+    neither and are let through.
+    """
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        return True
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    return urlsplit(origin).netloc.lower() != request.host.lower()
 
 
 def _json(data: dict) -> Response:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import http.client
+import logging
+import re
 import socket
+import time
 
 import gevent
 from flask import Flask
 from gevent import GreenletExit
+from gevent.pool import Pool
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from ..config import parse_listen
 from ..log import get_logger
+from .requesthead import read_headers
 
 
 #: Bytes of kernel send buffer per viewer socket.
@@ -20,18 +26,24 @@ SEND_BUFFER = 512 * 1024
 #: rest of it is read and thrown away before the connection is closed.
 LINGER_TIME = 2.0
 LINGER_BYTES = 1024 * 1024
+#: Out of file descriptors: seconds between log lines, and the pauses in
+#: accepting (doubling up to the longest) while it lasts.
+EMFILE_LOG_INTERVAL = 10.0
+EMFILE_PAUSE = (0.05, 1.0)
+#: A request target's query, as pywsgi's messages quote it: it may carry a token.
+_QUERY = re.compile(r"\?[^\s'\"]*")
+_BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
 def make_server(app: Flask, listen: str, request_timeout: float = 0) -> WSGIServer:
     """A started-on-demand WSGI server bound to ``listen`` (host:port, :port, [v6]:port).
 
-    A client has ``request_timeout`` seconds (0: forever) to send each request head.
+    A client has ``request_timeout`` seconds (0: forever) to send each whole request head.
     """
     host, port = parse_listen(listen)
     listener = _bind(host, port)
-    errors = get_logger("http")
-    server = StreamingServer(listener, app, log=None, error_log=_ErrorLog(errors),
-                             handler_class=StreamingHandler)
+    # The pool (no size: no limit) counts the connections' greenlets.
+    server = StreamingServer(listener, app, log=None, handler_class=StreamingHandler, spawn=Pool())
     server.request_timeout = request_timeout or None
     return server
 
@@ -49,30 +61,64 @@ class StreamingHandler(WSGIHandler):
             self.response_headers = [(name, value) for name, value in self.response_headers
                                      if name.lower() != b"transfer-encoding"]
 
+    # -- reading the request head ------------------------------------------
+
+    _head_deadline: gevent.Timeout | None = None
+
     def read_requestline(self) -> str:
-        # A client that connects and goes quiet, or vanishes mid-request
-        # without a FIN, would otherwise hold its socket and greenlet forever.
-        self.socket.settimeout(self.server.request_timeout)
+        # One deadline for the whole head, not one per read: a client that
+        # trickles a byte now and then (slowloris), goes quiet, or vanishes
+        # without a FIN would otherwise hold its socket and greenlet forever.
+        # It fires as a socket timeout, which pywsgi handles as a dead client.
+        timeout = self.server.request_timeout
+        if timeout:
+            self._head_deadline = gevent.Timeout.start_new(
+                timeout, socket.timeout(f"request head not complete within {timeout:g} s"))
         return super().read_requestline()
 
     def read_request(self, raw_requestline: str):
-        result = super().read_request(raw_requestline)
-        # The head is in; while a stream is sent, droptimeout watches the viewer.
-        self.socket.settimeout(None)
-        return result
+        try:
+            return super().read_request(raw_requestline)
+        finally:
+            # The head is in; while a stream is sent, droptimeout watches the viewer.
+            self._end_head_deadline()
+
+    def _end_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.close()
+            self._head_deadline = None
+
+    def MessageClass(self, rfile, *args):  # noqa: N802 (pywsgi's name)
+        # Checked as strictly as gunicorn does (see requesthead).
+        return read_headers(rfile, self.request_version)
 
     def handle_one_request(self):
-        result = super().handle_one_request()
+        try:
+            result = super().handle_one_request()
+        finally:
+            self._end_head_deadline()  # for a head that ended before read_request
         if isinstance(result, tuple):  # a refused head: (status, response)
             self.status = result[0]
-            if self.status == "414":  # pywsgi logs the other refusals itself
-                address = self.client_address
-                remote = address[0] if isinstance(address, tuple) else address
-                get_logger("http").warning("request refused", remote=remote,
-                                           status=414, reason="request line too long")
+            if self.status == "414":
+                self._log_refusal(414, "request line too long")
             self._refuse(result[1])
             return None
         return result
+
+    def _handle_client_error(self, ex: Exception):
+        # A malformed or ambiguous head, or one cut off by its deadline, is
+        # bad input like any other: one log line (pywsgi's own would quote the
+        # request line, query string and all), then 400 and close.
+        if not isinstance(ex, (ValueError, http.client.HTTPException, OSError)):
+            get_logger("http").error("request head crashed", exc_info=ex)
+        self._log_refusal(400, _QUERY.sub("?***", str(ex) or type(ex).__name__))
+        self.close_connection = True
+        return ("400", _BAD_REQUEST)
+
+    def _log_refusal(self, status: int, reason: str) -> None:
+        address = self.client_address
+        remote = address[0] if isinstance(address, tuple) else address
+        get_logger("http").warning("request refused", remote=remote, status=status, reason=reason)
 
     def _refuse(self, response: bytes) -> None:
         """Send the refusal of a request head, then close without losing it.
@@ -97,13 +143,6 @@ class StreamingHandler(WSGIHandler):
                     drained += len(data)
         except OSError:
             pass  # the client is gone: close anyway
-
-    def _handle_client_error(self, ex: Exception):
-        # Too many header lines, or a head cut off by the timeout, are bad
-        # input like any other: one log line, not a traceback on stderr.
-        if isinstance(ex, (http.client.HTTPException, OSError)):
-            ex = ValueError(str(ex) or type(ex).__name__)
-        return super()._handle_client_error(ex)
 
     def _log_error(self, t, v, tb) -> None:
         # A bug hit while serving one request (a viewer's stream included)
@@ -143,6 +182,57 @@ class StreamingServer(WSGIServer):
 
     request_timeout: float | None = None
 
+    def __init__(self, listener, application=None, *args, **kwargs):
+        # What pywsgi reports itself reaches the JSON log (gunicorn would
+        # leave it on stderr).
+        kwargs.setdefault("error_log", logging.getLogger("http"))
+        super().__init__(listener, application, *args, **kwargs)
+        relay = getattr(application, "extensions", {}).get("restreamer")
+        if relay is not None:
+            # Under gunicorn too: a request head gets as long as a viewer
+            # that takes no data.
+            self.request_timeout = relay.config.droptimeout or None
+            if self.pool is not None:
+                # Imported here: gunicorn's master imports this module (the
+                # worker class) before gunicorn.conf.py's on_starting has set
+                # up the directory prometheus_client picks at its import.
+                from ..ops.metrics import register_connection_gauge
+
+                register_connection_gauge(relay.metrics, lambda: len(self.pool))
+        self._fd_pause = EMFILE_PAUSE[0]
+        self._fd_logged = -EMFILE_LOG_INTERVAL
+        self._fd_refused = 0
+
+    # -- accepting ---------------------------------------------------------
+
+    def do_read(self):
+        try:
+            accepted = super().do_read()
+        except OSError as e:
+            if e.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+            self._out_of_descriptors(e)
+            return None
+        if accepted:
+            self._fd_pause = EMFILE_PAUSE[0]
+        return accepted
+
+    def _out_of_descriptors(self, error: OSError) -> None:
+        """Pause accepting (the backlog holds the clients meanwhile) instead of
+        spinning on a listener that stays readable; viewers being served go on."""
+        self._fd_refused += 1
+        now = time.monotonic()
+        if now - self._fd_logged >= EMFILE_LOG_INTERVAL:
+            get_logger("http").error("cannot accept connections", reason=error.strerror,
+                                     connections=len(self.pool) if self.pool is not None else None,
+                                     refused=self._fd_refused, pause=self._fd_pause)
+            self._fd_logged = now
+            self._fd_refused = 0
+        self.stop_accepting()
+        self._timer = self.loop.timer(self._fd_pause)
+        self._timer.start(self._start_accepting_if_started)
+        self._fd_pause = min(EMFILE_PAUSE[1], self._fd_pause * 2)
+
     def handle(self, sock, address):
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             # Writes are already gathered per coalescing window; Nagle would
@@ -170,21 +260,3 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.listen(1024)
     sock.setblocking(False)
     return sock
-
-
-class _ErrorLog:
-    """pywsgi writes tracebacks and socket errors here; make them log events."""
-
-    def __init__(self, logger):
-        self._logger = logger
-
-    def write(self, text: str) -> None:
-        text = text.strip()
-        if text:
-            self._logger.warning("http server error", detail=text)
-
-    def writelines(self, lines) -> None:
-        self.write("".join(lines))
-
-    def flush(self) -> None:
-        pass

@@ -4,6 +4,11 @@ Serves exactly the configured ``remote`` whatever the request path, so no
 request can reach any other file or host.  While a fetch is under way,
 concurrent requests wait for it and share its result (an error too) instead
 of fetching again, whatever ``cache`` is.
+
+A fetch never blocks the event loop the viewers share: a file is opened
+without waiting (a FIFO would wait for a writer) and must be a regular file
+(a FIFO or ``/dev/zero`` is refused), and an HTTP fetch has one deadline
+(``timeout``) for all of it, body included.
 """
 
 from __future__ import annotations
@@ -11,16 +16,19 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
+import stat
 import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import requests
+import gevent
 from flask import Request, Response
 from gevent.event import AsyncResult
 
 from ..config import Config, StaticConfig
 from ..log import get_logger
+from ..redact import redact_url
 from ..sources.base import USER_AGENT, describe, resolve_path, timeout_or_none
 
 #: Larger bodies are refused (502), as in the original: this is not a file server.
@@ -46,6 +54,7 @@ class StaticResource:
     def __init__(self, resource: StaticConfig, config: Config):
         self.serve = resource.serve
         self.url = resource.remote
+        self.shown_url = redact_url(self.url)
         self.cache = resource.cache
         self.timeout = timeout_or_none(config.timeout, fallback=DEFAULT_TIMEOUT)
         self.base_dir = config.base_dir
@@ -56,15 +65,14 @@ class StaticResource:
         entry = self._current()
         if entry.status != 200:
             return Response(b"" if entry.status != 502 else b"Bad Gateway", status=entry.status)
-        headers = {"ETag": entry.etag, "Cache-Control": f"max-age={int(self.cache)}"}
+        response = Response(entry.body, status=200,
+                            headers={"Cache-Control": f"max-age={int(self.cache)}"})
         if entry.content_type:
-            headers["Content-Type"] = entry.content_type
-        if _matches(request.headers.get("If-None-Match"), entry.etag):
-            return Response(status=304, headers=headers)
-        response = Response(entry.body, status=200, headers=headers)
-        if not entry.content_type:
+            response.headers["Content-Type"] = entry.content_type
+        else:
             del response.headers["Content-Type"]
-        return response
+        response.set_etag(entry.etag)
+        return response.make_conditional(request)  # If-None-Match: 304
 
     def _current(self) -> _Entry:
         if self._fresh(self._entry):
@@ -95,16 +103,22 @@ class StaticResource:
             entry = self._download()
         if entry.status != 200:
             return entry
-        etag = '"' + hashlib.blake2b(entry.body, digest_size=8).hexdigest() + '"'
+        etag = hashlib.blake2b(entry.body, digest_size=8).hexdigest()
         return _Entry(200, entry.body, entry.content_type, etag, time.monotonic())
 
     def _read_file(self, path: str) -> _Entry:
         try:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size > MAX_SIZE:
-                    return self._failed(502, f"file is {size} bytes, more than {MAX_SIZE}")
-                body = f.read(MAX_SIZE + 1)
+            # O_NONBLOCK: opening a FIFO would wait for a writer, and the whole
+            # process with it.
+            with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
+                info = os.fstat(f.fileno())
+                if not stat.S_ISREG(info.st_mode):
+                    return self._failed(403, "not a regular file")
+                if info.st_size > MAX_SIZE:
+                    return self._failed(502, f"file is {info.st_size} bytes, more than {MAX_SIZE}")
+                body = f.read(MAX_SIZE + 1)  # it may have grown since
+                if len(body) > MAX_SIZE:
+                    return self._failed(502, f"file is more than {MAX_SIZE} bytes")
         except FileNotFoundError:
             return self._failed(404, "no such file")
         except PermissionError:
@@ -116,30 +130,52 @@ class StaticResource:
         return _Entry(200, body, mimetypes.guess_type(path)[0])
 
     def _download(self) -> _Entry:
+        # requests' timeout bounds each read, not the whole fetch: an upstream
+        # that trickles a byte now and then would hold every client that waits.
         try:
+            with gevent.Timeout(self.timeout, _Late(f"no complete answer within {self.timeout:g} s")):
+                return self._get()
+        except _Late as e:
+            return self._failed(502, str(e))
+
+    def _get(self) -> _Entry:
+        try:
+            # identity: the body is served as it is, and its length is the
+            # one the upstream announced (requests would decode a gzip body).
             with requests.get(self.url, stream=True, timeout=self.timeout,
-                              headers={"User-Agent": USER_AGENT}) as response:
+                              headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}) as response:
                 if response.status_code != 200:
                     return self._failed(502, f"HTTP {response.status_code} {response.reason}")
-                length = response.headers.get("Content-Length")
-                if length is None or not length.isdigit():
-                    return self._failed(502, "upstream did not send a Content-Length")
-                if int(length) > MAX_SIZE:
+                headers = response.headers
+                length = headers.get("Content-Length")
+                chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+                if not chunked and (length is None or not length.isdigit()):
+                    # A close-delimited body cut short looks complete.
+                    return self._failed(502, "upstream sent neither a Content-Length nor chunks")
+                if length is not None and length.isdigit() and int(length) > MAX_SIZE:
                     return self._failed(502, f"upstream body is {length} bytes, more than {MAX_SIZE}")
-                body = _read_body(response, int(length))
-                if len(body) != int(length):
+                body = _read_body(response, MAX_SIZE)
+                if len(body) > MAX_SIZE:
+                    return self._failed(502, f"upstream body is more than {MAX_SIZE} bytes")
+                if not chunked and "Content-Encoding" not in headers and len(body) != int(length):
                     return self._failed(502, f"upstream sent {len(body)} of {length} bytes")
-                return _Entry(200, body, response.headers.get("Content-Type"))
+                return _Entry(200, body, headers.get("Content-Type"))
         except requests.RequestException as e:
             return self._failed(502, type(e).__name__)
 
     def _failed(self, status: int, reason: str) -> _Entry:
-        _log.warning("static fetch failed", serve=self.serve, url=self.url, status=status, reason=reason)
+        _log.warning("static fetch failed", serve=self.serve, url=self.shown_url, status=status,
+                     reason=reason)
         return _Entry(status)
 
 
-def _read_body(response: requests.Response, length: int) -> bytes:
-    """At most ``length + 1`` bytes of the body (one more shows it is too long).
+class _Late(Exception):
+    """The whole fetch took longer than ``timeout``."""
+
+
+def _read_body(response: requests.Response, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of the body (one more shows it is too long),
+    decoded if the upstream encoded it all the same.
 
     Through ``iter_content``, not ``raw.read``: only then are urllib3's errors
     (a body cut short of its Content-Length, a reset) wrapped as requests'.
@@ -147,20 +183,7 @@ def _read_body(response: requests.Response, length: int) -> bytes:
     body = bytearray()
     for piece in response.iter_content(65536):
         body += piece
-        if len(body) > length:
+        if len(body) > limit:
             break
     return bytes(body)
-
-
-def _matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    bare = etag.strip('"')
-    for candidate in header.split(","):
-        candidate = candidate.strip()
-        if candidate.startswith("W/"):
-            candidate = candidate[2:]
-        if candidate == "*" or candidate.strip('"') == bare:
-            return True
-    return False
 

@@ -9,6 +9,12 @@ Usage: python -m tests.support.faulty CONFIG
 - A viewer whose request has ``crash`` in its query string gets a response
   body that raises RuntimeError after its first chunk: a bug inside one
   viewer's greenlet.  A WSGI middleware wraps the app's response.
+- A request with ``orphan`` in its query string starts a greenlet that dies
+  of an exception (gevent would print its traceback on stderr); one with
+  ``warn`` makes a library-style ``warnings.warn``.
+- A config with a stream whose remote's host is ``crash-at-start.invalid``
+  makes start-up itself fail with an exception (whose message quotes that
+  URL, password and all), through the CLI's top-level handler.
 
 Everything else is the real restreamer, serving the real sockets.
 """
@@ -18,7 +24,10 @@ from gevent import monkey
 monkey.patch_all()
 
 import sys  # noqa: E402
+import warnings  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
+
+import gevent  # noqa: E402
 
 from restreamer import cli, log  # noqa: E402
 from restreamer.config import load  # noqa: E402
@@ -27,6 +36,7 @@ from restreamer.sources import open_connection  # noqa: E402
 from restreamer.web.app import create_app  # noqa: E402
 
 CRASH_HOST = "crash.invalid"
+START_CRASH_HOST = "crash-at-start.invalid"
 
 
 class _CrashingConnection:
@@ -58,8 +68,17 @@ class _CrashingBody:
         self._body.close()
 
 
+def _orphan() -> None:
+    raise RuntimeError("injected fault in a background greenlet")
+
+
 def _crash_on_request(app):
     def wsgi(environ, start_response):
+        query = environ.get("QUERY_STRING", "")
+        if "orphan" in query:
+            gevent.spawn(_orphan)
+        if "warn" in query:
+            warnings.warn("injected warning", RuntimeWarning)
         body = app(environ, start_response)
         return _CrashingBody(body) if "crash" in environ.get("QUERY_STRING", "") else body
     return wsgi
@@ -67,6 +86,9 @@ def _crash_on_request(app):
 
 def main(path: str) -> int:
     config = load(path)
+    for url in (url for stream in config.streams for url in stream.remotes):
+        if urlsplit(url).hostname == START_CRASH_HOST:
+            raise RuntimeError(f"injected fault at start-up with {url}")
     log.configure(config.log)
     relay = Relay(config, opener=_open_connection)
     app = create_app(relay)
@@ -75,4 +97,4 @@ def main(path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    cli.run(lambda: main(sys.argv[1]))

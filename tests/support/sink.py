@@ -2,8 +2,9 @@
 
 Every request is recorded (path, query, headers, arrival time) so a test can
 await "n requests to /x" instead of sleeping. Each path's answer can be set
-with `respond()`: body, status, headers, a delay before answering, and a
-Content-Length that is omitted or lies, to exercise static-resource errors.
+with `respond()`: body, status, headers, a delay before answering, a
+Content-Length that is omitted or lies, a chunked body, or a body trickled
+a byte at a time, to exercise static resources.
 """
 
 import http.server
@@ -17,6 +18,8 @@ from .waiting import wait_for
 
 #: Content-Length: leave it out (the body is then close-delimited, HTTP/1.0 style).
 NO_LENGTH = "none"
+#: Bytes per chunk of a chunked body.
+CHUNK = 7
 
 
 @dataclass
@@ -26,6 +29,8 @@ class Route:
     headers: dict = field(default_factory=lambda: {"Content-Type": "text/plain"})
     delay: float = 0.0
     length: Union[int, str, None] = None  # None: len(body); NO_LENGTH: omitted; int: claimed
+    chunked: bool = False  # body in chunks of CHUNK bytes (no Content-Length)
+    trickle: float = 0.0  # seconds between the body's bytes
 
 
 @dataclass(frozen=True)
@@ -102,14 +107,30 @@ class RecordingHTTPServer:
                 self.send_response(route.status)
                 for name, value in route.headers.items():
                     self.send_header(name, value)
-                if route.length != NO_LENGTH:
+                if route.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                elif route.length != NO_LENGTH:
                     self.send_header("Content-Length",
                                      str(len(route.body) if route.length is None else route.length))
                 self.end_headers()
                 try:
-                    self.wfile.write(route.body)
+                    self._write_body(route)
                 except OSError:
                     pass  # the client gave up (a timeout under test)
+
+            def _write_body(self, route: Route) -> None:
+                body = route.body
+                if route.chunked:
+                    body = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + CHUNK]), body[i:i + CHUNK])
+                                    for i in range(0, len(body), CHUNK)) + b"0\r\n\r\n"
+                if not route.trickle:
+                    self.wfile.write(body)
+                    return
+                for i in range(len(body)):
+                    if sink._stopping.wait(route.trickle):
+                        return
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
 
             def log_message(self, *args):
                 pass

@@ -75,9 +75,11 @@ class Viewer:
     def _request(self, http10: bool, headers: dict) -> bytes:
         parts = urlsplit(self.url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        lines = [f"{self.method} {target} HTTP/{'1.0' if http10 else '1.1'}", f"Host: {parts.netloc}",
-                 "User-Agent: restreamer-tests"]
         names = {name.lower() for name in headers}
+        lines = [f"{self.method} {target} HTTP/{'1.0' if http10 else '1.1'}",
+                 "User-Agent: restreamer-tests"]
+        if "host" not in names:  # a test's own Host replaces it: two would be refused
+            lines.insert(1, f"Host: {parts.netloc}")
         if not http10 and "connection" not in names:
             lines.append("Connection: close")
         lines += [f"{name}: {value}" for name, value in headers.items()]

@@ -113,7 +113,7 @@ def test_a_url_is_fetched_with_our_user_agent(upstream, tmp_path):
 
 @pytest.mark.parametrize("path, reason", [
     ("/missing", "HTTP 404 Not Found"),
-    ("/no-length", "upstream did not send a Content-Length"),
+    ("/no-length", "upstream sent neither a Content-Length nor chunks"),
 ])
 def test_a_failing_url_is_a_bad_gateway(upstream, tmp_path, logs, path, reason):
     response = client(f"{upstream}{path}", str(tmp_path)).get("/page")
