@@ -12,7 +12,7 @@ import pytest
 from tests.support import REPO_ROOT
 from tests.support.polling import poll
 from tests.support.procs import ProcessWatch
-from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_contiguous
+from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_clean_start
 from tests.support.upstream import free_port
 from tests.support.viewer import http_get
 
@@ -37,7 +37,7 @@ def assert_viewers_get(clients, sent):
     for data in received:
         data = data[:len(data) - len(data) % PACKET_SIZE]
         assert_aligned(data)
-        assert assert_contiguous(data, source) % PACKET_SIZE == 0
+        assert assert_clean_start(data, source) % PACKET_SIZE == 0
 
 
 @pytest.mark.parametrize("worker", ["-k gevent", "-c config/gunicorn.conf.py"])

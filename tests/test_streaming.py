@@ -15,8 +15,9 @@ from types import SimpleNamespace
 import pytest
 
 from tests.support.server import RestreamerProcess
-from tests.support.ts import (PACKET_SIZE, PIECE_PACKETS, assert_aligned, assert_contiguous,
-                              assert_runs, make_packets, packet_seq, packets_of)
+from tests.support.ts import (PACKET_SIZE, PIECE_PACKETS, assert_aligned, assert_clean_runs,
+                              assert_clean_start, assert_contiguous, assert_runs, make_packets,
+                              packet_seq, packets_of, random_access)
 from tests.support.upstream import TSUpstream, free_port
 from tests.support.viewer import http_get
 
@@ -138,7 +139,7 @@ def test_preamble_comes_first(shared, viewer):
     sent = shared.ups.pre.connections[0].sent
     for client in clients:
         rest = whole(client.data)[len(shared.preamble):]
-        assert assert_contiguous(rest, sent) % PACKET_SIZE == 0
+        assert assert_clean_start(rest, sent) % PACKET_SIZE == 0
 
 
 def test_garbage_is_cut_out_and_viewers_get_only_whole_packets(shared, viewer):
@@ -233,7 +234,7 @@ def test_failover_to_the_next_remote(upstream, restreamer, viewer):
     for client in clients:
         data = client.wait_bytes(len(client.data) + ENOUGH)
         assert not client.closed.is_set()
-        assert assert_runs(whole(data), first.sent, second.sent)[1] > 0
+        assert assert_clean_runs(whole(data), first.sent, second.sent)[1] > 0
 
 
 def test_viewers_stay_through_a_reconnect_within_graceperiod(upstream, restreamer, viewer):
@@ -253,7 +254,7 @@ def test_viewers_stay_through_a_reconnect_within_graceperiod(upstream, restreame
         data = client.wait_bytes(len(client.data) + ENOUGH)
         assert not client.closed.is_set()
         # One run from each upstream connection, each whole packets, nothing torn at the seam.
-        assert assert_runs(whole(data), first.sent, second.sent)[1] > 0
+        assert assert_clean_runs(whole(data), first.sent, second.sent)[1] > 0
     assert rs.find_logs("stream offline", since=mark) == []
 
 
@@ -273,7 +274,7 @@ def test_viewers_are_closed_when_the_upstream_stays_away_past_graceperiod(upstre
     for client in clients:
         data = client.wait_closed()
         assert client.error is None  # a clean end, not a reset
-        assert_contiguous(data, sent)
+        assert_clean_start(data, sent)
         assert len(data) % PACKET_SIZE == 0
     status, _, _ = http_get(rs.url("/s.ts"))
     assert status == 404
@@ -296,7 +297,7 @@ def test_maxconnections_turns_extra_viewers_away(upstream, restreamer, viewer, l
     assert (refused["reason"], refused["status"]) == ("connection limit reached", limitstatus or 404)
     for client in clients:
         client.wait_bytes(ENOUGH)  # the viewers let in are unaffected
-        assert_contiguous(whole(client.data), up.connections[0].sent)
+        assert_clean_start(whole(client.data), up.connections[0].sent)
 
 
 def test_head_holds_no_viewer_slot(upstream, restreamer, viewer):
@@ -329,11 +330,10 @@ def test_a_departing_viewer_frees_its_slot(upstream, restreamer, viewer):
 
 def test_a_stalled_viewer_drops_while_a_healthy_one_gets_every_packet(upstream, restreamer, viewer):
     # Fast enough to overflow the stalled viewer's socket buffers (the kernel
-    # may grow a send buffer to 4 MB) and its queue within about a second,
-    # with a queue long enough (190 ms here) that the healthy viewer rides
-    # out scheduling hiccups on a busy machine.
+    # may grow a send buffer to 4 MB) and a backlog of 2 MB within about a
+    # second.  The stalled viewer resumes at a RAP after PAT and PMT.
     up = upstream(rate=40_000_000)
-    rs = restreamer(stream_config(up.url, outputbuffer=5000))
+    rs = restreamer(stream_config(up.url, backlogbytes=2_000_000))
     rs.wait_log("stream online")
     healthy = viewer(rs.url("/s.ts"))
     stalled = viewer(rs.url("/s.ts"), rcvbuf=4096)
@@ -348,10 +348,10 @@ def test_a_stalled_viewer_drops_while_a_healthy_one_gets_every_packet(upstream, 
     # Everything is taken before checking: the checks hold the GIL long
     # enough to starve this process's viewer threads.
     data, sent = whole(healthy.data), conn.sent
-    runs = [n for n in assert_runs(got, *[sent] * 100) if n]
+    runs = [n for n in assert_clean_runs(got, *[sent] * 100) if n]
     assert len(runs) > 1, "the stalled viewer should have lost packets"
     assert len(data) > stall
-    assert_contiguous(data, sent)
+    assert_clean_start(data, sent)
 
 
 def test_an_outputbuffer_smaller_than_one_read_still_delivers(upstream, restreamer, viewer):
@@ -390,7 +390,9 @@ def test_a_viewer_tuning_in_while_the_stream_starts_waits_and_gets_it_from_the_s
     gate.set()
     assert early.wait_status() == 200
     data = early.wait_bytes(ENOUGH)
-    assert assert_contiguous(whole(data), up.connections[0].sent) == 0  # the very first packet on
+    sent = up.connections[0].sent
+    first_rap = next(o for o in range(0, len(sent), PACKET_SIZE) if random_access(sent[o:o + PACKET_SIZE]))
+    assert assert_clean_start(whole(data), sent) == first_rap  # from the stream's first RAP on
 
 
 def test_a_viewer_waiting_for_a_first_attempt_that_fails_is_refused(upstream, restreamer, viewer):

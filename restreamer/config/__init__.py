@@ -93,6 +93,8 @@ class StreamConfig(Resource):
                                                      "global one)", new=True)
     insecure: bool = key(Flag(), False, "https remotes: certificates are not checked (with a warning)",
                          new=True)
+    faststart: bool | None = key(Flag(), None, "this stream's `faststart` (default: the global key)",
+                                 new=True)
 
     def check(self, reader: Reader, path: str) -> None:
         if not self.remotes:
@@ -193,7 +195,8 @@ class Config(Section):
     readtimeout: float = key(Seconds(), 0, "seconds without a valid upstream packet before reconnecting "
                                            "(0: silence is waited out; 10 s of non-TS bytes are not)")
     inputbuffer: int = key(Count(), 1000, "packets; sizes the UDP receive buffer")
-    outputbuffer: int = key(Count(minimum=1), 400, "packets queued per viewer before it loses packets")
+    outputbuffer: int = key(Count(minimum=1), 400, "accepted for the original's files; a viewer's "
+                                                   "slack is the stream's backlog now")
     maxconnections: int = key(Count(), 0, "hard viewer limit across all streams (0: none)")
     fullconnections: int = key(Count(), 0, "soft limit: health says `full`, notifications fire")
     nostats: bool = key(Flag(), False, "collect no statistics")
@@ -209,6 +212,16 @@ class Config(Section):
                                             "disconnected", new=True)
     limitstatus: int = key(Choice((404, 503)), 404, "status over `maxconnections` (404 as the "
                                                     "original, or 503)", new=True)
+    faststart: bool = key(Flag(), True, "viewers start at PAT, PMT and the newest RAP in the backlog "
+                                        "(false: the live edge); a stream resource may override it",
+                          new=True)
+    backlogseconds: float = key(Seconds(), 6, "the stream's shared backlog, in seconds: fast start "
+                                              "needs a GOP in it; a viewer further behind skips "
+                                              "whole GOPs", new=True)
+    backlogbytes: int = key(Count(minimum=188), 16 * 1024 * 1024, "the same bound in bytes",
+                            new=True)
+    keepalive: float = key(Seconds(), 1, "seconds between null packets to viewers while their "
+                                         "stream waits for data (0: none)", new=True)
     runtimedir: str = key(Text(), "", "under `gunicorn -c config/gunicorn.conf.py`: the directory "
                                       "the workers share (README, Scaling); empty: chosen there",
                           new=True)
@@ -230,6 +243,10 @@ class Config(Section):
     @property
     def streams(self) -> tuple[StreamConfig, ...]:
         return tuple(r for r in self.resources if isinstance(r, StreamConfig))
+
+    def faststart_of(self, stream: StreamConfig) -> bool:
+        """Whether ``stream``'s viewers start at a RAP: its own key, else the global one."""
+        return self.faststart if stream.faststart is None else stream.faststart
 
     def ondemand_of(self, stream: StreamConfig) -> bool:
         """Whether a stream connects only while it has viewers."""

@@ -168,6 +168,6 @@ class Ownership:
             self.relays.discard(viewer)
             # Not hub.leave(): what a sibling relays is counted by the sibling,
             # for its own viewers, not as this worker's audience.
-            hub.viewers.discard(viewer)
+            hub.forget(viewer)
             sock.close()
             self._relay_left()

@@ -159,7 +159,8 @@ class Relay:
         """A new viewer of ``stream``, or the refusal to give the client.
 
         May wait (up to the grace period) for a stream that is starting,
-        on-demand streams included.
+        on-demand streams included; a stream that is waiting for its upstream
+        to come back takes it at once.
         """
         refusal = self.refusal(stream)
         if refusal is not None:
@@ -170,7 +171,7 @@ class Relay:
         if census is not None and not census.admit(self.limits.maxconnections):
             return Refusal("connection limit reached", self.config.limitstatus)
         stream.demand()
-        viewer = stream.hub.join(remote)
+        viewer = stream.hub.join(remote, head=stream.preamble)
         if viewer is None:
             if census is not None:
                 census.release()

@@ -53,8 +53,11 @@ class Settings:
     base_dir: str
     reconnect: float
     readtimeout: float
-    outputbuffer: int
     graceperiod: float
+    faststart: bool
+    backlogseconds: float
+    backlogbytes: int
+    keepalive: float
     ondemand: bool
     idletimeout: float
     tsanalysis: bool
@@ -68,7 +71,9 @@ class Settings:
             remotes=resource.remotes, timeout=config.timeout, inputbuffer=config.inputbuffer,
             mru=resource.mru, clientinterface=resource.clientinterface, base_dir=config.base_dir,
             reconnect=config.reconnect, readtimeout=config.readtimeout,
-            outputbuffer=config.outputbuffer, graceperiod=config.graceperiod,
+            graceperiod=config.graceperiod, faststart=config.faststart_of(resource),
+            backlogseconds=config.backlogseconds, backlogbytes=config.backlogbytes,
+            keepalive=config.keepalive,
             ondemand=config.ondemand_of(resource), idletimeout=config.idletimeout_of(resource),
             tsanalysis=config.tsanalysis, preamble=_read_preamble(resource, config),
             verify=_verify(resource, config))
@@ -90,7 +95,8 @@ class Stream:
         self.opener = opener
         self.shared = shared
         self.settings = settings if settings is not None else Settings.of(resource, config)
-        self.hub = Hub(resource.serve, self.settings.outputbuffer, self.settings.graceperiod)
+        self.hub = Hub(resource.serve)
+        self._configure_hub()
         self.analyser = Analyser() if self.settings.tsanalysis else None
         self.upstream, self.ownership = self._connection()
         #: How each remote is shown in statistics and metrics: without secrets.
@@ -100,6 +106,12 @@ class Stream:
         # timeout, a reload) take turns, so none sees another's half-done work.
         self._turn = Semaphore()
         self._idle_timer: gevent.Greenlet | None = None
+
+    def _configure_hub(self) -> None:
+        s = self.settings
+        self.hub.configure(graceperiod=s.graceperiod, faststart=s.faststart,
+                           backlog_bytes=s.backlogbytes, backlog_seconds=s.backlogseconds,
+                           keepalive=s.keepalive)
 
     def _connection(self) -> tuple[Upstream, Ownership | None]:
         """The upstream of the stream's remotes and, under ``gunicorn -w N``, which
@@ -222,7 +234,7 @@ class Stream:
         """
         old, self.settings, self.resource = self.settings, settings, resource
         self.shown_urls = _shown_urls(settings.remotes)
-        self.hub.configure(settings.outputbuffer, settings.graceperiod)
+        self._configure_hub()
         with self._turn:
             if settings.connection != old.connection:
                 was_running = self._runner.running

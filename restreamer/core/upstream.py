@@ -90,6 +90,7 @@ class Upstream:
             if self.reconnect <= 0:
                 _log.info("stream stays offline", stream=self.hub.name,
                           reason="reconnect is 0: no further attempts")
+                self.hub.upstream_gone()
                 return
             gevent.sleep(max(0.0, began + self.reconnect - time.monotonic()))
 

@@ -1,66 +1,95 @@
-"""One HTTP client of a stream: a bounded queue the hub fills and a generator
-that drains it to the client's socket."""
+"""One HTTP client of a stream: a position in the stream's backlog, and the two
+ways its bytes reach the client.
+
+- The direct path (:meth:`Viewer.serve`), where restreamer's own server owns
+  the client's socket: while the viewer keeps up, the hub's greenlet writes
+  each new chunk to its socket with a non-blocking send; the viewer's own
+  greenlet sleeps, and is woken only when its socket is full, to wait for
+  the socket and catch up from its position.
+- The generator path (:meth:`Viewer.chunks`), for any WSGI server (gunicorn's
+  gevent worker, a host app): the viewer's greenlet is woken for new chunks
+  and yields them one by one, as they are, to the server.
+
+Neither copies a chunk: the backlog's chunks are shared by every viewer.
+"""
 
 from __future__ import annotations
 
 import errno
 import time
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 import gevent
-from gevent.queue import Queue
+from gevent.event import Event
 
 from .counters import Traffic
 from ..ts.packets import PACKET_SIZE
 
-#: Put in a viewer's queue to end its response.
-_CLOSE = b""
+if TYPE_CHECKING:
+    from .hub import Hub
+
+
+class Sink(Protocol):
+    """A viewer's socket, as the web layer hands it to the core."""
+
+    #: Non-blocking: the bytes taken (perhaps fewer than given); raises
+    #: BlockingIOError when none fit, another OSError when the client is gone.
+    send: Callable[[bytes], int]
+
+    def wait_writable(self) -> None:
+        """Block the calling greenlet until ``send`` can take bytes."""
 
 
 class Viewer(Traffic):
-    """A viewer's queue and counters.
+    """A viewer's place in its stream and its counters.
 
-    The queue holds shared chunks (never copies) and is bounded in packets by
-    ``limit`` (the config's ``outputbuffer``): a chunk that does not fit is
-    dropped for this viewer only and counted.  One queue slot beyond the limit
-    is kept free so that :meth:`close` always fits.
+    ``next`` is the backlog index of the chunk to send next (None while the
+    viewer waits for a place to start), ``offset`` the bytes of it already
+    sent, ``pos`` the stream byte offset that is (kept while the viewer is not
+    written to by the hub), ``head`` bytes to send before that chunk (the
+    preamble, the PAT and PMT before a RAP, a null packet, the end of a packet
+    cut short).
     """
 
     __slots__ = (
-        "queue", "queued", "limit", "remote", "stream", "started", "closed",
-        "dropping_since", "_greenlet",
+        "hub", "remote", "stream", "started", "closed", "dropping_since",
+        "next", "offset", "pos", "head", "psi", "start_index", "send", "live", "idle",
+        "stop_at", "_wake", "_greenlet",
     )
 
-    def __init__(self, limit: int, remote: str = "", stream: str = ""):
-        self.queue: Queue = Queue(limit + 1)
-        self.queued = 0  # packets in the queue
-        self.limit = limit
+    def __init__(self, hub: "Hub", remote: str = "", stream: str = "", head: bytes = b""):
+        super().__init__()
+        self.hub = hub
         self.remote = remote
         self.stream = stream
         self.started = time.monotonic()
         self.closed = False
-        super().__init__()
         self.dropping_since: float | None = None  # first drop since the last write
+        self.next: int | None = None
+        self.offset = 0
+        self.pos = 0
+        self.head = head
+        self.psi = False  # has been sent a PAT (keepalive null packets only after one)
+        self.start_index = 0  # where a viewer that joined at the live edge began
+        self.send: Callable[[bytes], int] | None = None  # the direct path's sink.send
+        self.live = False  # in the hub's set of viewers it writes to itself
+        self.idle = False  # waiting for the hub: for data, or for a place to start
+        self.stop_at: int | None = None  # after close(): the end of what it still gets
+        self._wake = Event()
         self._greenlet = None  # the greenlet writing to the client
 
-    def offer(self, chunk: bytes, packets: int) -> None:
-        """Queue a chunk if it fits, else count it as dropped.  Never blocks."""
-        if self.closed:
-            return
-        if self.queued + packets > self.limit:
-            self.packets_dropped += packets
-            self.bytes_dropped += len(chunk)
-            if self.dropping_since is None:
-                self.dropping_since = time.monotonic()
-            return
-        self.queued += packets
-        self.queue.put_nowait(chunk)
+    # -- the hub's side ------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
 
     def close(self) -> None:
-        """End the response once what is queued has been sent."""
+        """End the response once what the backlog holds for it now has been sent."""
         if not self.closed:
             self.closed = True
-            self.queue.put_nowait(_CLOSE)
+            self.stop_at = self.hub.backlog.end
+            self.hub.fall_behind(self, 0)
+            self._wake.set()
 
     def evict(self) -> None:
         """Disconnect a viewer that takes nothing, wherever its writer waits.
@@ -71,38 +100,121 @@ class Viewer(Traffic):
         frees the viewer.
         """
         self.closed = True
+        self.stop_at = self.hub.backlog.end
+        self.hub.fall_behind(self, 0)
         if self._greenlet is not None:
             gevent.kill(self._greenlet, BrokenPipeError(errno.EPIPE, "viewer stalled (droptimeout)"))
 
+    # -- the generator path --------------------------------------------------
+
     def chunks(self) -> Iterator[bytes]:
-        """Everything queued since the last write, as one piece per write."""
+        """The response body: an empty piece first (so that a server which
+        sends the head with the first write sends it now), then the head and
+        each chunk as it comes."""
         self._greenlet = gevent.getcurrent()
-        queue = self.queue
-        get, get_nowait = queue.get, queue.get_nowait
+        yield b""
+        wake = self._wake
+        take = self._take
         while True:
-            data = get()
-            waiting = queue.qsize()
-            if waiting:
-                # Several chunks are ready: one write for all of them.
-                parts = [data]
-                parts.extend(get_nowait() for _ in range(waiting))
-                data = b"".join(parts)
-                if parts[-1] is _CLOSE:
-                    self._count(data)
-                    yield data
+            data = take()
+            if data is None:
+                if self.closed:
                     return
-            elif data is _CLOSE:
-                return
-            self._count(data)
+                wake.clear()
+                self.idle = True
+                wake.wait()
+                self.idle = False
+                continue
             yield data
             self.dropping_since = None  # the write went through
 
-    def _count(self, data: bytes) -> None:
-        packets = len(data) // PACKET_SIZE
-        self.queued -= packets
-        self.packets_sent += packets
-        self.bytes_sent += len(data)
+    def _take(self) -> bytes | None:
+        """The next piece to write, counted as sent; None if there is none now."""
+        head = self.head
+        if head:
+            self.head = b""
+            data = bytes(head)
+            self.bytes_sent += len(data)
+            self.packets_sent = self.bytes_sent // PACKET_SIZE
+            return data
+        index = self.next
+        backlog = self.hub.backlog
+        end = backlog.end if self.stop_at is None else self.stop_at
+        if index is None or index >= end:
+            return None
+        chunk = backlog.chunk(index)
+        if self.offset:
+            chunk = chunk[self.offset:]
+            self.offset = 0
+        self.next = index + 1
+        self.pos += len(chunk)
+        self.bytes_sent += len(chunk)
+        self.packets_sent = self.bytes_sent // PACKET_SIZE
+        return chunk
+
+    # -- the direct path -----------------------------------------------------
+
+    def serve(self, sink: Sink) -> None:
+        """Send the stream to ``sink`` until the response ends (run by the client's greenlet)."""
+        self._greenlet = gevent.getcurrent()
+        self.send = sink.send
+        wake = self._wake
+        hub = self.hub
+        while True:
+            if self._pump():
+                if self.closed:
+                    return
+                wake.clear()
+                if self.next is not None and not self.head:
+                    hub.go_live(self)
+                else:
+                    self.idle = True
+                wake.wait()
+                self.idle = False
+            else:
+                sink.wait_writable()
+
+    def _pump(self) -> bool:
+        """Send what there is without blocking: True once all of it went out,
+        False when the socket is full."""
+        send = self.send
+        backlog = self.hub.backlog
+        while True:
+            head = self.head
+            if head:
+                sent = _send(send, head)
+                self.bytes_sent += sent
+                self.packets_sent = self.bytes_sent // PACKET_SIZE
+                if sent < len(head):
+                    self.head = memoryview(head)[sent:]
+                    return False
+                self.head = b""
+                self.dropping_since = None
+                continue
+            index = self.next
+            end = backlog.end if self.stop_at is None else self.stop_at
+            if index is None or index >= end:
+                return True
+            chunk = backlog.chunk(index)
+            data = memoryview(chunk)[self.offset:] if self.offset else chunk
+            sent = _send(send, data)
+            self.bytes_sent += sent
+            self.packets_sent = self.bytes_sent // PACKET_SIZE
+            self.pos += sent
+            if sent < len(data):
+                self.offset += sent
+                return False
+            self.next = index + 1
+            self.offset = 0
+            self.dropping_since = None
 
     @property
     def duration(self) -> float:
         return time.monotonic() - self.started
+
+
+def _send(send: Callable[[bytes], int], data) -> int:
+    try:
+        return send(data)
+    except BlockingIOError:
+        return 0

@@ -80,6 +80,26 @@ def unit_starts(chunk: bytes, pid: int) -> Iterator[int]:
             offset = find(needle, offset + 1)
 
 
+def pid_packets(chunk: bytes, pid: int) -> list[int]:
+    """Offsets of every packet of ``pid`` in ``chunk`` (payload-unit starts or not), in order.
+
+    For PIDs that are rare in a stream (PAT, PMT): two ``bytes.find`` scans
+    on the header, as :func:`unit_starts` does for one.
+    """
+    offsets = list(unit_starts(chunk, pid))
+    needle = bytes((SYNC_BYTE, pid >> 8, pid & 0xFF))
+    find = chunk.find
+    offset = find(needle)
+    while offset >= 0:
+        if offset % PACKET_SIZE == 0:
+            offsets.append(offset)
+            offset = find(needle, offset + PACKET_SIZE)
+        else:
+            offset = find(needle, offset + 1)
+    offsets.sort()
+    return offsets
+
+
 def payload(packet: bytes, offset: int = 0) -> bytes:
     """The payload of the packet at ``offset`` (after any adaptation field); b"" if none."""
     control = packet[offset + 3] >> 4 & 0x3

@@ -161,8 +161,7 @@ def serve_stream(relay: Relay, stream: Stream) -> Response:
     # direct_passthrough hands this iterable to the server as it is (werkzeug's
     # call_on_close would never run), so the body's own close() frees the
     # viewer, however the response ends.
-    body = ResponseBody(viewer, stream.preamble,
-                        functools.partial(_viewer_left, relay, stream, viewer, request.path))
+    body = ResponseBody(viewer, functools.partial(_viewer_left, relay, stream, viewer, request.path))
     return Response(body, status=200, headers=dict(headers, **LIVE_HEADERS), direct_passthrough=True)
 
 

@@ -2,36 +2,41 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Callable, Iterator
 
-from ..core.viewer import Viewer
+from ..core.viewer import Sink, Viewer
 
 
 class ResponseBody:
-    """The WSGI body of a viewer's response: the preamble, then the queue's chunks.
+    """The WSGI body of a viewer's response.
 
-    Iterating it hands the server the viewer's generator itself (with the
-    preamble chained in front in C), so no wrapper runs per chunk.
-    ``close()``, which every WSGI server calls however the response ends,
-    even before the first chunk, ends the generator and calls ``on_close``
-    once.
+    Any WSGI server iterates it: that hands the server the viewer's generator
+    itself (the generator path), so no wrapper runs per chunk.  restreamer's
+    own server calls :meth:`serve` instead with the client's socket (the
+    direct path).  ``close()``, which every WSGI server calls however the
+    response ends, even before the first chunk, ends the generator and calls
+    ``on_close`` once.
     """
 
-    __slots__ = ("_chunks", "_preamble", "_on_close")
+    __slots__ = ("_viewer", "_chunks", "_on_close")
 
-    def __init__(self, viewer: Viewer, preamble: bytes, on_close: Callable[[], None]):
-        self._chunks = viewer.chunks()
-        self._preamble = preamble
+    def __init__(self, viewer: Viewer, on_close: Callable[[], None]):
+        self._viewer = viewer
+        self._chunks: Iterator[bytes] | None = None
         self._on_close: Callable[[], None] | None = on_close
 
     def __iter__(self) -> Iterator[bytes]:
-        if self._preamble:
-            return itertools.chain((self._preamble,), self._chunks)
+        self._chunks = self._viewer.chunks()
         return self._chunks
 
+    def serve(self, sink: Sink) -> int:
+        """Send the stream to ``sink`` until it ends; the bytes sent."""
+        self._viewer.serve(sink)
+        return self._viewer.bytes_sent
+
     def close(self) -> None:
-        self._chunks.close()
+        if self._chunks is not None:
+            self._chunks.close()
         on_close, self._on_close = self._on_close, None
         if on_close is not None:
             on_close()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import errno
+import functools
 import http.client
 import logging
+import os
 import re
 import socket
 import time
@@ -152,6 +154,23 @@ class StreamingHandler(WSGIHandler):
             get_logger("http").error("request crashed", path=self.path.partition("?")[0],
                                      exc_info=(t, v, tb))
 
+    def process_result(self) -> None:
+        # A viewer's response is sent by the direct path: its head at once,
+        # then the hub writes to the socket itself while the viewer keeps up.
+        serve = getattr(self.result, "serve", None)
+        if serve is None:
+            super().process_result()
+            return
+        self.write(b"")
+        if self.response_use_chunked:
+            super().process_result()  # a request that asked for chunks; not ours to skip
+            return
+        sink = SocketSink(self.socket)
+        try:
+            self.response_length += serve(sink)
+        finally:
+            sink.close()
+
     def write(self, data) -> None:
         # pywsgi's write() re-checks the response state and frames every chunk
         # through _write(); once the headers of an unchunked body are out, a
@@ -175,6 +194,25 @@ class StreamingHandler(WSGIHandler):
                 self.code = -self.code
             raise
         self.response_length += len(data)
+
+
+class SocketSink:
+    """A viewer's socket for the core's direct path (see :class:`restreamer.core.viewer.Sink`)."""
+
+    __slots__ = ("send", "_watcher")
+
+    def __init__(self, sock):
+        fd = sock.fileno()
+        # A plain write() on the non-blocking descriptor: BlockingIOError
+        # when the socket is full, rather than gevent's wait for it.
+        self.send = functools.partial(os.write, fd)
+        self._watcher = gevent.get_hub().loop.io(fd, 2)  # 2: writable
+
+    def wait_writable(self) -> None:
+        gevent.get_hub().wait(self._watcher)
+
+    def close(self) -> None:
+        self._watcher.close()
 
 
 class StreamingServer(WSGIServer):

@@ -166,3 +166,75 @@ def with_pcr_jump(data: bytes, after: int, seconds: float) -> bytes:
             out[offset + 6:offset + 11] = bytes((base >> 25 & 0xFF, base >> 17 & 0xFF, base >> 9 & 0xFF,
                                                  base >> 1 & 0xFF, (base & 1) << 7 | (b[4] & 0x7F)))
     return bytes(out)
+
+
+def _program_pids(pat_packet: bytes) -> set[int]:
+    """The PMT PIDs a single-packet PAT lists."""
+    section = pat_packet[5 + pat_packet[4]:]
+    length = ((section[1] & 0x0F) << 8) | section[2]
+    entries = section[8:3 + length - 4]
+    return {((entries[i + 2] & 0x1F) << 8) | entries[i + 3]
+            for i in range(0, len(entries), 4) if entries[i] << 8 | entries[i + 1]}
+
+
+def random_access(packet: bytes) -> bool:
+    """The adaptation field's random_access_indicator is set."""
+    return bool(packet[3] & 0x20 and packet[4] and packet[5] & 0x40)
+
+
+def strip_start(received: bytes) -> bytes:
+    """Assert `received` begins as a fast start does (the PAT, the PMT(s), then
+    a packet with the random_access_indicator); return it from that packet on."""
+    assert_aligned(received[:len(received) - len(received) % PACKET_SIZE])
+    assert len(received) >= 3 * PACKET_SIZE, f"only {len(received)} bytes"
+    assert packet_pid(received) == 0, f"the first packet is PID {packet_pid(received):#x}, not the PAT"
+    pmts = _program_pids(received[:PACKET_SIZE])
+    offset = PACKET_SIZE
+    while packet_pid(received[offset:]) in pmts:
+        offset += PACKET_SIZE
+    assert offset > PACKET_SIZE, "no PMT after the PAT"
+    rap = received[offset:offset + PACKET_SIZE]
+    assert random_access(rap), f"packet {offset // PACKET_SIZE} (PID {packet_pid(rap):#x}) is not a RAP"
+    return received[offset:]
+
+
+def _starts_clean(data: bytes) -> bool:
+    try:
+        strip_start(data)
+    except AssertionError:
+        return False
+    return True
+
+
+def assert_clean_start(received: bytes, sent: bytes) -> int:
+    """A fast start (strip_start) followed by a contiguous run of `sent`; where that run starts."""
+    return assert_contiguous(strip_start(received), sent)
+
+
+def assert_clean_runs(received: bytes, *sents: bytes) -> list[int]:
+    """`received` is, for each of `sents` in turn, a fast start then a
+    contiguous run of it (whole packets); the length of each run."""
+    lengths = []
+    rest = received
+    for sent in sents:
+        if not rest:
+            lengths.append(0)
+            continue
+        rest = strip_start(rest)
+        fits, too_long = 0, len(rest) // PACKET_SIZE + 1
+        while too_long - fits > 1:
+            middle = (fits + too_long) // 2
+            if rest[:middle * PACKET_SIZE] in sent:
+                fits = middle
+            else:
+                too_long = middle
+        # The PAT and PMT a resume begins with may also follow the run in
+        # `sent`: the run ends where the rest is a clean start again.
+        while fits and rest[fits * PACKET_SIZE:] and not _starts_clean(rest[fits * PACKET_SIZE:]):
+            fits -= 1
+        lengths.append(fits * PACKET_SIZE)
+        rest = rest[fits * PACKET_SIZE:]
+    if rest:
+        raise AssertionError(f"received {len(received)} bytes are not clean runs of the "
+                             f"{len(sents)} streams sent: runs of {lengths}, then {len(rest)} bytes")
+    return lengths
