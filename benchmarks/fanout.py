@@ -62,6 +62,7 @@ COLUMNS = [
     ("lat p50 ms", "latency_p50_ms", "{:.1f}"),
     ("lat p99 ms", "latency_p99_ms", "{:.1f}"),
     ("join med ms", "join_median_ms", "{:.0f}"),
+    ("join max ms", "join_max_ms", "{:.0f}"),
     ("CC err", "cc_errors", "{:.0f}"),
     ("loader cpu", "loader_cpu", "{:.2f}"),
 ]

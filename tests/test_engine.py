@@ -1,0 +1,216 @@
+"""The stream engine end to end, over real sockets, with the bundled H.264/AAC
+sample: fast start at PAT, PMT and a RAP; joins at the live edge with fast
+start off; a GOP longer than the backlog; keepalive null packets during a
+stall; the response head at once; a viewer arriving during a reconnect."""
+
+import random
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.support.ts import (PACKET_SIZE, PIECE_SIZE, assert_clean_runs, assert_clean_start, assert_contiguous,
+                              packet_pid, random_access, strip_start)
+
+RATE = 2_000_000
+NULL_PID = 0x1FFF
+
+
+def config(url, **top):
+    return {"reconnect": 0.2, "graceperiod": 3, **top,
+            "resources": [{"type": "stream", "serve": "/s.ts", "remote": url}]}
+
+
+def whole(data):
+    return data[:len(data) - len(data) % PACKET_SIZE]
+
+
+class PausingUpstream:
+    """An HTTP upstream sending the sample at RATE that can be paused and resumed."""
+
+    def __init__(self, payload: bytes):
+        self.payload = payload
+        self.sent = bytearray()
+        self.running = threading.Event()
+        self.running.set()
+        self.stopped = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/s.ts"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.listener.settimeout(0.1)
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mpeg\r\n\r\n")
+                position, started, total = 0, time.monotonic(), 0
+                while not self.stopped.is_set():
+                    if not self.running.is_set():
+                        self.running.wait(0.1)
+                        started, total = time.monotonic(), 0
+                        continue
+                    piece = self.payload[position:position + PIECE_SIZE]
+                    position = (position + PIECE_SIZE) % len(self.payload)
+                    try:
+                        conn.sendall(piece)
+                    except OSError:
+                        break
+                    self.sent += piece
+                    total += len(piece)
+                    delay = started + total * 8 / RATE - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join(5)
+        self.listener.close()
+
+
+@pytest.fixture
+def pausing(sample):
+    up = PausingUpstream(sample)
+    yield up
+    up.stop()
+
+
+def first_frame(data: bytes) -> tuple[str, str]:
+    """ffprobe's view of the first video frame of `data`: (key_frame flag, errors)."""
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "frame=key_frame",
+         "-read_intervals", "%+#1", "-of", "csv=p=0", "-"],
+        input=data, capture_output=True, timeout=20)
+    return result.stdout.decode().strip().splitlines()[0], result.stderr.decode()
+
+
+def test_a_join_at_a_random_moment_starts_at_pat_pmt_and_a_keyframe(upstream, restreamer, viewer):
+    up = upstream(rate=RATE)
+    rs = restreamer(config(up.url))
+    rs.wait_log("stream online")
+    time.sleep(random.uniform(0.5, 2.0))  # a random moment in the GOP, not synchronisation
+    client = viewer(rs.url("/s.ts"))
+    assert client.wait_status() == 200
+    data = whole(client.wait_bytes(200_000, timeout=10))
+    assert_clean_start(data, up.connections[0].sent)  # PAT, PMT, RAP, then contiguous
+    key_frame, errors = first_frame(data)
+    assert key_frame == "1" and errors == ""
+
+
+def test_with_faststart_off_a_viewer_joins_at_the_live_edge(upstream, restreamer, viewer):
+    up = upstream(rate=RATE)
+    rs = restreamer(config(up.url, faststart=False))
+    rs.wait_log("stream online")
+    up.connections[0].wait_sent(400_000)
+    before = len(up.connections[0].sent)
+    client = viewer(rs.url("/s.ts"))
+    assert client.wait_status() == 200
+    data = whole(client.wait_bytes(50_000))
+    offset = assert_contiguous(data, up.connections[0].sent)
+    assert offset >= before - 64 * 1024  # no older than one hand-out window
+
+
+def test_a_resource_may_turn_faststart_off(upstream, restreamer, viewer):
+    up = upstream(rate=RATE)
+    cfg = config(up.url)
+    cfg["resources"][0]["faststart"] = False
+    rs = restreamer(cfg)
+    rs.wait_log("stream online")
+    up.connections[0].wait_sent(400_000)
+    before = len(up.connections[0].sent)
+    client = viewer(rs.url("/s.ts"))
+    data = whole(client.wait_bytes(50_000))
+    assert assert_contiguous(data, up.connections[0].sent) >= before - 64 * 1024
+
+
+def test_a_gop_longer_than_the_backlog_starts_the_viewer_at_the_next_rap(upstream, restreamer, viewer):
+    up = upstream(rate=RATE)
+    rs = restreamer(config(up.url, backlogseconds=0.2))  # the sample's GOP is 1 s
+    rs.wait_log("stream online")
+    up.connections[0].wait_sent(300_000)
+    before = len(up.connections[0].sent)
+    client = viewer(rs.url("/s.ts"))
+    assert client.wait_status() == 200
+    data = whole(client.wait_bytes(100_000, timeout=10))
+    sent = up.connections[0].sent
+    rap = assert_clean_start(data, sent)
+    assert random_access(sent[rap:rap + PACKET_SIZE])
+    assert rap >= before - 64 * 1024  # a RAP that came after the viewer did, not an old one
+
+
+def test_null_packets_keep_a_stalled_viewer_alive_and_stop_when_data_returns(pausing, restreamer, viewer):
+    rs = restreamer(config(pausing.url, keepalive=0.3))
+    rs.wait_log("stream online")
+    client = viewer(rs.url("/s.ts"))
+    assert client.wait_status() == 200
+    client.wait_bytes(100_000)
+    pausing.running.clear()
+    time.sleep(0.2)  # let the last window reach the viewer before measuring the stall
+    stalled_at = len(whole(client.data))
+    client.wait_bytes(stalled_at + 3 * PACKET_SIZE, timeout=5)  # three null packets
+    pausing.running.set()
+    client.wait_bytes(stalled_at + 100_000, timeout=10)
+    data = whole(client.data)
+    stall = [packet_pid(data[o:o + PACKET_SIZE]) for o in range(stalled_at, len(data), PACKET_SIZE)]
+    nulls = [pid == NULL_PID for pid in stall]
+    assert sum(nulls[:3]) == 3, "null packets during the stall"
+    after = nulls.index(False)
+    assert not any(nulls[after:]), "no null packet once data flows again"
+    # what is not a null packet is the stream, untouched
+    rest = data[stalled_at + after * PACKET_SIZE:]
+    assert_contiguous(rest, bytes(pausing.sent))
+
+
+def test_no_null_packet_before_the_first_pat(pausing, restreamer, viewer):
+    rs = restreamer(config(pausing.url, keepalive=0.2, backlogseconds=0.1))
+    rs.wait_log("stream online")
+    pausing.running.clear()
+    time.sleep(0.5)  # the backlog ages out: a new viewer has no start to begin at
+    client = viewer(rs.url("/s.ts"))
+    assert client.wait_status() == 200  # the head at once, on a stalled stream
+    time.sleep(1.0)  # five keepalive periods, in which nothing may arrive
+    assert client.data == b""
+    pausing.running.set()
+    data = client.wait_bytes(50_000, timeout=10)
+    assert packet_pid(data) == 0
+    strip_start(whole(data))
+
+
+def test_the_response_head_comes_at_once_on_a_stalled_stream(pausing, restreamer, viewer):
+    rs = restreamer(config(pausing.url, keepalive=0))
+    rs.wait_log("stream online")
+    pausing.running.clear()
+    time.sleep(0.3)
+    client = viewer(rs.url("/s.ts"))
+    assert client.wait_status(timeout=2) == 200
+
+
+def test_a_viewer_arriving_during_a_reconnect_with_nobody_watching_gets_the_stream(
+        upstream, restreamer, viewer):
+    up = upstream(rate=RATE, close_after_bytes=200_000)
+    rs = restreamer(config(up.url, reconnect=1))
+    rs.wait_log("stream waiting")  # the first connection ended; nobody watches
+    client = viewer(rs.url("/s.ts"))
+    assert client.wait_status(timeout=2) == 200
+    data = whole(client.wait_bytes(100_000, timeout=10))
+    # perhaps the last GOP of the first connection, then the next ones, each
+    # beginning at PAT, PMT and a RAP
+    runs = assert_clean_runs(data, *[c.sent for c in up.connections])
+    assert sum(runs[1:]) > 0
+
+
+def test_with_reconnect_0_viewers_are_not_held_after_the_last_attempt(upstream, restreamer, viewer):
+    up = upstream(rate=RATE, close_after_bytes=100_000)
+    rs = restreamer(config(up.url, reconnect=0, graceperiod=30))
+    rs.wait_log("stream online")
+    client = viewer(rs.url("/s.ts"))
+    assert client.wait_status() == 200
+    rs.wait_log("stream stays offline")
+    client.wait_closed(timeout=3)  # long before the 30 s grace period
