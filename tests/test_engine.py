@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from tests.support.viewer import SlowReader, http_get
+
 from tests.support.ts import (PACKET_SIZE, PIECE_SIZE, assert_clean_runs, assert_clean_start, assert_contiguous,
                               packet_pid, random_access, strip_start)
 
@@ -214,3 +216,61 @@ def test_with_reconnect_0_viewers_are_not_held_after_the_last_attempt(upstream, 
     assert client.wait_status() == 200
     rs.wait_log("stream stays offline")
     client.wait_closed(timeout=3)  # long before the 30 s grace period
+
+
+def test_a_viewer_waiting_for_the_first_packet_is_refused_if_the_stream_is_switched_off(
+        upstream, restreamer, viewer):
+    gate = threading.Event()
+    up = upstream(rate=RATE, gate=gate)
+    cfg = config(up.url, timeout=10)
+    cfg["resources"].append({"type": "api", "api": "control", "serve": "/control", "remote": "/s.ts"})
+    rs = restreamer(cfg)
+    early = viewer(rs.url("/s.ts"))
+    rs.wait_log("viewer waiting")
+    status, _, _ = http_get(rs.url("/control?offline"))
+    assert status == 202
+    gate.set()
+    assert early.wait_status() == 404  # a clean refusal, not 200 with an empty body
+    assert early.wait_closed() == b""
+
+
+def cc_errors(data: bytes) -> int:
+    """Continuity-counter gaps, per PID."""
+    errors = 0
+    last: dict[int, int] = {}
+    for o in range(0, len(data), PACKET_SIZE):
+        pid = packet_pid(data[o:o + PACKET_SIZE])
+        if pid == NULL_PID or not data[o + 3] & 0x10:  # no payload: the counter does not move
+            continue
+        cc = data[o + 3] & 0x0F
+        if pid in last and cc != (last[pid] + 1) & 0x0F and cc != last[pid]:
+            errors += 1
+        last[pid] = cc
+    return errors
+
+
+def test_a_half_speed_viewer_resumes_only_at_raps_with_no_cc_error_inside_a_gop(
+        upstream, restreamer):
+    rate = 8_000_000  # its lag outgrows the kernel's buffers and a 1.5 s backlog in seconds
+    up = upstream(rate=rate)
+    rs = restreamer(config(up.url, backlogseconds=1.5))
+    rs.wait_log("stream online")
+    slow = SlowReader(rs.port, rate / 8 / 2)
+    try:
+        up.connections[0].wait_sent(len(up.connections[0].sent) + 8_000_000, timeout=20)
+    finally:
+        slow.close()
+    data = whole(slow.body())
+    runs = assert_clean_runs(data, *[up.connections[0].sent] * 100)
+    assert len([n for n in runs if n]) > 1, "the half-speed viewer should have skipped"
+    # Inside each run the counters are those of the upstream (the looped
+    # sample jumps at each lap); the PAT and PMT a resume begins with must add
+    # no gap: they are the copies that precede the RAP in the stream.
+    offset = 0
+    for n in runs:
+        if offset >= len(data):
+            break
+        rest = strip_start(data[offset:])
+        prefixed = len(data) - offset - len(rest) + n
+        assert cc_errors(data[offset:offset + prefixed]) == cc_errors(rest[:n])
+        offset += prefixed

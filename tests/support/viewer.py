@@ -229,3 +229,45 @@ def http_request(method: str, url: str, body: Optional[bytes] = None,
 def http_get(url: str, headers: Optional[dict] = None, timeout: float = 5):
     """GET a small (non-streaming) resource; returns (status, headers, body)."""
     return http_request("GET", url, headers=headers, timeout=timeout)
+
+
+class SlowReader:
+    """A viewer on its own thread that reads no faster than `rate` bytes/s."""
+
+    def __init__(self, url_port, rate):
+        self.rate = rate
+        self.data = bytearray()
+        self.reads = 0
+        self._stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        self.sock.connect(("127.0.0.1", url_port))
+        self.sock.sendall(b"GET /s.ts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        start = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                # Pacing, not synchronisation: this is how a slow player reads.
+                due = start + len(self.data) / self.rate - time.monotonic()
+                if due > 0 and self._stop.wait(due):
+                    return
+                chunk = self.sock.recv(4096)
+                if not chunk:
+                    return
+                self.data += chunk
+                self.reads += 1
+        except OSError:
+            pass
+
+    def body(self):
+        data = bytes(self.data)
+        return data[data.index(b"\r\n\r\n") + 4:]
+
+    def close(self):
+        self._stop.set()
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join(5)
+        self.sock.close()
