@@ -38,7 +38,8 @@ def fast_source(sample):
 def server(source, fast_source, tmp_path_factory):
     def stream(serve, *remotes):
         return {"type": "stream", "serve": serve, "remotes": list(remotes)}
-    config = {"outputbuffer": 50, "reconnect": 0.2, "resources": [
+    # A one-second backlog: a viewer that stops reading drops soon.
+    config = {"backlogseconds": 1, "reconnect": 0.2, "resources": [
         stream("/watch.ts", source.url), stream("/drop.ts", fast_source.url),
         stream("/leave.ts", source.url), stream("/dead.ts", DEAD_URL),
         stream("/two.ts", DEAD_URL, source.url),
