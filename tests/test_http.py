@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.polling import poll
 from tests.support.server import RestreamerProcess
-from tests.support.ts import PACKET_SIZE, assert_contiguous
+from tests.support.ts import PACKET_SIZE, assert_clean_start
 from tests.support.upstream import TSUpstream
 from tests.support.viewer import Viewer, http_get, http_request
 
@@ -54,7 +54,7 @@ def healthy(rs, source):
     client.wait_bytes(before + 100_000)  # still flowing after whatever the test did
     data = client.data
     client.close()
-    assert_contiguous(data[:len(data) - len(data) % PACKET_SIZE], source.connections[0].sent)
+    assert_clean_start(data[:len(data) - len(data) % PACKET_SIZE], source.connections[0].sent)
 
 
 def exchange(rs, raw: bytes, timeout: float = 5) -> bytes:
@@ -115,7 +115,7 @@ def test_http10_viewer_gets_a_close_delimited_stream(rs, healthy, source):
         data = client.wait_bytes(50_000)
     finally:
         client.close()
-    assert_contiguous(data[:len(data) - len(data) % PACKET_SIZE], source.connections[0].sent)
+    assert_clean_start(data[:len(data) - len(data) % PACKET_SIZE], source.connections[0].sent)
 
 
 def test_pipelined_requests_are_answered_in_order(rs, healthy):

@@ -11,8 +11,9 @@ import time
 import pytest
 
 from tests.support import REPO_ROOT
-from tests.support.ts import (PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_contiguous, assert_runs, packet_pid,
-                              packets_of, with_pcr_jump)
+from tests.support.ts import (PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_clean_runs, assert_clean_start,
+                              packet_pid, packets_of, random_access,
+                              with_pcr_jump)
 from tests.support.upstream import FIFOWriter, UDPTSSender, UnixPacketTSUpstream, free_port, self_signed_tls
 
 SERVE = "/s.ts"
@@ -39,9 +40,10 @@ def join(rs, viewer, n=VIEWERS):
 
 
 def assert_delivered(viewers, sent, nbytes=ENOUGH):
-    """Each viewer gets `nbytes`, and what it got is a contiguous run of what
-    `sent()` returns (called after the viewers' data is taken, so it is
-    never behind them), starting at a packet boundary."""
+    """Each viewer gets `nbytes`, and what it got is a fast start (PAT, PMT,
+    RAP) and then a contiguous run of what `sent()` returns (called after the
+    viewers' data is taken, so it is never behind them), starting at a packet
+    boundary."""
     for client in viewers:
         client.wait_bytes(nbytes)
     received = [client.data for client in viewers]
@@ -49,7 +51,7 @@ def assert_delivered(viewers, sent, nbytes=ENOUGH):
     for data in received:
         whole = data[:len(data) - len(data) % PACKET_SIZE]  # the last packet may be in flight
         assert_aligned(whole)
-        offset = assert_contiguous(whole, source)
+        offset = assert_clean_start(whole, source)
         assert offset % PACKET_SIZE == 0, f"viewer's data starts at byte {offset}, inside a packet"
 
 
@@ -124,8 +126,8 @@ def test_udp_multicast_on_loopback(restreamer, viewer, udp_sender):
 def test_regular_file_is_read_whole_on_each_attempt(sample, upstream, restreamer, viewer):
     # A file upstream is over in milliseconds, so viewers join while an HTTP
     # remote is live; when it closes, the remotes alternate and the file is
-    # next: viewers held through the grace period get all of it, then the
-    # HTTP remote's next connection.
+    # next: viewers held through the grace period get all of it from its
+    # first RAP, then the HTTP remote's next connection.
     limit = 150_000
     http = upstream(rate=RATE, close_after_bytes=limit)
     rs = restreamer(stream_config(http.url, f"file://{SAMPLE_PATH}"))
@@ -139,9 +141,12 @@ def test_regular_file_is_read_whole_on_each_attempt(sample, upstream, restreamer
     for client in viewers:
         # At most `limit` bytes came before the file, so this much includes some after it.
         data = client.wait_bytes(limit + len(sample) + PACKET_SIZE * 10)
-        before, whole_file, after = assert_runs(data[:len(data) - len(data) % PACKET_SIZE],
-                                                first.sent, sample, second.sent)
-        assert whole_file == len(sample) and after > 0
+        before, whole_file, after = assert_clean_runs(data[:len(data) - len(data) % PACKET_SIZE],
+                                                      first.sent, sample, second.sent)
+        # each connection spliced in at its first RAP, after its PAT and PMT
+        first_rap = next(o for o in range(0, len(sample), PACKET_SIZE)
+                         if random_access(sample[o:o + PACKET_SIZE]))
+        assert whole_file == len(sample) - first_rap and after > 0
 
 
 def test_fifo_survives_its_writer_reopening(sample, tmp_path, restreamer, viewer):
