@@ -6,18 +6,23 @@ stall; the response head at once; a viewer arriving during a reconnect."""
 import random
 import socket
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
+from tests.support.upstream import free_port
 from tests.support.viewer import SlowReader, http_get
+from tests.support.waiting import wait_for
 
 from tests.support.ts import (PACKET_SIZE, PIECE_SIZE, assert_clean_runs, assert_clean_start, assert_contiguous,
                               packet_pid, random_access, strip_start)
 
 RATE = 2_000_000
 NULL_PID = 0x1FFF
+#: ISO 13818-1's null packet: PID 0x1FFF, payload only, payload all 0xFF.
+NULL_PACKET = bytes((0x47, 0x1F, 0xFF, 0x10)) + b"\xff" * 184
 
 
 def config(url, **top):
@@ -35,6 +40,7 @@ class PausingUpstream:
     def __init__(self, payload: bytes):
         self.payload = payload
         self.sent = bytearray()
+        self.progress = threading.Condition()
         self.running = threading.Event()
         self.running.set()
         self.stopped = threading.Event()
@@ -65,11 +71,16 @@ class PausingUpstream:
                         conn.sendall(piece)
                     except OSError:
                         break
-                    self.sent += piece
+                    with self.progress:
+                        self.sent += piece
+                        self.progress.notify_all()
                     total += len(piece)
                     delay = started + total * 8 / RATE - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
+
+    def wait_sent(self, n: int) -> None:
+        wait_for(self.progress, lambda: len(self.sent) >= n, 10, f"{n} bytes sent upstream")
 
     def stop(self):
         self.stopped.set()
@@ -154,20 +165,33 @@ def test_null_packets_keep_a_stalled_viewer_alive_and_stop_when_data_returns(pau
     assert client.wait_status() == 200
     client.wait_bytes(100_000)
     pausing.running.clear()
-    time.sleep(0.2)  # let the last window reach the viewer before measuring the stall
-    stalled_at = len(whole(client.data))
-    client.wait_bytes(stalled_at + 3 * PACKET_SIZE, timeout=5)  # three null packets
+    data = b""
+    deadline = time.monotonic() + 5
+    while not data.endswith(NULL_PACKET * 3):
+        data = whole(client.wait_bytes(len(data) + PACKET_SIZE, timeout=deadline - time.monotonic()))
+    stalled = len(data) // PACKET_SIZE
     pausing.running.set()
-    client.wait_bytes(stalled_at + 100_000, timeout=10)
-    data = whole(client.data)
-    stall = [packet_pid(data[o:o + PACKET_SIZE]) for o in range(stalled_at, len(data), PACKET_SIZE)]
-    nulls = [pid == NULL_PID for pid in stall]
-    assert sum(nulls[:3]) == 3, "null packets during the stall"
-    after = nulls.index(False)
-    assert not any(nulls[after:]), "no null packet once data flows again"
-    # what is not a null packet is the stream, untouched
-    rest = data[stalled_at + after * PACKET_SIZE:]
-    assert_contiguous(rest, bytes(pausing.sent))
+    data = whole(client.wait_bytes(len(data) + 100_000, timeout=10))
+    # the keepalive run: the null packets that end what came during the stall
+    # (the sample carries null packets of its own, so the run is found from its end)
+    first = stalled
+    while data[(first - 1) * PACKET_SIZE:first * PACKET_SIZE] == NULL_PACKET:
+        first -= 1
+    sent = bytes(pausing.sent)
+    before, during = data[:first * PACKET_SIZE], data[first * PACKET_SIZE:]
+    assert_clean_start(before, sent)
+    # after the null packets, the stream goes on where it stopped: no null
+    # packet was inserted once data flowed again
+    nulls = 0
+    while during[nulls * PACKET_SIZE:(nulls + 1) * PACKET_SIZE] == NULL_PACKET:
+        nulls += 1
+    assert nulls >= 3
+    resumed = during[nulls * PACKET_SIZE:]
+    assert_contiguous(resumed, sent)
+    # ...and continues byte for byte where it stopped (some of the null packets
+    # may be the stream's own, sent just before it stalled)
+    tail, head = before[-20 * PACKET_SIZE:], resumed[:50 * PACKET_SIZE]
+    assert any(tail + NULL_PACKET * own + head in sent for own in range(nulls + 1))
 
 
 def test_no_null_packet_before_the_first_pat(pausing, restreamer, viewer):
@@ -274,3 +298,30 @@ def test_a_half_speed_viewer_resumes_only_at_raps_with_no_cc_error_inside_a_gop(
         prefixed = len(data) - offset - len(rest) + n
         assert cc_errors(data[offset:offset + prefixed]) == cc_errors(rest[:n])
         offset += prefixed
+
+
+@pytest.mark.parametrize("worker", ["-k gevent", "-c config/gunicorn.conf.py"])
+def test_under_gunicorn_a_stalled_stream_gives_its_head_at_once_then_null_packets(
+        pausing, restreamer, viewer, worker):
+    # -k gevent is the generator path, the deployment config's worker the direct one
+    port = free_port()
+    rs = restreamer(config(pausing.url, keepalive=0.3), start=False,
+                    cmd=[sys.executable, "-m", "gunicorn", *worker.split(), "-b", f"127.0.0.1:{port}",
+                         "--workers", "1", "--graceful-timeout", "3", "wsgi:app"])
+    rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
+    rs.launch()
+    rs.wait_log("stream online", timeout=15)
+    rs.port = port
+    pausing.wait_sent(200_000)  # a GOP and more
+    pausing.running.clear()
+    time.sleep(0.3)
+    client = viewer(rs.url("/s.ts"))
+    assert client.wait_status(timeout=2) == 200
+    deadline = time.monotonic() + 5
+    data = b""
+    while not data.endswith(NULL_PACKET * 2):  # the backlog's GOP, then null packets
+        data = whole(client.wait_bytes(len(data) + PACKET_SIZE, timeout=deadline - time.monotonic()))
+    pids = [packet_pid(data[o:o + PACKET_SIZE]) for o in range(0, len(data), PACKET_SIZE)]
+    first_null = pids.index(NULL_PID)
+    assert set(pids[first_null:]) == {NULL_PID}
+    assert_clean_start(data[:first_null * PACKET_SIZE], bytes(pausing.sent))
