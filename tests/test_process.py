@@ -15,7 +15,7 @@ from tests.support import REPO_ROOT
 from tests.support.polling import poll
 from tests.support.procs import ProcessWatch
 from tests.support.server import RestreamerProcess
-from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, assert_contiguous
+from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, assert_clean_start
 from tests.support.viewer import http_get
 
 TSPLAY = REPO_ROOT / "tests" / "support" / "tsplay.py"
@@ -144,7 +144,7 @@ def watching_good(rs, viewer):
 def assert_still_flowing(rs, healthy, fault):
     seen = len(healthy.data)
     data = healthy.wait_bytes(seen + 100_000)
-    assert_contiguous(data[:len(data) - len(data) % PACKET_SIZE], rs.up.connections[0].sent)
+    assert_clean_start(data[:len(data) - len(data) % PACKET_SIZE], rs.up.connections[0].sent)
     assert len(rs.up.connections) == 1  # the good stream's upstream never had to reconnect
     assert rs.returncode is None
     # Crashes are logged as JSON lines, not printed.

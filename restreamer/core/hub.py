@@ -412,7 +412,7 @@ class Hub:
         end = self.backlog.end
         fallen = []
         for viewer in self._live:
-            if viewer.psi or self._pat_chunk >= viewer.start_index:
+            if viewer.keepalive and (viewer.psi or self._pat_chunk >= viewer.start_index):
                 viewer.psi = True
                 try:
                     sent = viewer.send(NULL_PACKET)
@@ -429,7 +429,7 @@ class Hub:
             self._fall(viewer, end, 0)
             viewer.head = memoryview(NULL_PACKET)[sent:]
         for viewer in self._others:
-            if (viewer.idle and not viewer.head and viewer.stop_at is None
+            if (viewer.idle and viewer.keepalive and not viewer.head and viewer.stop_at is None
                     and (viewer.next is None or viewer.next >= end)
                     and (viewer.psi or (viewer.next is not None
                                         and viewer.start_index <= self._pat_chunk < viewer.next))):
@@ -461,13 +461,16 @@ class Hub:
         about to flow for the first time."""
         return self.enabled and (self.online or self._grace is not None or self.starting)
 
-    def join(self, remote: str = "", head: bytes = b"") -> Viewer | None:
+    def join(self, remote: str = "", head: bytes = b"", keepalive: bool = True) -> Viewer | None:
         """A new viewer of this stream, or None if the stream does not take one now.
 
         With fast start the viewer is placed at the newest start in the
-        backlog (PAT, PMT, RAP), or waits for the next one; without, or on a
+        backlog (PAT, PMT, RAP), or waits for the next one (always, while
+        the upstream is away); without, or on a
         stream that cannot be parsed, it joins at the live edge.  ``head`` is
-        sent before anything else (the preamble).
+        sent before anything else (the preamble).  ``keepalive`` False: no
+        null packets for this viewer (a sibling worker's hub, which keeps its
+        own viewers alive and must not take null packets for a stream back).
 
         Right after a start (of the server, a gunicorn worker, the app whose
         first request starts the upstreams, or an on-demand upstream) the
@@ -480,10 +483,13 @@ class Hub:
         if not self.accepting:
             return None
         viewer = Viewer(self, remote=remote, stream=self.name, head=head)
+        viewer.keepalive = keepalive
         backlog = self.backlog
         self._trim(time.monotonic())
         if self.faststart and not self._raw:
-            start = backlog.newest_start()
+            # While the upstream is away the backlog is the past: a viewer
+            # arriving then starts with the next connection.
+            start = backlog.newest_start() if self.online else None
             if start is not None:
                 self._place(viewer, start[0])
         else:

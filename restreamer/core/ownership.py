@@ -152,12 +152,12 @@ class Ownership:
     def _relay(self, sock: socket.socket, _address: object) -> None:
         """Serve one sibling worker the raw stream, as a viewer of this hub."""
         hub = self.hub
-        viewer = hub.join(RELAY_REMOTE)
+        viewer = hub.join(RELAY_REMOTE, keepalive=False)
         # An offline stream takes no viewer; the sibling's hub, which lost its
         # upstream too, runs out its own grace period meanwhile.
         while viewer is None:
             gevent.sleep(RELAY_WAIT)
-            viewer = hub.join(RELAY_REMOTE)
+            viewer = hub.join(RELAY_REMOTE, keepalive=False)
         self.relays.add(viewer)
         try:
             for data in viewer.chunks():

@@ -53,7 +53,7 @@ class Viewer(Traffic):
 
     __slots__ = (
         "hub", "remote", "stream", "started", "closed", "dropping_since",
-        "next", "offset", "pos", "head", "psi", "start_index", "send", "live", "idle",
+        "next", "offset", "pos", "head", "psi", "keepalive", "start_index", "send", "live", "idle",
         "stop_at", "_wake", "_greenlet",
     )
 
@@ -70,6 +70,7 @@ class Viewer(Traffic):
         self.pos = 0
         self.head = head
         self.psi = False  # has been sent a PAT (keepalive null packets only after one)
+        self.keepalive = True  # gets null packets while its stream waits for data
         self.start_index = 0  # where a viewer that joined at the live edge began
         self.send: Callable[[bytes], int] | None = None  # the direct path's sink.send
         self.live = False  # in the hub's set of viewers it writes to itself

@@ -54,14 +54,16 @@ def _open_connection(url, settings):
 
 
 class _CrashingBody:
-    """A response body that fails after its first chunk; closing closes the real one."""
+    """A response body that fails after its first bytes; closing closes the real one."""
 
     def __init__(self, body):
         self._body = body
 
     def __iter__(self):
-        chunks = iter(self._body)
-        yield next(chunks)
+        for chunk in self._body:
+            yield chunk  # a stream's body begins with an empty piece (the head at once)
+            if chunk:
+                break
         raise RuntimeError("injected fault in a viewer's response")
 
     def close(self):
