@@ -6,6 +6,7 @@ import time
 import pytest
 
 from tests.support.haproxy import HAProxy
+from tests.support.polling import poll
 from tests.support.upstream import free_port
 from tests.support.viewer import Viewer
 
@@ -70,7 +71,8 @@ def test_each_channel_sits_on_one_edge_and_survives_losing_it(cluster):
             client.wait_bytes(ENOUGH)
         homes = {}
         for ch in CHANNELS:
-            serving = edges_serving(edges, ch)
+            serving = poll(lambda: edges_serving(edges, ch), lambda got: len(got) >= 5, 5,
+                           f"{ch}'s viewers' log lines")
             assert len(serving) == 5 and len(set(serving)) == 1, f"{ch} spread over edges {serving}"
             homes[ch] = serving[0]
         assert [len(up.connections) for up in ups] == [1] * len(CHANNELS)
@@ -92,6 +94,9 @@ def test_each_channel_sits_on_one_edge_and_survives_losing_it(cluster):
         survivor = 1 - victim
         for ch in homes:
             if homes[ch] == victim:
+                # A fast-started viewer has its bytes before its edge's log line may be read.
+                poll(lambda: edges_serving(edges, ch).count(survivor), lambda n: n >= 5, 5,
+                     f"{ch}'s viewers logged by the surviving edge")
                 assert edges_serving(edges, ch).count(survivor) == 5
         for client in viewers:
             if client not in orphans:
@@ -110,7 +115,8 @@ def test_an_edge_at_fullconnections_takes_no_new_viewers(cluster):
     try:
         for client in first:
             assert client.wait_status() == 200
-        home = edges_serving(edges, channel)
+        home = poll(lambda: edges_serving(edges, channel), lambda got: len(got) >= 2, 5,
+                    "the first viewers' log lines")
         assert len(set(home)) == 1
         full = home[0]
         proxy.wait_line(f"edges/edge{full + 1} is DOWN", since=mark)
@@ -120,6 +126,8 @@ def test_an_edge_at_fullconnections_takes_no_new_viewers(cluster):
         for client in later:
             assert client.wait_status() == 200
             client.wait_bytes(ENOUGH)
+        poll(lambda: edges_serving(edges, channel, since=marks), lambda got: len(got) >= 2, 5,
+             "the later viewers' log lines")
         assert edges_serving(edges, channel, since=marks) == [1 - full] * 2
         for client in first[:2]:  # the full edge keeps the viewers it has
             client.wait_bytes(len(client.data) + ENOUGH)
