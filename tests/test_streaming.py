@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.server import RestreamerProcess
 from tests.support.ts import (PACKET_SIZE, PIECE_PACKETS, assert_aligned, assert_clean_runs,
-                              assert_clean_start, assert_contiguous, assert_runs, make_packets,
+                              assert_clean_start, assert_runs, make_packets,
                               packet_seq, packets_of, random_access)
 from tests.support.upstream import TSUpstream, free_port
 from tests.support.viewer import http_get

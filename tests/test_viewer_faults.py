@@ -7,7 +7,6 @@ import json
 import socket
 import struct
 import threading
-import time
 
 import pytest
 
