@@ -235,12 +235,18 @@ class Hub:
         for viewer in self._others:
             if viewer.next is not None and viewer.next < first:
                 self._cut(viewer)
+                self._count_drop(viewer, backlog.position(first))
+                viewer.pos = backlog.position(first)
                 if viewer.stop_at is None:
                     if viewer.dropping_since is None:
                         viewer.dropping_since = now
                     self._place(viewer, first)
                 else:
                     viewer.next = viewer.stop_at  # closing: what is gone is not sent
+            elif viewer.next is None and viewer.stop_at is None and viewer.pos:
+                # waiting for a start after a skip: what passes meanwhile is lost too
+                self._count_drop(viewer, backlog.position(first))
+                viewer.pos = max(viewer.pos, backlog.position(first))
         backlog.drop(drop)
 
     def _cut(self, viewer: Viewer) -> None:
@@ -294,14 +300,15 @@ class Hub:
         """A new upstream connection: viewers continue at its first start
         (PAT, PMT, RAP), never mid-GOP, and never with a torn packet.
 
-        Streams without PAT are continued as they come, as is every stream
-        with fast start off.
+        Streams whose last connection carried no PAT are continued as they
+        come, as is every stream with fast start off.
         """
         self.flush()
+        had_pat = self._pats > 0
         self._points = StartPoints()
         self._connected_at = time.monotonic()
         self._pats = 0
-        if not self.faststart or self._raw:
+        if not self.faststart or not had_pat:
             return
         backlog = self.backlog
         backlog.clear_starts()
@@ -466,8 +473,8 @@ class Hub:
 
         With fast start the viewer is placed at the newest start in the
         backlog (PAT, PMT, RAP), or waits for the next one (always, while
-        the upstream is away); without, or on a
-        stream that cannot be parsed, it joins at the live edge.  ``head`` is
+        the upstream is away); without, on a stream that cannot be parsed,
+        or on a connection that has sent no PAT yet, it joins at the live edge.  ``head`` is
         sent before anything else (the preamble).  ``keepalive`` False: no
         null packets for this viewer (a sibling worker's hub, which keeps its
         own viewers alive and must not take null packets for a stream back).
@@ -486,7 +493,7 @@ class Hub:
         viewer.keepalive = keepalive
         backlog = self.backlog
         self._trim(time.monotonic())
-        if self.faststart and not self._raw:
+        if self.faststart and not self._raw and self._pats:
             # While the upstream is away the backlog is the past: a viewer
             # arriving then starts with the next connection.
             start = backlog.newest_start() if self.online else None

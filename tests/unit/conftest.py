@@ -60,3 +60,9 @@ def source_settings(**changes) -> SourceSettings:
     """What a stream of a default config opens its sources with, and ``changes``."""
     config = from_dict({"resources": [{"type": "stream", "serve": "/s.ts", "remote": "tcp://a:1"}]})
     return replace(Stream(config.streams[0], config).upstream.settings, **changes)
+
+
+def first_bytes(viewer, timeout: float = 1) -> bytes:
+    """What a viewer's response writes first (its body begins with an empty piece)."""
+    with gevent.Timeout(timeout):
+        return next(piece for piece in viewer.chunks() if piece)

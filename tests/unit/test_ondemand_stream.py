@@ -8,7 +8,7 @@ from gevent.event import Event
 from restreamer.config import from_dict
 from restreamer.core.relay import Refusal, Relay
 from tests.support.ts import make_packets
-from tests.unit.conftest import wait_log, wait_until
+from tests.unit.conftest import first_bytes, wait_log, wait_until
 
 IDLE = 0.2
 
@@ -50,7 +50,7 @@ def test_idle_until_a_viewer_then_online_then_idle_again_after_idletimeout(logs)
         viewer = relay.admit(stream, "10.0.0.1")
         assert not isinstance(viewer, Refusal)
         assert stream.state == "online" and len(connections) == 1
-        assert viewer.queue.get(timeout=1) == make_packets(7)  # from the first packet on
+        assert first_bytes(viewer) == make_packets(7)  # from the first packet on
         relay.release(stream, viewer)
         assert stream.state == "online"  # kept for idletimeout
         assert connections[0].closed.wait(IDLE + 1)

@@ -11,7 +11,7 @@ from restreamer.core.hub import Hub
 from restreamer.core.upstream import NOT_TS_LIMIT, Upstream
 from restreamer.sources import SourceError, SourceSettings
 from tests.support.ts import PACKET_SIZE, make_packets
-from tests.unit.conftest import source_settings, wait_log, wait_until
+from tests.unit.conftest import first_bytes, source_settings, wait_log, wait_until
 
 PACKETS = make_packets(20)
 
@@ -76,7 +76,7 @@ class Opener:
 
 def run(opener: Opener, remotes=("tcp://a:1",), reconnect=0.01, readtimeout=0.0, hub=None):
     """Run an upstream until the opener has seen enough attempts; return its hub."""
-    hub = hub or Hub("/s.ts", 100, graceperiod=0)
+    hub = hub or _hub(0)
     upstream = Upstream(hub, remotes, source_settings(), reconnect=reconnect,
                         readtimeout=readtimeout, opener=opener)
     upstream.start()
@@ -125,11 +125,11 @@ def test_packets_reach_the_hub_whole_whatever_the_reads_cut(logs):
     data = PACKETS[:5 * PACKET_SIZE]
     pieces = [b"junk", data[:100], data[100:700], data[700:]]  # torn, with garbage ahead
     opener = Opener(lambda url: Script(*pieces, then=None), stop_after=1)
-    hub = Hub("/s.ts", 100, graceperiod=1)
+    hub = _hub(1)
     joining = gevent.spawn(hub.join)  # a viewer that tunes in as the stream starts
     hub = run(opener, hub=hub, reconnect=10, readtimeout=0.1)
     viewer = joining.get(timeout=1)
-    assert viewer.queue.get(timeout=1) == data
+    assert first_bytes(viewer) == data
     error = wait_log(logs, "upstream error", url="tcp://a:1")
     assert (error["packets"], error["skipped_bytes"]) == (5, 4)
     assert hub.packets_received == 5
@@ -184,7 +184,7 @@ def test_a_failed_connect_is_one_error_line_with_its_reason(logs, error, reason)
 
 def test_with_reconnect_0_the_stream_stays_offline_after_one_attempt(logs):
     opener = Opener(lambda url: Script(), stop_after=1)
-    hub = Hub("/s.ts", 100, graceperiod=0)
+    hub = _hub(0)
     upstream = Upstream(hub, ["tcp://a:1"], source_settings(), reconnect=0, readtimeout=0,
                         opener=opener)
     upstream.start()
@@ -193,3 +193,10 @@ def test_with_reconnect_0_the_stream_stays_offline_after_one_attempt(logs):
     assert len(opener.attempts) == 1
     upstream.stop()
     assert not hub.starting  # nobody waits for a first packet any more
+
+
+def _hub(graceperiod: float) -> Hub:
+    hub = Hub("/s.ts")
+    hub.configure(graceperiod=graceperiod, faststart=True, backlog_bytes=1 << 20, backlog_seconds=6,
+                  keepalive=0)
+    return hub

@@ -1,68 +1,87 @@
-"""A viewer's bounded queue and the writes its response makes of it."""
+"""A viewer's two write paths over a real socket pair: the generator a WSGI
+server drains, and the direct path where the hub sends to the socket itself
+and the viewer's greenlet only catches up when the socket was full."""
+
+import socket
 
 import gevent
+from gevent import socket as gsocket
 
-from restreamer.core.viewer import Viewer
+from restreamer.core.hub import Hub
+from restreamer.web.server import SocketSink
 from tests.support.ts import PACKET_SIZE, make_packets
 
-PACKETS = make_packets(10)
-ONE, TWO, THREE = PACKETS[:PACKET_SIZE], PACKETS[PACKET_SIZE:3 * PACKET_SIZE], PACKETS[3 * PACKET_SIZE:6 * PACKET_SIZE]
+PACKETS = make_packets(4000)
 
 
-def test_chunks_that_fit_are_queued_and_one_that_does_not_is_dropped_whole():
-    viewer = Viewer(limit=3)
-    viewer.offer(ONE, 1)
-    viewer.offer(TWO, 2)
-    viewer.offer(THREE, 3)  # 6 packets would exceed the limit of 3
-    assert viewer.queued == 3
-    assert (viewer.packets_dropped, viewer.bytes_dropped) == (3, len(THREE))
-    assert viewer.dropping_since is not None
+def online_hub() -> Hub:
+    hub = Hub("/s.ts")
+    hub.configure(graceperiod=10, faststart=True, backlog_bytes=1 << 24, backlog_seconds=60,
+                  keepalive=0)
+    hub.upstream_connected("tcp://up:1")
+    hub.publish(PACKETS[:PACKET_SIZE], at_once=True)
+    return hub
 
 
-def test_what_queued_up_between_writes_goes_out_as_one_write_and_is_counted():
-    viewer = Viewer(limit=10)
-    writes = viewer.chunks()
-    viewer.offer(ONE, 1)
-    assert next(writes) is ONE  # a single chunk goes out as it is, not copied
-    viewer.offer(TWO, 2)
-    viewer.offer(THREE, 3)
-    assert next(writes) == TWO + THREE
-    assert (viewer.packets_sent, viewer.bytes_sent, viewer.queued) == (6, 6 * PACKET_SIZE, 0)
+def read_exactly(sock, n: int) -> bytes:
+    data = bytearray()
+    with gevent.Timeout(5):
+        while len(data) < n:
+            data += sock.recv(65536)
+    return bytes(data)
 
 
-def test_a_write_that_goes_through_ends_the_dropping_spell():
-    viewer = Viewer(limit=1)
-    writes = viewer.chunks()
-    viewer.offer(ONE, 1)
-    viewer.offer(ONE, 1)  # dropped: the queue is full
-    assert viewer.dropping_since is not None
-    next(writes)
-    viewer.offer(ONE, 1)
-    next(writes)  # resumes after the first write went out
-    assert viewer.dropping_since is None
+def test_the_generator_yields_the_head_then_each_chunk_as_it_is():
+    hub = online_hub()
+    viewer = hub.join(head=b"preamble")
+    body = viewer.chunks()
+    assert next(body) == b""
+    assert next(body) == b"preamble"
+    piece = PACKETS[PACKET_SIZE:8 * PACKET_SIZE]
+    hub.publish(piece, at_once=True)
+    assert next(body) is hub.backlog.chunk(1)  # the backlog's own chunk, not a copy
+    assert (viewer.packets_sent, viewer.bytes_sent) == (7, 7 * PACKET_SIZE + len(b"preamble"))
 
 
-def test_close_ends_the_response_after_what_is_queued_and_later_offers_are_ignored():
-    viewer = Viewer(limit=1)
-    viewer.offer(ONE, 1)  # the queue is full; close still fits
+def test_the_direct_path_is_byte_exact_through_a_full_socket_and_back():
+    hub = online_hub()
+    server_end, client_end = gsocket.socketpair()
+    server_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    viewer = hub.join()
+    sink = SocketSink(server_end)
+    serving = gevent.spawn(viewer.serve, sink)
+    gevent.sleep(0)
+    assert viewer.live  # caught up: the hub writes to it now
+    sent = PACKETS[PACKET_SIZE:]
+    for offset in range(0, len(sent), 64 * PACKET_SIZE):  # far more than the socket holds
+        hub.publish(sent[offset:offset + 64 * PACKET_SIZE], at_once=True)
+    assert not viewer.live  # the socket filled up: its own greenlet catches up
+    assert read_exactly(client_end, len(sent)) == sent
+    gevent.sleep(0.05)
+    assert viewer.live and viewer.bytes_sent == len(sent)
     viewer.close()
-    viewer.close()
-    viewer.offer(ONE, 1)
-    assert list(viewer.chunks()) == [ONE]
-    assert (viewer.packets_sent, viewer.packets_dropped) == (1, 0)
+    serving.join(timeout=1)
+    sink.close()
+    server_end.close()
+    client_end.close()
 
 
-def test_a_waiting_response_wakes_for_the_next_chunk():
-    viewer = Viewer(limit=5)
-    writer = gevent.spawn(lambda: list(viewer.chunks()))
-    gevent.sleep(0)  # the writer now waits on the empty queue
-    viewer.offer(TWO, 2)
-    viewer.close()
-    assert writer.get(timeout=1) == [TWO]
+def test_a_direct_viewer_whose_client_is_gone_ends_quietly():
+    hub = online_hub()
+    server_end, client_end = gsocket.socketpair()
+    viewer = hub.join()
+    serving = gevent.spawn(viewer.serve, SocketSink(server_end))
+    gevent.sleep(0)
+    client_end.close()
+    hub.publish(PACKETS[PACKET_SIZE:2 * PACKET_SIZE], at_once=True)
+    serving.join(timeout=1)
+    assert serving.successful() and viewer.closed
+    server_end.close()
 
 
 def test_evict_breaks_the_writer_wherever_it_waits():
-    viewer = Viewer(limit=5)
+    hub = online_hub()
+    viewer = hub.join()
     writer = gevent.spawn(lambda: list(viewer.chunks()))
     gevent.sleep(0)
     viewer.evict()
