@@ -11,9 +11,8 @@ import time
 import pytest
 
 from tests.support import REPO_ROOT
-from tests.support.ts import (PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_clean_runs, assert_clean_start,
-                              packet_pid, packets_of, random_access,
-                              with_pcr_jump)
+from tests.support.ts import (PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_clean_runs, assert_joined,
+                              packet_pid, packets_of, random_access, with_pcr_jump)
 from tests.support.upstream import FIFOWriter, UDPTSSender, UnixPacketTSUpstream, free_port, self_signed_tls
 
 SERVE = "/s.ts"
@@ -51,7 +50,7 @@ def assert_delivered(viewers, sent, nbytes=ENOUGH):
     for data in received:
         whole = data[:len(data) - len(data) % PACKET_SIZE]  # the last packet may be in flight
         assert_aligned(whole)
-        offset = assert_clean_start(whole, source)
+        offset = assert_joined(whole, source)
         assert offset % PACKET_SIZE == 0, f"viewer's data starts at byte {offset}, inside a packet"
 
 

@@ -379,7 +379,8 @@ class Hub:
         if self._grace is not None:
             self._grace.kill(block=False)
             self._grace = None
-            self._switched()
+            if self.viewers:  # a reconnect with nobody watching is no switch: nobody saw a gap
+                self._switched()
         _log.info("stream online", stream=self.name, url=self.url)
 
     def _switched(self) -> None:

@@ -238,3 +238,12 @@ def assert_clean_runs(received: bytes, *sents: bytes) -> list[int]:
         raise AssertionError(f"received {len(received)} bytes are not clean runs of the "
                              f"{len(sents)} streams sent: runs of {lengths}, then {len(rest)} bytes")
     return lengths
+
+
+def assert_joined(received: bytes, sent: bytes) -> int:
+    """A viewer's data is a fast start (assert_clean_start) or, for a viewer that
+    came before its connection's first PAT, a contiguous run from the live
+    edge; where the run in `sent` starts."""
+    if _starts_clean(received):
+        return assert_clean_start(received, sent)
+    return assert_contiguous(received, sent)
