@@ -8,7 +8,7 @@ from datetime import datetime
 
 from restreamer.core.upstream import NO_PACKET_LIMIT
 from restreamer.sources.http import HEAD_TIMEOUT
-from tests.support.ts import (PACKET_SIZE, assert_aligned, assert_clean_start, assert_contiguous, assert_joined,
+from tests.support.ts import (PACKET_SIZE, assert_aligned, assert_clean_start, assert_joined,
                               make_packets, packet_seq, packets_of)
 from tests.support.viewer import http_get
 
