@@ -46,8 +46,11 @@ SERVERS = {
                   f"RESTREAMER_WORKERS=2 RESTREAMER_BIND=127.0.0.1:{{port}} exec {PYTHON} "
                   f"-m gunicorn -c config/gunicorn.conf.py --log-level warning wsgi:app'"),
     "refproxy": f"{BENCH}/build/refproxy {{port}} {{source_url}}",
+    # Debian's C++ reflector, with its TCP_CORK swapped for TCP_NODELAY so that
+    # its latency compares with the others' (see the harness's RESULTS.md).
+    "cubemap": f"env CUBEMAP_NOCORK=nodelay {BENCH}/servers/cubemap.sh {{port}} {{source_url}} {{config}}",
 }
-NO_HEALTH = {"refproxy"}
+NO_HEALTH = {"refproxy", "cubemap"}
 
 COLUMNS = [
     ("server", "server", "{}"),

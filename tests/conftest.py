@@ -94,3 +94,9 @@ def restreamer(tmp_path):
     for process in processes:
         process.close()
         print(process.output_tail())
+
+
+def pytest_collection_modifyitems(items):
+    """The fast in-process tier first, so a broken unit fails in seconds, then
+    the end-to-end tier over real sockets (a stable sort keeps each file's order)."""
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/unit/"))
