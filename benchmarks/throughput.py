@@ -143,7 +143,6 @@ def main() -> None:
     parser.add_argument("--viewers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--outputbuffer", type=int, default=400)
     parser.add_argument("--cpu", default="1", help="core to pin restreamer to ('' for none)")
     args = parser.parse_args()
 
@@ -156,7 +155,7 @@ def main() -> None:
     feeder.start()
 
     port = free_port()
-    config = {"listen": f"127.0.0.1:{port}", "outputbuffer": args.outputbuffer, "reconnect": 1,
+    config = {"listen": f"127.0.0.1:{port}", "reconnect": 1,
               "resources": [
                   {"type": "stream", "serve": "/fast.ts", "remote": fast_url},
                   {"type": "stream", "serve": "/steady.ts", "remote": f"tcp://127.0.0.1:{steady.getsockname()[1]}"},
@@ -203,8 +202,7 @@ def run(args, port: int, pid: int, sent) -> None:
     def mbit(nbytes: float) -> float:
         return nbytes * 8 / elapsed / 1e6
 
-    print(f"mode={args.mode} target={args.rate:g} Mbit/s viewers={args.viewers} window={elapsed:.1f} s "
-          f"outputbuffer={args.outputbuffer}")
+    print(f"mode={args.mode} target={args.rate:g} Mbit/s viewers={args.viewers} window={elapsed:.1f} s")
     print(f"upstream sent      {mbit(sent_after - before[1]):8.1f} Mbit/s")
     for name in sorted(received):
         if name.startswith("fast"):

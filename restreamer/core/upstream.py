@@ -25,6 +25,9 @@ NOT_TS_LIMIT = 65536
 #: no valid packet (garbage after a good start, or a trickle too slow to
 #: complete one) before the attempt fails.  Silence alone is still waited out.
 NO_PACKET_LIMIT = 10.0
+#: Bytes already waiting that are read together into one hand-out: a window of
+#: a fast upstream, but never so much that viewers wait on one reader.
+GATHER_LIMIT = 4 * READ_SIZE
 
 _log = get_logger("streaming")
 
@@ -139,10 +142,13 @@ class Upstream:
         # window whatever the upstream's pace, where waking for every piece
         # an encoder writes (~400 a second at 4 Mbit/s) would cost more than
         # the viewers do at low counts.  Data waits at most one window, as
-        # with the hub's own window timer.  A read that fills READ_SIZE
-        # (or a short one with more waiting) is read again after one turn of the
-        # loop, so a fast upstream is drained, never throttled to a read
-        # per window, while viewers and other streams still run between reads.
+        # with the hub's own window timer.  What is already waiting behind a
+        # short read (urllib3 returns one HTTP read at a time) is read with it,
+        # so a window's data is still one hand-out.  A read that fills
+        # READ_SIZE, or a gathering that reached GATHER_LIMIT, is followed by
+        # another after one turn of the loop, so a fast upstream is drained,
+        # never throttled to a read per window, while viewers and other
+        # streams still run between reads.
         gathers = getattr(connection, "gathers", False)
         pending = getattr(connection, "pending", None)
         hub = self.hub
@@ -162,6 +168,14 @@ class Upstream:
                 data = read()
             if not data:
                 break
+            ended = False
+            if pending is not None:
+                data, ended = _gather(read, pending, data)
+                # Judged now: data that arrives while this is handed out
+                # belongs to the next window.
+                drained = len(data) < GATHER_LIMIT
+            else:
+                drained = len(data) < READ_SIZE
             chunk = feed(data)
             if chunk:
                 last_packet = clock()
@@ -173,8 +187,10 @@ class Upstream:
             elif clock() - last_packet >= garbage_limit:
                 raise SourceError(f"no valid packet for {garbage_limit:g} s"
                                   f" ({aligner.skipped} bytes skipped in all)")
+            if ended:
+                break
             unyielded += len(data)
-            if gathers and len(data) < READ_SIZE and not (pending and pending()):
+            if gathers and drained:
                 gevent.sleep(hub.window)  # drained: let a window's worth arrive
                 unyielded = 0
             elif unyielded >= READ_SIZE:
@@ -189,6 +205,21 @@ class Upstream:
         if not aligner.packets:
             raise SourceError(f"not MPEG-TS: ended after {aligner.skipped} bytes without a packet"
                               if aligner.skipped else "ended without sending any data")
+
+
+def _gather(read: Callable[[], bytes], pending: Callable[[], bool],
+            data: bytes) -> tuple[bytes, bool]:
+    """``data`` and what is already waiting behind it, up to GATHER_LIMIT bytes,
+    and whether the stream ended meanwhile."""
+    pieces = [data]
+    size = len(data)
+    while size < GATHER_LIMIT and pending():
+        more = read()
+        if not more:
+            return b"".join(pieces), True
+        pieces.append(more)
+        size += len(more)
+    return (data if len(pieces) == 1 else b"".join(pieces)), False
 
 
 def _reason(error: BaseException) -> str:
