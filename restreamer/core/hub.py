@@ -39,7 +39,7 @@ _log = get_logger("streaming")
 # for a short window and handed out together.  The window grows with the
 # number of viewers, where the saving is largest, and is capped so the delay
 # it adds stays small.
-MIN_WINDOW = 0.010  # seconds
+MIN_WINDOW = 0.020  # seconds
 MAX_WINDOW = 0.022
 WINDOW_PER_VIEWER = 0.000020
 #: Gathered bytes that are handed out at once, whatever the window.
