@@ -292,9 +292,15 @@ def control(server, query=""):
 
 @pytest.fixture
 def switch_online(server):
-    """Leaves /switch.ts online however the test ends."""
+    """Leaves /switch.ts online however the test ends, its log line read, so that
+    the next test's log mark comes after it."""
     yield
+    switching = check(server, "switch")[0] != 200
+    mark = server.mark()
     assert control(server, "?online") == (202, b"202 accepted")
+    if switching:
+        server.wait_log(lambda e: e.get("event") == "stream switched" and e.get("state") == "online",
+                        since=mark)
 
 
 @pytest.mark.parametrize("query", ["", "?", "?foo", "?onlineX=1", "?Offline"])
