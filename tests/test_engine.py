@@ -18,6 +18,7 @@ from tests.support.waiting import wait_for
 
 from tests.support.ts import (PACKET_SIZE, PIECE_SIZE, assert_clean_runs, assert_clean_start, assert_contiguous,
                               packet_pid, random_access, strip_start)
+from tests.support.ts import whole
 
 RATE = 2_000_000
 NULL_PID = 0x1FFF
@@ -28,10 +29,6 @@ NULL_PACKET = bytes((0x47, 0x1F, 0xFF, 0x10)) + b"\xff" * 184
 def config(url, **top):
     return {"reconnect": 0.2, "graceperiod": 3, **top,
             "resources": [{"type": "stream", "serve": "/s.ts", "remote": url}]}
-
-
-def whole(data):
-    return data[:len(data) - len(data) % PACKET_SIZE]
 
 
 class PausingUpstream:

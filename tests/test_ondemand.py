@@ -11,23 +11,14 @@ from tests.support.polling import poll
 from tests.support.ts import PACKET_SIZE, assert_contiguous
 from tests.support.upstream import free_port
 from tests.support.viewer import http_get
+from tests.support.server import event
+from tests.support.ts import whole
 
 RATE = 2_000_000
 CHANNELS = 200
 WATCHED = (7, 42, 199)
 #: Seconds a test watches the upstream to see that nothing connects to it.
 OBSERVE = 3.0
-
-
-def event(name, **fields):
-    def match(entry):
-        return entry.get("event") == name and all(entry.get(k) == v for k, v in fields.items())
-    match.__name__ = f"{name} {fields}"
-    return match
-
-
-def whole(data):
-    return data[:len(data) - len(data) % PACKET_SIZE]
 
 
 def apis():

@@ -17,6 +17,7 @@ from tests.support.procs import ProcessWatch
 from tests.support.server import RestreamerProcess
 from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, assert_clean_start
 from tests.support.viewer import http_get
+from tests.support.server import event
 
 TSPLAY = REPO_ROOT / "tests" / "support" / "tsplay.py"
 
@@ -35,10 +36,6 @@ def wait_file_log(path, match, timeout=10):
     entries = poll(lambda: [e for e in read_log(path) if match(e)], bool, timeout,
                    f"a matching entry in {path}")
     return entries[0]
-
-
-def event(name, **fields):
-    return lambda e: e.get("event") == name and all(e.get(k) == v for k, v in fields.items())
 
 
 def test_sigterm_with_viewers_and_a_forked_source_exits_0_within_5s_with_the_log_flushed(

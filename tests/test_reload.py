@@ -8,22 +8,13 @@ import base64
 import json
 import signal
 
-from tests.support.ts import PACKET_SIZE, assert_joined, assert_runs, make_packets
+from tests.support.ts import assert_joined, assert_runs, make_packets
 from tests.support.viewer import http_get
+from tests.support.server import event
+from tests.support.ts import whole
 
 RATE = 2_000_000
 ENOUGH = 60_000  # body bytes (~0.25 s at RATE)
-
-
-def event(name, **fields):
-    def match(entry):
-        return entry.get("event") == name and all(entry.get(k) == v for k, v in fields.items())
-    match.__name__ = f"{name} {fields}"
-    return match
-
-
-def whole(data):
-    return data[:len(data) - len(data) % PACKET_SIZE]
 
 
 def stream(serve, remote, **extra):

@@ -20,6 +20,8 @@ from tests.support.ts import (PACKET_SIZE, PIECE_PACKETS, assert_aligned, assert
                               packet_seq, packets_of)
 from tests.support.upstream import TSUpstream, free_port
 from tests.support.viewer import http_get
+from tests.support.server import event
+from tests.support.ts import whole
 
 RATE = 2_000_000
 ENOUGH = 60_000  # body bytes a viewer gets before checks (~0.25 s at RATE)
@@ -37,19 +39,6 @@ PORTAL = (b"<!DOCTYPE html>\n<html><head><title>Gateway login</title></head>\n"
 def stream_config(*remotes, **top):
     return {"reconnect": 0.2, "graceperiod": 2, "timeout": 2, **top,
             "resources": [{"type": "stream", "serve": "/s.ts", "remotes": list(remotes)}]}
-
-
-def event(name, **fields):
-    """A log predicate: event `name` whose fields include `fields`."""
-    def match(entry):
-        return entry.get("event") == name and all(entry.get(k) == v for k, v in fields.items())
-    match.__name__ = f"{name} {fields}"
-    return match
-
-
-def whole(data):
-    """`data` up to its last complete packet (the rest may still be in flight)."""
-    return data[:len(data) - len(data) % PACKET_SIZE]
 
 
 def log_time(entry):

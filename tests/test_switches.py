@@ -7,15 +7,9 @@ import re
 
 from tests.support.ts import PACKET_SIZE
 from tests.support.viewer import http_get
+from tests.support.server import event
 
 RATE = 2_000_000
-
-
-def event(name, **fields):
-    def match(entry):
-        return entry.get("event") == name and all(entry.get(k) == v for k, v in fields.items())
-    match.__name__ = f"{name} {fields}"
-    return match
 
 
 def test_a_reconnect_with_viewers_held_is_a_counted_switch(upstream, restreamer, viewer):

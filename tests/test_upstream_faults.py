@@ -11,6 +11,7 @@ from restreamer.sources.http import HEAD_TIMEOUT
 from tests.support.ts import (PACKET_SIZE, assert_aligned, assert_clean_start, assert_joined,
                               make_packets, packet_seq, packets_of)
 from tests.support.viewer import http_get
+from tests.support.ts import whole
 
 RATE = 2_000_000
 
@@ -18,10 +19,6 @@ RATE = 2_000_000
 def stream_config(url, **top):
     return {"reconnect": 0.2, "graceperiod": 2, "timeout": 2, **top,
             "resources": [{"type": "stream", "serve": "/s.ts", "remote": url}]}
-
-
-def whole(data):
-    return data[:len(data) - len(data) % PACKET_SIZE]
 
 
 def test_an_upstream_trickling_one_byte_per_write_still_gives_whole_packets(upstream, restreamer, viewer):

@@ -8,11 +8,10 @@ import socket
 import struct
 import threading
 
-import pytest
-
 from tests.support.polling import poll
 from tests.support.ts import PACKET_SIZE, assert_clean_runs, assert_clean_start
 from tests.support.viewer import SlowReader, http_get
+from tests.support.ts import whole
 
 RATE = 8_000_000  # 1 MB/s: a non-reader's ~1 MB of socket buffers fill in about a second
 DROPTIMEOUT = 1
@@ -28,10 +27,6 @@ def config(url, **top):
 
 def viewers(rs):
     return json.loads(http_get(rs.url("/health"))[2])["viewer"]
-
-
-def whole(data):
-    return data[:len(data) - len(data) % PACKET_SIZE]
 
 
 def test_stalled_and_slow_viewers_leave_a_healthy_one_untouched(upstream, restreamer, viewer):

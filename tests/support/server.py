@@ -71,6 +71,14 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait(_KILL_WAIT)
 
 
+def event(name: str, **fields) -> Callable[[dict], bool]:
+    """A log predicate: event ``name`` whose fields include ``fields``."""
+    def match(entry: dict) -> bool:
+        return entry.get("event") == name and all(entry.get(k) == v for k, v in fields.items())
+    match.__name__ = f"{name} {fields}"
+    return match
+
+
 def _matcher(match: LogMatch) -> tuple[Callable[[dict], bool], str]:
     """A predicate over log entries, and how to describe it in a failure."""
     if isinstance(match, str):

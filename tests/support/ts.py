@@ -247,3 +247,8 @@ def assert_joined(received: bytes, sent: bytes) -> int:
     if _starts_clean(received):
         return assert_clean_start(received, sent)
     return assert_contiguous(received, sent)
+
+
+def whole(data: bytes) -> bytes:
+    """``data`` up to its last complete packet (the rest may still be in flight)."""
+    return data[:len(data) - len(data) % PACKET_SIZE]

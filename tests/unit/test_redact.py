@@ -3,7 +3,7 @@
 import pytest
 
 from restreamer.log import _redact_urls
-from restreamer.redact import redact_text, redact_url
+from restreamer.redact import redact_url
 
 
 @pytest.mark.parametrize("url, shown", [
