@@ -156,40 +156,26 @@ class Hub:
     def _deliver(self, first: int) -> None:
         """Write the new chunks to the live viewers, wake the others."""
         backlog = self.backlog
-        end = backlog.end
         fallen = []
         if self._live:
-            if end - first == 1:
-                chunk = backlog.chunk(first)
-                size = len(chunk)
-                packets = size // PACKET_SIZE
-                for viewer in self._live:
+            # Usually one chunk; more where the window was split at a start.
+            pieces = []
+            for index in range(first, backlog.end):
+                chunk = backlog.chunk(index)
+                pieces.append((index, chunk, len(chunk), len(chunk) // PACKET_SIZE))
+            for viewer in self._live:
+                for index, chunk, size, packets in pieces:
                     try:
                         sent = viewer.send(chunk)
                     except BlockingIOError:
                         sent = 0
                     except OSError:
                         sent = -1
-                    if sent == size:
-                        viewer.bytes_sent += size
-                        viewer.packets_sent += packets
-                    else:
-                        fallen.append((viewer, first, sent))
-            else:
-                for viewer in self._live:
-                    for index in range(first, end):
-                        chunk = backlog.chunk(index)
-                        try:
-                            sent = viewer.send(chunk)
-                        except BlockingIOError:
-                            sent = 0
-                        except OSError:
-                            sent = -1
-                        if sent != len(chunk):
-                            fallen.append((viewer, index, sent))
-                            break
-                        viewer.bytes_sent += sent
-                        viewer.packets_sent += len(chunk) // PACKET_SIZE
+                    if sent != size:
+                        fallen.append((viewer, index, sent))
+                        break
+                    viewer.bytes_sent += size
+                    viewer.packets_sent += packets
         for viewer, index, sent in fallen:
             self._fall(viewer, index, max(sent, 0))
             if sent < 0:
