@@ -143,6 +143,12 @@ class Stream:
         self._runner.start()
 
     @property
+    def shown_upstream(self) -> str | None:
+        """The connected upstream's URL, without its secrets."""
+        url = self.hub.url
+        return None if url is None else self.shown_urls.get(url) or redact_url(url)
+
+    @property
     def preamble(self) -> bytes:
         return self.settings.preamble
 

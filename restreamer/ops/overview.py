@@ -14,11 +14,9 @@ import collections
 import time
 from typing import TYPE_CHECKING, Mapping
 
-import gevent
-
-from ..redact import redact_url
 from ..version import __version__
-from .statistics import Limits, stream_totals
+from .sampler import Sampler
+from .statistics import Limits, all_totals
 from .tshealth import HealthLog
 
 if TYPE_CHECKING:
@@ -30,8 +28,10 @@ INTERVAL = 1.0
 HISTORY = 300
 
 
-class Overview:
+class Overview(Sampler):
     """The dashboard's figures, sampled once a second."""
+
+    interval = INTERVAL
 
     def __init__(self, streams: Mapping[str, "Stream"], limits: Limits,
                  controls: Mapping[str, str] | None = None):
@@ -44,25 +44,15 @@ class Overview:
         self._history: collections.deque = collections.deque(maxlen=HISTORY)
         self._last: tuple[float, dict[str, dict]] | None = None
         self._current: dict[str, dict] = {}
-        self._sampler: gevent.Greenlet | None = None
 
     def start(self) -> None:
         if self._sampler is None:
             self.started_at = time.time()
-            self._sampler = gevent.spawn(self._sample_forever)
+        super().start()
 
-    def stop(self) -> None:
-        if self._sampler is not None:
-            self._sampler.kill(block=False)
-            self._sampler = None
-
-    def _sample_forever(self) -> None:
-        while True:
-            self.sample(time.monotonic())
-            gevent.sleep(INTERVAL)
-
-    def sample(self, now: float) -> None:
-        totals = {path: stream_totals(s) for path, s in self.streams.items()}
+    def sample(self) -> None:
+        totals = all_totals(self.streams)
+        now = time.monotonic()
         previous = self._last
         current = {}
         for path, stream in self.streams.items():
@@ -84,12 +74,11 @@ class Overview:
 
     def _stream_summary(self, stream: "Stream", counters: dict, rate_in: float, rate_out: float,
                         now: float) -> dict:
-        hub = stream.hub
         summary = {
             "path": stream.serve,
             "state": stream.state,
-            "upstream": redact_url(hub.url) if hub.url else None,
-            "remotes": [redact_url(url) for url in stream.resource.remotes],
+            "upstream": stream.shown_upstream,
+            "remotes": [stream.shown_urls[url] for url in stream.resource.remotes],
             "viewers": counters["connections"],
             "bitrate_in": round(rate_in),
             "bitrate_out": round(rate_out),
@@ -121,12 +110,6 @@ class Overview:
         current = self._current
         viewers = sum(s["viewers"] for s in current.values())
         limits = self.limits
-        if limits.maxconnections and viewers >= limits.maxconnections:
-            status = "overload"
-        elif limits.fullconnections and viewers >= limits.fullconnections:
-            status = "full"
-        else:
-            status = "ok"
         samples = [(seq, sample) for seq, sample in self._history if seq > since]
         history = {path: {"viewers": [], "bitrate_in": [], "bitrate_out": [], "errors": []}
                    for path in current}
@@ -141,7 +124,7 @@ class Overview:
         return {
             "version": __version__,
             "uptime": round(time.time() - self.started_at),
-            "status": status,
+            "status": limits.status(viewers),
             "viewers": viewers,
             "max_viewers": limits.maxconnections,
             "full_viewers": limits.fullconnections,

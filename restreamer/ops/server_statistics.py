@@ -15,7 +15,7 @@ import os
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from ..core.stream import STATES
-from .statistics import Limits, Statistics, stream_totals
+from .statistics import Limits, Statistics, all_totals
 
 if TYPE_CHECKING:
     from ..core.census import Census
@@ -33,15 +33,17 @@ class ServerStatistics(Statistics):
         self.path = census.directory / f"stats-{census.index}.json"
 
     def sample(self) -> None:
-        super().sample()
+        totals = all_totals(self.streams)
+        self.record(totals)
         temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(self._own()))
+        temporary.write_text(json.dumps(self._own(totals)))
         os.replace(temporary, self.path)  # readers see a whole file, old or new
         self.on_sample()
 
-    def _own(self) -> dict:
+    def _own(self, totals: dict[str, dict[str, int]]) -> dict:
+        """This worker's figures, with ``totals`` (:func:`all_totals`) as its counters."""
         return {
-            "totals": {path: stream_totals(s) for path, s in self.streams.items()},
+            "totals": totals,
             "rates": self._rates,
             # The owner's upstream is one of the remotes; a follower's is its owner.
             "upstream": {path: s.shown_urls[s.hub.url] for path, s in self.streams.items()
@@ -52,7 +54,7 @@ class ServerStatistics(Statistics):
 
     def _workers(self) -> list[dict]:
         """Every live worker's figures, this one's fresh."""
-        figures = [self._own()]
+        figures = [self._own(all_totals(self.streams))]
         for path in self.census.directory.glob("stats-*.json"):
             index = int(path.stem.partition("-")[2])
             if index == self.census.index or not self.census.alive(index):

@@ -13,11 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Mapping
 
-import gevent
-
 from ..core.counters import Traffic
 from ..core.stream import viewer_count
-from ..redact import redact_url
+from .sampler import Sampler
 from .snapshot import sliced
 from .tshealth import ts_report
 
@@ -41,6 +39,14 @@ class Limits:
 
     maxconnections: int = 0
     fullconnections: int = 0
+
+    def status(self, connections: int) -> str:
+        """overload at ``maxconnections``, full at ``fullconnections``, else ok."""
+        if self.maxconnections and connections >= self.maxconnections:
+            return "overload"
+        if self.fullconnections and connections >= self.fullconnections:
+            return "full"
+        return "ok"
 
 
 def stream_totals(stream: "Stream") -> dict[str, int]:
@@ -78,12 +84,6 @@ def _from_remotes(stream: "Stream") -> tuple[int, int]:
     return sum(p for p, _ in received), sum(b for _, b in received)
 
 
-def _shown(stream: "Stream") -> str | None:
-    """The connected upstream's URL, without its secrets."""
-    url = stream.hub.url
-    return None if url is None else stream.shown_urls.get(url) or redact_url(url)
-
-
 def all_totals(streams: Mapping[str, "Stream"]) -> dict[str, dict[str, int]]:
     """:func:`stream_totals` of every stream, by path."""
     totals = {}
@@ -99,8 +99,10 @@ def _sum(parts: Iterable[dict[str, int]]) -> dict[str, int]:
     return dict(total)
 
 
-class Statistics:
+class Statistics(Sampler):
     """What the health and statistics APIs report; zeros when ``nostats`` is set."""
+
+    interval = INTERVAL
 
     def __init__(self, streams: Mapping[str, "Stream"], limits: Limits, enabled: bool = True):
         self.streams = streams
@@ -108,25 +110,17 @@ class Statistics:
         self.enabled = enabled
         self._samples: collections.deque = collections.deque()
         self._rates: dict[str, dict[str, float]] = {}
-        self._sampler: gevent.Greenlet | None = None
 
     def start(self) -> None:
-        if self.enabled and self._sampler is None:
-            self._sampler = gevent.spawn(self._sample_forever)
-
-    def stop(self) -> None:
-        if self._sampler is not None:
-            self._sampler.kill(block=False)
-            self._sampler = None
-
-    def _sample_forever(self) -> None:
-        while True:
-            self.sample()
-            gevent.sleep(INTERVAL)
+        if self.enabled:
+            super().start()
 
     def sample(self) -> None:
         """Record the counters now and update the rates over the window."""
-        counters = all_totals(self.streams)
+        self.record(all_totals(self.streams))
+
+    def record(self, counters: dict[str, dict[str, int]]) -> None:
+        """Take ``counters`` (:func:`all_totals`) as sampled now and update the rates."""
         now = time.monotonic()
         self._samples.append((now, counters))
         while len(self._samples) > 2 and now - self._samples[1][0] >= WINDOW:
@@ -144,14 +138,6 @@ class Statistics:
 
     # -- reports -----------------------------------------------------------
 
-    def status(self, connections: int) -> str:
-        limits = self.limits
-        if limits.maxconnections and connections >= limits.maxconnections:
-            return "overload"
-        if limits.fullconnections and connections >= limits.fullconnections:
-            return "full"
-        return "ok"
-
     def health(self) -> dict:
         viewers = viewer_count(self.streams.values()) if self.enabled else 0
         sent_per_second = sum(r["bytes_sent"] for r in self._rates.values()) if self.enabled else 0
@@ -160,7 +146,7 @@ class Statistics:
     def health_report(self, viewers: int, sent_per_second: float, states: Mapping[str, str]) -> dict:
         limits = self.limits
         return {
-            "status": "ok" if self.status(viewers) == "ok" else "full",
+            "status": "ok" if limits.status(viewers) == "ok" else "full",
             "viewer": viewers,
             "limit": limits.fullconnections,
             "max": limits.maxconnections,
@@ -176,7 +162,7 @@ class Statistics:
         # With nostats nothing is read and nothing was sampled: all zeros.
         totals = all_totals(self.streams) if self.enabled else dict.fromkeys(self.streams, {})
         connected = {path: bool(self.enabled and s.hub.online) for path, s in self.streams.items()}
-        upstream = {path: _shown(s) if self.enabled else None for path, s in self.streams.items()}
+        upstream = {path: s.shown_upstream if self.enabled else None for path, s in self.streams.items()}
         return self.assemble(totals, self._rates, connected, upstream, self.states())
 
     def assemble(self, totals: Mapping[str, dict], rates: Mapping[str, dict],
@@ -195,7 +181,7 @@ class Statistics:
         limits = self.limits
         connections = totals.get("connections", 0)
         report = {
-            "status": self.status(connections),
+            "status": limits.status(connections),
             "connections": connections,
             "max_connections": limits.maxconnections,
             "full_connections": limits.fullconnections,
