@@ -13,6 +13,7 @@ shown redacted.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
 
 import gevent
@@ -33,6 +34,71 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SAMPLES_PER_SLICE = 500
 
 
+@dataclass(frozen=True)
+class _Family:
+    """One per-stream metric family: its name, help and labels, and for a gauge
+    how prometheus_client's multiprocess mode combines the workers' values."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...] = ("stream",)
+    gauge: str | None = None  # None: a counter
+
+
+#: Every per-stream family, by the key :func:`_samples` reports it under.
+FAMILIES = {
+    "packets_sent": _Family("streaming_packets_sent", "Total packets sent to viewers."),
+    "bytes_sent": _Family("streaming_bytes_sent", "Total bytes sent to viewers."),
+    "packets_dropped": _Family("streaming_packets_dropped", "Total packets dropped for slow viewers."),
+    "bytes_dropped": _Family("streaming_bytes_dropped", "Total bytes dropped for slow viewers."),
+    "connections": _Family("streaming_connections", "Number of connected viewers.", gauge="livesum"),
+    "stream_time_ns": _Family("streaming_duration",
+                              "Total time viewers spent streaming, in nanoseconds."),
+    "connected": _Family("streaming_source_connected", "Connection status, 0=disconnected 1=connected.",
+                         ("stream", "url"), gauge="livemax"),
+    "packets_received": _Family("streaming_packets_received",
+                                "Total packets received from the upstream.", ("stream", "url")),
+    "bytes_received": _Family("streaming_bytes_received", "Total bytes received from the upstream.",
+                              ("stream", "url")),
+    # 1 for the state a stream is in; under workers, for each state some live worker's is in.
+    "state": _Family("restreamer_stream_state", "1 for the state the stream is in (idle, connecting, "
+                     "online, waiting, offline, disabled), 0 for the others.",
+                     ("stream", "state"), gauge="livemax"),
+    "switches": _Family("restreamer_upstream_switches",
+                        "Upstream connections replaced while viewers were held."),
+    "switch_gap": _Family("restreamer_upstream_switch_gap_seconds",
+                          "Total time held viewers saw no data across switches."),
+}
+_PER_VIEWER = ("packets_sent", "bytes_sent", "packets_dropped", "bytes_dropped", "connections",
+               "stream_time_ns")
+
+
+def _samples(path: str, stream: "Stream", every_url: bool) -> Iterator[tuple[str, tuple, float]]:
+    """(family key, label values, value) of every per-stream sample of ``stream``.
+
+    Received counts are per remote; ``every_url`` adds the URLs the stream
+    had before a reload changed its remotes, where a worker's mirror leaves
+    out its owner's socket too.
+    """
+    totals = stream_totals(stream)
+    for key in _PER_VIEWER:
+        yield key, (path,), totals[key]
+    current = stream.state
+    for name in STATES:
+        yield "state", (path, name), 1 if name == current else 0
+    yield "switches", (path,), totals["switches"]
+    yield "switch_gap", (path,), totals["switch_gap_ns"] / 1e9
+    hub = stream.hub
+    received = dict.fromkeys(stream.resource.remotes, (0, 0))
+    received.update((url, counts) for url, counts in hub.received_by_url().items()
+                    if every_url or url in received)
+    for url, (packets, size) in received.items():
+        labels = (path, stream.shown_urls.get(url, url))
+        yield "connected", labels, 1 if hub.online and hub.url == url else 0
+        yield "packets_received", labels, packets
+        yield "bytes_received", labels, size
+
+
 class StreamCollector:
     """Collects every stream's counters when Prometheus scrapes."""
 
@@ -43,59 +109,13 @@ class StreamCollector:
         return []  # collected freshly at scrape time; nothing to pre-register
 
     def collect(self) -> Iterator[Metric]:
-        per_viewer = {
-            "packets_sent": CounterMetricFamily(
-                "streaming_packets_sent", "Total packets sent to viewers.", labels=["stream"]),
-            "bytes_sent": CounterMetricFamily(
-                "streaming_bytes_sent", "Total bytes sent to viewers.", labels=["stream"]),
-            "packets_dropped": CounterMetricFamily(
-                "streaming_packets_dropped", "Total packets dropped for slow viewers.", labels=["stream"]),
-            "bytes_dropped": CounterMetricFamily(
-                "streaming_bytes_dropped", "Total bytes dropped for slow viewers.", labels=["stream"]),
-        }
-        connections = GaugeMetricFamily(
-            "streaming_connections", "Number of connected viewers.", labels=["stream"])
-        duration = CounterMetricFamily(
-            "streaming_duration", "Total time viewers spent streaming, in nanoseconds.", labels=["stream"])
-        connected = GaugeMetricFamily(
-            "streaming_source_connected", "Connection status, 0=disconnected 1=connected.",
-            labels=["stream", "url"])
-        packets_received = CounterMetricFamily(
-            "streaming_packets_received", "Total packets received from the upstream.",
-            labels=["stream", "url"])
-        bytes_received = CounterMetricFamily(
-            "streaming_bytes_received", "Total bytes received from the upstream.",
-            labels=["stream", "url"])
-        state = GaugeMetricFamily(
-            "restreamer_stream_state", "1 for the state the stream is in (idle, connecting, "
-            "online, waiting, offline, disabled), 0 for the others.", labels=["stream", "state"])
-        switches = CounterMetricFamily(
-            "restreamer_upstream_switches",
-            "Upstream connections replaced while viewers were held.", labels=["stream"])
-        switch_gap = CounterMetricFamily(
-            "restreamer_upstream_switch_gap_seconds",
-            "Total time held viewers saw no data across switches.", labels=["stream"])
+        families = {key: (GaugeMetricFamily if f.gauge else CounterMetricFamily)(
+                        f.name, f.help, labels=list(f.labels))
+                    for key, f in FAMILIES.items()}
         for path, stream in sliced(self.streams.items()):
-            totals = stream_totals(stream)
-            for name, family in per_viewer.items():
-                family.add_metric([path], totals[name])
-            connections.add_metric([path], totals["connections"])
-            current = stream.state
-            for name in STATES:
-                state.add_metric([path, name], 1 if name == current else 0)
-            switches.add_metric([path], totals["switches"])
-            switch_gap.add_metric([path], totals["switch_gap_ns"] / 1e9)
-            duration.add_metric([path], totals["stream_time_ns"])
-            received = dict.fromkeys(stream.resource.remotes, (0, 0))
-            received.update(stream.hub.received_by_url())
-            for url, (packets, size) in received.items():
-                shown = [path, stream.shown_urls.get(url, url)]
-                connected.add_metric(shown, 1 if stream.hub.online and stream.hub.url == url else 0)
-                packets_received.add_metric(shown, packets)
-                bytes_received.add_metric(shown, size)
-        yield from per_viewer.values()
-        yield from (connections, duration, connected, packets_received, bytes_received,
-                    state, switches, switch_gap)
+            for key, labels, value in _samples(path, stream, every_url=True):
+                families[key].add_metric(labels, value)
+        yield from families.values()
 
 
 class _ConnectionCollector:
@@ -139,70 +159,24 @@ class MetricsMirror:
         from prometheus_client import Counter, Gauge
 
         self.streams = streams
-        per_stream, per_url = ["stream"], ["stream", "url"]
-        self.counters = {
-            "packets_sent": Counter("streaming_packets_sent", "Total packets sent to viewers.",
-                                    per_stream, registry=None),
-            "bytes_sent": Counter("streaming_bytes_sent", "Total bytes sent to viewers.",
-                                  per_stream, registry=None),
-            "packets_dropped": Counter("streaming_packets_dropped",
-                                       "Total packets dropped for slow viewers.", per_stream, registry=None),
-            "bytes_dropped": Counter("streaming_bytes_dropped", "Total bytes dropped for slow viewers.",
-                                     per_stream, registry=None),
-            "stream_time_ns": Counter("streaming_duration",
-                                      "Total time viewers spent streaming, in nanoseconds.",
-                                      per_stream, registry=None),
-        }
-        self.received = {
-            "packets": Counter("streaming_packets_received", "Total packets received from the upstream.",
-                               per_url, registry=None),
-            "bytes": Counter("streaming_bytes_received", "Total bytes received from the upstream.",
-                             per_url, registry=None),
-        }
-        self.connections = Gauge("streaming_connections", "Number of connected viewers.", per_stream,
-                                 registry=None, multiprocess_mode="livesum")
-        self.connected = Gauge("streaming_source_connected",
-                               "Connection status, 0=disconnected 1=connected.", per_url,
-                               registry=None, multiprocess_mode="livemax")
-        self.switches = Counter("restreamer_upstream_switches",
-                                "Upstream connections replaced while viewers were held.", per_stream,
-                                registry=None)
-        self.switch_gap = Counter("restreamer_upstream_switch_gap_seconds",
-                                  "Total time held viewers saw no data across switches.", per_stream,
-                                  registry=None)
-        # 1 for each state some live worker's stream is in.
-        self.state = Gauge("restreamer_stream_state", "1 for the state the stream is in (idle, "
-                           "connecting, online, waiting, offline, disabled), 0 for the others.",
-                           ["stream", "state"], registry=None, multiprocess_mode="livemax")
+        self.metrics = {
+            key: (Gauge(f.name, f.help, f.labels, registry=None, multiprocess_mode=f.gauge)
+                  if f.gauge else Counter(f.name, f.help, f.labels, registry=None))
+            for key, f in FAMILIES.items()}
         self._mirrored: dict[tuple, float] = {}
-
-    def _advance(self, counter, labels: tuple, value: float) -> None:
-        key = (id(counter), labels)
-        increase = value - self._mirrored.get(key, 0)
-        if increase > 0:
-            counter.labels(*labels).inc(increase)
-            self._mirrored[key] = value
 
     def sync(self) -> None:
         for path, stream in self.streams.items():
-            totals = stream_totals(stream)
-            for name, counter in self.counters.items():
-                self._advance(counter, (path,), totals[name])
-            self.connections.labels(path).set(totals["connections"])
-            self._advance(self.switches, (path,), totals["switches"])
-            self._advance(self.switch_gap, (path,), totals["switch_gap_ns"] / 1e9)
-            current = stream.state
-            for name in STATES:
-                self.state.labels(path, name).set(1 if name == current else 0)
-            received = dict.fromkeys(stream.resource.remotes, (0, 0))
-            received.update((url, counts) for url, counts in stream.hub.received_by_url().items()
-                            if url in received)
-            for url, (packets, size) in received.items():
-                labels = (path, stream.shown_urls.get(url, url))
-                self._advance(self.received["packets"], labels, packets)
-                self._advance(self.received["bytes"], labels, size)
-                self.connected.labels(*labels).set(
-                    1 if stream.hub.online and stream.hub.url == url else 0)
+            for key, labels, value in _samples(path, stream, every_url=False):
+                metric = self.metrics[key].labels(*labels)
+                if FAMILIES[key].gauge:
+                    metric.set(value)
+                else:
+                    # A counter only goes up: by what this worker's grew since the last sync.
+                    increase = value - self._mirrored.get((key, labels), 0)
+                    if increase > 0:
+                        metric.inc(increase)
+                        self._mirrored[(key, labels)] = value
 
     def describe(self) -> list:
         return []
