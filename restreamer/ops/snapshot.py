@@ -36,9 +36,21 @@ REUSE_FACTOR = 50
 CHEAP = 0.005
 
 
+def reuse_for_cost(value: object, cost: float) -> float:
+    """How long a report that took ``cost`` seconds of CPU is reused."""
+    return 0.0 if cost < CHEAP else min(MAX_AGE, cost * REUSE_FACTOR)
+
+
 class Snapshot(Generic[T]):
-    def __init__(self, compute: Callable[[], T]):
+    """A value computed once for every caller until it expires; callers that
+    arrive while it is computed wait for that computation and share its result
+    (an exception too).  ``lifetime(value, cost)`` says for how many seconds a
+    value is reused, from the CPU seconds it cost."""
+
+    def __init__(self, compute: Callable[[], T],
+                 lifetime: Callable[[T, float], float] = reuse_for_cost):
         self._compute = compute
+        self._lifetime = lifetime
         self._value: T | None = None
         self._expires = float("-inf")
         self._computing: AsyncResult | None = None
@@ -59,8 +71,7 @@ class Snapshot(Generic[T]):
             raise
         finally:
             self._computing = None
-        cost = time.thread_time() - began
-        reuse = 0.0 if cost < CHEAP else min(MAX_AGE, cost * REUSE_FACTOR)
+        reuse = self._lifetime(value, time.thread_time() - began)
         self._value, self._expires = value, time.monotonic() + reuse
         computing.set(value)
         return value

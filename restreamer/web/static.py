@@ -17,17 +17,16 @@ import hashlib
 import mimetypes
 import os
 import stat
-import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import requests
 import gevent
 from flask import Request, Response
-from gevent.event import AsyncResult
 
 from ..config import Config, StaticConfig
 from ..log import get_logger
+from ..ops.snapshot import Snapshot
 from ..redact import redact_url
 from ..sources.base import USER_AGENT, describe, resolve_path, timeout_or_none
 
@@ -45,7 +44,6 @@ class _Entry:
     body: bytes = b""
     content_type: str | None = None
     etag: str | None = None
-    fetched: float = 0.0
 
 
 class StaticResource:
@@ -58,11 +56,13 @@ class StaticResource:
         self.cache = resource.cache
         self.timeout = timeout_or_none(config.timeout, fallback=DEFAULT_TIMEOUT)
         self.base_dir = config.base_dir
-        self._entry: _Entry | None = None
-        self._fetching: AsyncResult | None = None  # the fetch under way, if any
+        # Requests during a fetch share its result; errors are not cached:
+        # the next request tries again.
+        self._content = Snapshot(self._fetch,
+                                 lambda entry, cost: self.cache if entry.status == 200 else 0.0)
 
     def respond(self, request: Request) -> Response:
-        entry = self._current()
+        entry = self._content.get()
         if entry.status != 200:
             return Response(b"" if entry.status != 502 else b"Bad Gateway", status=entry.status)
         response = Response(entry.body, status=200,
@@ -74,27 +74,6 @@ class StaticResource:
         response.set_etag(entry.etag)
         return response.make_conditional(request)  # If-None-Match: 304
 
-    def _current(self) -> _Entry:
-        if self._fresh(self._entry):
-            return self._entry
-        if self._fetching is not None:
-            return self._fetching.get()  # requests during a fetch share its result
-        self._fetching = fetching = AsyncResult()
-        try:
-            entry = self._fetch()
-        except BaseException as e:
-            fetching.set_exception(e)
-            raise
-        finally:
-            self._fetching = None
-        # Errors are not cached: the next request tries again.
-        self._entry = entry if entry.status == 200 else None
-        fetching.set(entry)
-        return entry
-
-    def _fresh(self, entry: _Entry | None) -> bool:
-        return entry is not None and self.cache > 0 and time.monotonic() - entry.fetched < self.cache
-
     def _fetch(self) -> _Entry:
         parts = urlsplit(self.url)
         if parts.scheme == "file":
@@ -104,7 +83,7 @@ class StaticResource:
         if entry.status != 200:
             return entry
         etag = hashlib.blake2b(entry.body, digest_size=8).hexdigest()
-        return _Entry(200, entry.body, entry.content_type, etag, time.monotonic())
+        return _Entry(200, entry.body, entry.content_type, etag)
 
     def _read_file(self, path: str) -> _Entry:
         try:
