@@ -71,16 +71,14 @@ def serve(relay: Relay, app: Callable | None = None) -> int:
     reopens the log file (logrotate may send either).
     """
     try:
-        # A client stalled before its request is done is given as long as a
-        # viewer that takes no data.
-        server = make_server(app or create_app(relay), relay.config.listen, relay.config.droptimeout)
+        server = make_server(app or create_app(relay), relay.config.listen)
     except OSError as e:
         _log.error("cannot listen", listen=relay.config.listen, reason=describe(e))
         return 1
     stopping = Event()
     gevent.signal_handler(signal.SIGTERM, stopping.set)
     gevent.signal_handler(signal.SIGINT, stopping.set)
-    gevent.signal_handler(signal.SIGHUP, _reload, relay, server, Semaphore())
+    gevent.signal_handler(signal.SIGHUP, _reload, relay, Semaphore())
     gevent.signal_handler(signal.SIGUSR1, log.reopen)
     # What exists now (the imported libraries, the config) lives as long as
     # the process: take it out of the collector's full passes, which otherwise
@@ -102,14 +100,13 @@ def serve(relay: Relay, app: Callable | None = None) -> int:
     return 0
 
 
-def _reload(relay: Relay, server, turn: Semaphore) -> None:
+def _reload(relay: Relay, turn: Semaphore) -> None:
     """SIGHUP: a new log file, then the config file read again (one reload at a time)."""
     with turn:
         log.reopen()
         before = relay.config
         if reload(relay, before.source) is None:
             return
-        server.request_timeout = relay.config.droptimeout or None
         if relay.config.log != before.log:
             try:
                 log.configure(relay.config.log)

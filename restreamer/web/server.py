@@ -37,17 +37,12 @@ _QUERY = re.compile(r"\?[^\s'\"]*")
 _BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
-def make_server(app: Flask, listen: str, request_timeout: float = 0) -> WSGIServer:
-    """A started-on-demand WSGI server bound to ``listen`` (host:port, :port, [v6]:port).
-
-    A client has ``request_timeout`` seconds (0: forever) to send each whole request head.
-    """
+def make_server(app: Flask, listen: str) -> WSGIServer:
+    """A started-on-demand WSGI server bound to ``listen`` (host:port, :port, [v6]:port)."""
     host, port = parse_listen(listen)
     listener = _bind(host, port)
     # The pool (no size: no limit) counts the connections' greenlets.
-    server = StreamingServer(listener, app, log=None, handler_class=StreamingHandler, spawn=Pool())
-    server.request_timeout = request_timeout or None
-    return server
+    return StreamingServer(listener, app, log=None, handler_class=StreamingHandler, spawn=Pool())
 
 
 class StreamingHandler(WSGIHandler):
@@ -218,18 +213,13 @@ class SocketSink:
 class StreamingServer(WSGIServer):
     """pywsgi, with viewer sockets set up for live streaming."""
 
-    request_timeout: float | None = None
-
     def __init__(self, listener, application=None, *args, **kwargs):
         # What pywsgi reports itself reaches the JSON log (gunicorn would
         # leave it on stderr).
         kwargs.setdefault("error_log", logging.getLogger("http"))
         super().__init__(listener, application, *args, **kwargs)
-        relay = getattr(application, "extensions", {}).get("restreamer")
+        self.relay = relay = getattr(application, "extensions", {}).get("restreamer")
         if relay is not None:
-            # Under gunicorn too: a request head gets as long as a viewer
-            # that takes no data.
-            self.request_timeout = relay.config.droptimeout or None
             if self.pool is not None:
                 # Imported here: gunicorn's master imports this module (the
                 # worker class) before gunicorn.conf.py's on_starting has set
@@ -240,6 +230,13 @@ class StreamingServer(WSGIServer):
         self._fd_pause = EMFILE_PAUSE[0]
         self._fd_logged = -EMFILE_LOG_INTERVAL
         self._fd_refused = 0
+
+    @property
+    def request_timeout(self) -> float | None:
+        """Seconds a client has to send a whole request head (None: forever):
+        as long as a viewer may take no data (``droptimeout``), under the CLI
+        and gunicorn alike; read per request, so a reload applies at once."""
+        return (self.relay.config.droptimeout or None) if self.relay is not None else None
 
     # -- accepting ---------------------------------------------------------
 
