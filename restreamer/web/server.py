@@ -36,6 +36,8 @@ EMFILE_PAUSE = (0.05, 1.0)
 _QUERY = re.compile(r"\?[^\s'\"]*")
 _BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
+_log = get_logger("http")
+
 
 def make_server(app: Flask, listen: str) -> WSGIServer:
     """A started-on-demand WSGI server bound to ``listen`` (host:port, :port, [v6]:port)."""
@@ -107,7 +109,7 @@ class StreamingHandler(WSGIHandler):
         # bad input like any other: one log line (pywsgi's own would quote the
         # request line, query string and all), then 400 and close.
         if not isinstance(ex, (ValueError, http.client.HTTPException, OSError)):
-            get_logger("http").error("request head crashed", exc_info=ex)
+            _log.error("request head crashed", exc_info=ex)
         self._log_refusal(400, _QUERY.sub("?***", str(ex) or type(ex).__name__))
         self.close_connection = True
         return ("400", _BAD_REQUEST)
@@ -115,7 +117,7 @@ class StreamingHandler(WSGIHandler):
     def _log_refusal(self, status: int, reason: str) -> None:
         address = self.client_address
         remote = address[0] if isinstance(address, tuple) else address
-        get_logger("http").warning("request refused", remote=remote, status=status, reason=reason)
+        _log.warning("request refused", remote=remote, status=status, reason=reason)
 
     def _refuse(self, response: bytes) -> None:
         """Send the refusal of a request head, then close without losing it.
@@ -146,7 +148,7 @@ class StreamingHandler(WSGIHandler):
         # ends that connection only; pywsgi would print it to stderr.
         # Not the query string: it may carry a token.
         if not issubclass(t, GreenletExit):
-            get_logger("http").error("request crashed", path=self.path.partition("?")[0],
+            _log.error("request crashed", path=self.path.partition("?")[0],
                                      exc_info=(t, v, tb))
 
     def process_result(self) -> None:
@@ -258,7 +260,7 @@ class StreamingServer(WSGIServer):
         self._fd_refused += 1
         now = time.monotonic()
         if now - self._fd_logged >= EMFILE_LOG_INTERVAL:
-            get_logger("http").error("cannot accept connections", reason=error.strerror,
+            _log.error("cannot accept connections", reason=error.strerror,
                                      connections=len(self.pool) if self.pool is not None else None,
                                      refused=self._fd_refused, pause=self._fd_pause)
             self._fd_logged = now
