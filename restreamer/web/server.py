@@ -148,8 +148,7 @@ class StreamingHandler(WSGIHandler):
         # ends that connection only; pywsgi would print it to stderr.
         # Not the query string: it may carry a token.
         if not issubclass(t, GreenletExit):
-            _log.error("request crashed", path=self.path.partition("?")[0],
-                                     exc_info=(t, v, tb))
+            _log.error("request crashed", path=self.path.partition("?")[0], exc_info=(t, v, tb))
 
     def process_result(self) -> None:
         # A viewer's response is sent by the direct path: its head at once,
@@ -261,8 +260,8 @@ class StreamingServer(WSGIServer):
         now = time.monotonic()
         if now - self._fd_logged >= EMFILE_LOG_INTERVAL:
             _log.error("cannot accept connections", reason=error.strerror,
-                                     connections=len(self.pool) if self.pool is not None else None,
-                                     refused=self._fd_refused, pause=self._fd_pause)
+                       connections=len(self.pool) if self.pool is not None else None,
+                       refused=self._fd_refused, pause=self._fd_pause)
             self._fd_logged = now
             self._fd_refused = 0
         self.stop_accepting()
