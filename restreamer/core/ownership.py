@@ -22,8 +22,6 @@ owner pulls while any worker has viewers.
 
 from __future__ import annotations
 
-import fcntl
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -31,6 +29,8 @@ import gevent
 from gevent import socket
 from gevent.server import StreamServer
 
+from ..base.lockfile import LockFile
+from ..base.periodic import Periodic
 from ..log import get_logger
 from .runtime import stream_key
 from .viewer import Viewer
@@ -48,8 +48,6 @@ FOLLOW_RECONNECT = 0.25
 RELAY_WAIT = 0.5
 #: What the owner's hub and logs call a socket client.
 RELAY_REMOTE = "worker"
-
-_log = get_logger("streaming")
 
 
 class Ownership:
@@ -69,24 +67,25 @@ class Ownership:
         self.owner = False
         #: The owner's socket clients (other workers), in its hub but nobody's audience.
         self.relays: set[Viewer] = set()
-        self._lock_fd: int | None = None
-        self._greenlet: gevent.Greenlet | None = None
+        self._lock: LockFile | None = None
+        self._poll = Periodic(self._check, POLL)
+        self._was_online = False
         self._follower: "Upstream | None" = None
         self._server: StreamServer | None = None
+        self._log = get_logger("streaming", stream=hub.name)
 
     def start(self) -> None:
-        if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._run)
+        if self._lock is None:
+            self._lock = LockFile(self.lock_path)
+        self._poll.start()
 
     @property
     def running(self) -> bool:
         """Started and not stopped: as :class:`Upstream`'s, for whatever starts either on demand."""
-        return self._greenlet is not None
+        return self._poll.running
 
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True, timeout=5)
-            self._greenlet = None
+        self._poll.stop(wait=True)
         if self._follower is not None:
             self._follower.stop()
             self._follower = None
@@ -95,27 +94,32 @@ class Ownership:
             self._server = None
             self.socket_path.unlink(missing_ok=True)
         self.owned.stop()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the lock: a sibling takes over
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.close()  # releases the lock: a sibling takes over
+            self._lock = None
         self.owner = False
 
-    def _run(self) -> None:
-        self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        while not self._try_lock():
-            if self._follower is None:
-                _log.info("stream following", stream=self.hub.name, socket=str(self.socket_path))
-                self._follower = self._follow(self.follow_url)
-                self._follower.start()
-            gevent.sleep(POLL)
+    def _check(self) -> None:
+        """Every :data:`POLL` seconds: a follower tries for the lock, the owner
+        watches its upstream."""
+        if self.owner:
+            self._end_relays_when_offline()
+        elif self._lock is not None and self._lock.acquire():
+            self._take_over()
+        elif self._follower is None:
+            self._log.info("stream following", socket=str(self.socket_path))
+            self._follower = self._follow(self.follow_url)
+            self._follower.start()
+
+    def _take_over(self) -> None:
         if self._follower is not None:
             self._follower.stop()  # its hub holds the viewers for the grace period
             self._follower = None
         self.owner = True
-        _log.info("stream owned", stream=self.hub.name, socket=str(self.socket_path))
+        self._was_online = False
+        self._log.info("stream owned", socket=str(self.socket_path))
         self._listen()
         self.owned.start()
-        self._end_relays_when_offline()
 
     def _end_relays_when_offline(self) -> None:
         """When this hub loses its upstream, end its siblings' connections too.
@@ -124,21 +128,11 @@ class Ownership:
         viewers are closed when these are, instead of a grace period later.
         The siblings reconnect at once and wait, silent, for the stream.
         """
-        was_online = False
-        while True:
-            gevent.sleep(POLL)
-            online = self.hub.online
-            if was_online and not online:
-                for relay in list(self.relays):
-                    relay.close()
-            was_online = online
-
-    def _try_lock(self) -> bool:
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
+        online = self.hub.online
+        if self._was_online and not online:
+            for relay in list(self.relays):
+                relay.close()
+        self._was_online = online
 
     def _listen(self) -> None:
         # A dead owner's socket file stays behind; binding needs the path free.

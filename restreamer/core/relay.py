@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import gevent
 
+from ..base.periodic import Periodic
 from ..config import ApiConfig, Config
 from ..log import get_logger
 from ..ops.metrics import MetricsMirror, create_registry, create_shared_registry
@@ -59,7 +60,8 @@ class Relay:
         self.notifier = self._notifier(config)
         self.overview = Overview(self.streams, self.limits, _controls(config))
         self.started = False
-        self._watchdog: gevent.Greenlet | None = None
+        self._watchdog = Periodic(self._evict_stalled, lambda: min(1.0, self.config.droptimeout / 4),
+                                  wait_first=True)
 
     def start(self) -> None:
         """Start every stream's upstream and the background tasks; again does nothing."""
@@ -76,11 +78,8 @@ class Relay:
         self.statistics.start()
         self.overview.start()
         self.notifier.start()
-        self._start_watchdog()
-
-    def _start_watchdog(self) -> None:
-        if self.config.droptimeout > 0 and self._watchdog is None:
-            self._watchdog = gevent.spawn(self._evict_stalled_forever)
+        if self.config.droptimeout > 0:
+            self._watchdog.start()
 
     def stop(self) -> None:
         """Close every viewer and upstream (forked children are reaped)."""
@@ -91,9 +90,7 @@ class Relay:
         self.statistics.stop()
         self.overview.stop()
         self.notifier.stop()
-        if self._watchdog is not None:
-            self._watchdog.kill(block=False)
-            self._watchdog = None
+        self._watchdog.stop()
         gevent.joinall([gevent.spawn(s.stop) for s in self.streams.values()], timeout=10)
 
     def configure(self, config: Config) -> None:
@@ -116,10 +113,10 @@ class Relay:
         else:
             self.statistics.stop()
         self.notifier.start()
-        if config.droptimeout <= 0 and self._watchdog is not None:
-            self._watchdog.kill(block=False)
-            self._watchdog = None
-        self._start_watchdog()
+        if config.droptimeout > 0:
+            self._watchdog.start()
+        else:
+            self._watchdog.stop()
 
     def _notifier(self, config: Config) -> Notifier:
         if self.census is None:
@@ -127,13 +124,11 @@ class Relay:
         census = self.census
         return Notifier(config, crossed=census.crossed, beats=lambda: census.first)
 
-    def _evict_stalled_forever(self) -> None:
+    def _evict_stalled(self) -> None:
         """Free the slots of viewers that take nothing (half-open, stopped players)."""
-        while True:
-            gevent.sleep(min(1.0, self.config.droptimeout / 4))
-            now = time.monotonic()
-            for stream in self.streams.values():
-                stream.hub.evict_stalled(self.config.droptimeout, now)
+        now = time.monotonic()
+        for stream in self.streams.values():
+            stream.hub.evict_stalled(self.config.droptimeout, now)
 
     @property
     def viewer_count(self) -> int:

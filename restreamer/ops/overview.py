@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Mapping
 
 from ..version import __version__
-from .sampler import Sampler
+from ..base.periodic import Periodic
 from .statistics import Limits, all_totals
 from .tshealth import HealthLog
 
@@ -28,10 +28,8 @@ INTERVAL = 1.0
 HISTORY = 300
 
 
-class Overview(Sampler):
+class Overview:
     """The dashboard's figures, sampled once a second."""
-
-    interval = INTERVAL
 
     def __init__(self, streams: Mapping[str, "Stream"], limits: Limits,
                  controls: Mapping[str, str] | None = None):
@@ -44,11 +42,15 @@ class Overview(Sampler):
         self._history: collections.deque = collections.deque(maxlen=HISTORY)
         self._last: tuple[float, dict[str, dict]] | None = None
         self._current: dict[str, dict] = {}
+        self._sampler = Periodic(self.sample, INTERVAL)
 
     def start(self) -> None:
-        if self._sampler is None:
+        if not self._sampler.running:
             self.started_at = time.time()
-        super().start()
+        self._sampler.start()
+
+    def stop(self) -> None:
+        self._sampler.stop()
 
     def sample(self) -> None:
         totals = all_totals(self.streams)

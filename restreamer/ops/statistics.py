@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 
 from ..core.counters import Traffic
 from ..core.stream import viewer_count
-from .sampler import Sampler
+from ..base.periodic import Periodic
 from .snapshot import sliced
 from .tshealth import ts_report
 
@@ -99,10 +99,8 @@ def _sum(parts: Iterable[dict[str, int]]) -> dict[str, int]:
     return dict(total)
 
 
-class Statistics(Sampler):
+class Statistics:
     """What the health and statistics APIs report; zeros when ``nostats`` is set."""
-
-    interval = INTERVAL
 
     def __init__(self, streams: Mapping[str, "Stream"], limits: Limits, enabled: bool = True):
         self.streams = streams
@@ -110,10 +108,15 @@ class Statistics(Sampler):
         self.enabled = enabled
         self._samples: collections.deque = collections.deque()
         self._rates: dict[str, dict[str, float]] = {}
+        self._sampler = Periodic(self.sample, INTERVAL)
 
     def start(self) -> None:
+        """Sample every :data:`INTERVAL` seconds from now on (unless ``nostats``)."""
         if self.enabled:
-            super().start()
+            self._sampler.start()
+
+    def stop(self) -> None:
+        self._sampler.stop()
 
     def sample(self) -> None:
         """Record the counters now and update the rates over the window."""

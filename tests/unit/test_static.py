@@ -8,7 +8,7 @@ import pytest
 from flask import Flask, request
 
 from restreamer.config import from_dict
-from restreamer.sources.base import USER_AGENT
+from restreamer.base.outbound import USER_AGENT
 from restreamer.web.static import MAX_SIZE, StaticResource
 from tests.unit.conftest import wait_log
 
