@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import TYPE_CHECKING, Mapping
+from typing import Mapping
 
-from ..version import __version__
 from ..base.periodic import Periodic
-from .statistics import Limits, all_totals
+from ..core.limits import Limits
+from ..core.view import StreamView
+from ..version import __version__
+from .statistics import all_totals
 from .tshealth import HealthLog
-
-if TYPE_CHECKING:
-    from ..core.stream import Stream
 
 #: Seconds between samples.
 INTERVAL = 1.0
@@ -31,7 +30,7 @@ HISTORY = 300
 class Overview:
     """The dashboard's figures, sampled once a second."""
 
-    def __init__(self, streams: Mapping[str, "Stream"], limits: Limits,
+    def __init__(self, streams: Mapping[str, StreamView], limits: Limits,
                  controls: Mapping[str, str] | None = None):
         self.streams = streams
         self.limits = limits
@@ -74,18 +73,18 @@ class Overview:
                                          for path, s in current.items()}))
         self.health.check(now)
 
-    def _stream_summary(self, stream: "Stream", counters: dict, rate_in: float, rate_out: float,
+    def _stream_summary(self, stream: StreamView, counters: dict, rate_in: float, rate_out: float,
                         now: float) -> dict:
         summary = {
-            "path": stream.serve,
+            "path": stream.path,
             "state": stream.state,
-            "upstream": stream.shown_upstream,
-            "remotes": [stream.shown_urls[url] for url in stream.resource.remotes],
-            "viewers": counters["connections"],
+            "upstream": stream.upstream,
+            "remotes": stream.remotes,
+            "viewers": counters["viewers"],
             "bitrate_in": round(rate_in),
             "bitrate_out": round(rate_out),
             "dropped_packets": counters["packets_dropped"],
-            "control": self.controls.get(stream.serve),
+            "control": self.controls.get(stream.path),
             "ts": None,
         }
         analyser = stream.analyser
@@ -128,8 +127,8 @@ class Overview:
             "uptime": round(time.time() - self.started_at),
             "status": limits.status(viewers),
             "viewers": viewers,
-            "max_viewers": limits.maxconnections,
-            "full_viewers": limits.fullconnections,
+            "max_viewers": limits.max_viewers,
+            "full_viewers": limits.full_viewers,
             "bandwidth": sum(s["bitrate_out"] for s in current.values()),
             "bitrate_in": sum(s["bitrate_in"] for s in current.values()),
             "seq": self.seq,
@@ -145,4 +144,4 @@ class Overview:
         wall = time.time()
         return [{"remote": v.remote, "since": round(wall - v.duration, 1), "bytes": v.bytes_sent,
                  "dropped_packets": v.packets_dropped}
-                for v in sorted(stream.hub.viewers, key=lambda v: v.started)]
+                for v in stream.audience()]

@@ -16,7 +16,7 @@ from ..log import get_logger
 from .snapshot import sliced
 
 if TYPE_CHECKING:
-    from ..core.stream import Stream
+    from ..core.view import StreamView
 
 #: Seconds between two log lines about one stream's health.
 LOG_INTERVAL = 60.0
@@ -35,7 +35,7 @@ ERROR_METRICS = {
 }
 
 
-def ts_report(stream: "Stream", now: float | None = None) -> dict | None:
+def ts_report(stream: "StreamView", now: float | None = None) -> dict | None:
     """The statistics API's ``ts`` object of a stream; None if it is not analysed."""
     if stream.analyser is None:
         return None
@@ -49,7 +49,7 @@ class TSCollector:
     of stray PIDs cannot blow up the label sets.
     """
 
-    def __init__(self, streams: Mapping[str, "Stream"]):
+    def __init__(self, streams: Mapping[str, "StreamView"]):
         self.streams = streams
 
     def describe(self) -> list:
@@ -104,7 +104,7 @@ class HealthLog:
     the last line.
     """
 
-    def __init__(self, streams: Mapping[str, "Stream"]):
+    def __init__(self, streams: Mapping[str, "StreamView"]):
         self.streams = streams
         self._state: dict[str, _Health] = {}
 

@@ -17,16 +17,16 @@ from flask import Response, request
 
 if TYPE_CHECKING:
     from ..config import ApiConfig
-    from ..core.relay import Relay
+    from ..service import Service
 
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
 _NO_CACHE = {"Cache-Control": "no-cache"}
 
 
-def view_for(relay: "Relay", resource: "ApiConfig") -> Callable[[], Response]:
+def view_for(service: "Service", resource: "ApiConfig") -> Callable[[], Response]:
     page = resources.files(__package__).joinpath("dashboard.html").read_bytes()
-    overview = relay.overview
+    overview = service.overview
 
     def dashboard() -> Response:
         args = request.args
