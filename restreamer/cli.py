@@ -24,7 +24,7 @@ from .redact import redact_text  # noqa: E402
 from .sources.base import describe  # noqa: E402
 from .core.relay import Relay  # noqa: E402
 from .core.reload import reload  # noqa: E402
-from .service import Service  # noqa: E402
+from .assembly import Service  # noqa: E402
 from .web.app import create_app  # noqa: E402
 from .web.server import make_server  # noqa: E402
 

@@ -1,7 +1,7 @@
 """The relay: every stream of one configuration, what is global across them
 (viewer admission and limits, the droptimeout watchdog), and their lifecycle
 (start, stop).  Operations (statistics, metrics, notifications) are wired to
-it from above, by :mod:`restreamer.service`, through :attr:`Relay.on_configure`
+it from above, by :mod:`restreamer.assembly`, through :attr:`Relay.on_configure`
 and :attr:`Relay.on_viewers_changed`."""
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from ..ops.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from ..config import ApiConfig
-    from ..service import Service
+    from ..assembly import Service
 
 JSON = "application/json"
 TEXT = "text/plain"

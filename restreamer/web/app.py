@@ -8,14 +8,14 @@ from flask import Flask
 
 from ..config import Config
 from ..core.relay import Relay
-from ..service import Service
+from ..assembly import Service
 from .blueprint import create_blueprint
 
 
 def create_app(config: str | os.PathLike | dict | Config | Relay | Service) -> Flask:
     """A Flask app with every resource of ``config`` mounted at the root.
 
-    ``app.extensions["restreamer"]`` is the :class:`~restreamer.service.Service`;
+    ``app.extensions["restreamer"]`` is the :class:`~restreamer.assembly.Service`;
     call its ``start()`` once the process will serve (the CLI and the gunicorn
     worker do), or the first request starts it.
     """

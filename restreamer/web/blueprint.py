@@ -22,7 +22,7 @@ from ..core.relay import Refusal, Relay
 from ..core.stream import Stream
 from ..core.viewer import Viewer
 from ..log import get_logger
-from ..service import Service
+from ..assembly import Service
 from . import apis
 from .auth import denial
 from .body import ResponseBody
@@ -54,7 +54,7 @@ def create_blueprint(config: str | os.PathLike | dict | Config | Relay | Service
     Upstreams start with the first request the app handles (or at once when
     ``service.start()`` is called), so nothing runs in a process that only
     imports the app, such as a pre-forking master.  ``blueprint.service`` is
-    the :class:`~restreamer.service.Service`; the app finds it in
+    the :class:`~restreamer.assembly.Service`; the app finds it in
     ``app.extensions["restreamer"]``.
 
     Flask fixes a blueprint's routes when it is registered, but a reload

@@ -17,7 +17,7 @@ from flask import Response, request
 
 if TYPE_CHECKING:
     from ..config import ApiConfig
-    from ..service import Service
+    from ..assembly import Service
 
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"

@@ -32,7 +32,7 @@ import gevent  # noqa: E402
 from restreamer import cli, log  # noqa: E402
 from restreamer.config import load  # noqa: E402
 from restreamer.core.relay import Relay  # noqa: E402
-from restreamer.service import Service  # noqa: E402
+from restreamer.assembly import Service  # noqa: E402
 from restreamer.sources import open_connection  # noqa: E402
 from restreamer.web.app import create_app  # noqa: E402
 

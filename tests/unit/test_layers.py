@@ -24,7 +24,7 @@ LAYERS = [
     ("config", ("restreamer.config",)),
     ("core", ("restreamer.core",)),
     ("ops", ("restreamer.ops",)),
-    ("service", ("restreamer.service",)),  # wires core and ops together
+    ("assembly", ("restreamer.assembly",)),  # wires core and ops together
     ("web", ("restreamer.web",)),
     ("cli", ("restreamer.cli", "restreamer.__main__", "restreamer")),  # and the package's face
 ]

@@ -7,7 +7,7 @@ import pytest
 from restreamer.config import ConfigError, from_dict
 from restreamer.core.relay import Relay
 from restreamer.core.reload import apply, make_plan
-from restreamer.service import Service
+from restreamer.assembly import Service
 
 
 def stream(serve, remote="tcp://127.0.0.1:9", **extra):

@@ -1,6 +1,6 @@
-"""The running service: a :class:`~restreamer.core.relay.Relay` wired together
+"""The assembly layer: a :class:`~restreamer.core.relay.Relay` wired together
 with its operations (statistics, Prometheus metrics, notifications, the
-dashboard's overview), started and stopped as one.
+dashboard's overview) into one :class:`Service`, started and stopped as one.
 
 This is the one place that knows both the core and operations: the core
 never imports ops, and ops read the streams only through the core's
