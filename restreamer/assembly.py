@@ -68,19 +68,20 @@ class Service:
             return
         self.started = True
         self.relay.start()
-        self.statistics.start()
-        self.overview.start()
-        self.notifier.start()
+        for operation in self._operations():
+            operation.start()
 
     def stop(self) -> None:
         """Stop the operations, then close every viewer and upstream."""
         if not self.started:
             return
         self.started = False
-        self.statistics.stop()
-        self.overview.stop()
-        self.notifier.stop()
+        for operation in self._operations():
+            operation.stop()
         self.relay.stop()
+
+    def _operations(self) -> tuple[Statistics, Overview, Notifier]:
+        return self.statistics, self.overview, self.notifier
 
     def _configure(self, old: Config, config: Config) -> None:
         """A reloaded config's limits, statistics and notifications apply from now on."""
