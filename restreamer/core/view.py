@@ -25,8 +25,8 @@ class Received:
 
     url: str
     online: bool  # it is the upstream delivering now
-    packets: int
-    bytes: int
+    packets_received: int
+    bytes_received: int
 
 
 @dataclass(frozen=True)

@@ -94,8 +94,8 @@ def _samples(path: str, stream: StreamView, every_url: bool) -> Iterator[tuple[s
     for received in stream.received(every_url):
         labels = (path, received.url)
         yield "online", labels, 1 if received.online else 0
-        yield "packets_received", labels, received.packets
-        yield "bytes_received", labels, received.bytes
+        yield "packets_received", labels, received.packets_received
+        yield "bytes_received", labels, received.bytes_received
 
 
 class StreamCollector:

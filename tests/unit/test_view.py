@@ -24,7 +24,7 @@ def test_a_view_shows_the_online_remote_its_counts_and_viewers_without_secrets()
     first, second = stream.hub.join("10.0.0.1"), stream.hub.join("10.0.0.2")
     assert (view.online, view.upstream, view.pulled) == (True, "http://up:1/a.ts", "http://up:1/a.ts")
     assert view.remotes == ["http://up:1/a.ts", "tcp://other:2"]
-    assert [(r.url, r.online, r.packets, r.bytes) for r in view.received(every_url=False)] == [
+    assert [(r.url, r.online, r.packets_received, r.bytes_received) for r in view.received(every_url=False)] == [
         ("http://up:1/a.ts", True, 2, 2 * PACKET_SIZE), ("tcp://other:2", False, 0, 0)]
     assert [v.remote for v in view.audience()] == ["10.0.0.1", "10.0.0.2"]
     totals = view.totals()
