@@ -5,7 +5,6 @@ lifecycle (start, stop) that the CLI, gunicorn and a host app share."""
 from __future__ import annotations
 
 import atexit
-import time
 from dataclasses import dataclass
 
 import gevent
@@ -18,6 +17,7 @@ from ..ops.overview import Overview
 from ..ops.server_statistics import ServerStatistics
 from ..ops.statistics import Limits, Statistics
 from ..sources import open_connection
+from .admission import join
 from .census import Census
 from .runtime import shared_directory
 from .stream import Stream, viewer_count
@@ -131,9 +131,8 @@ class Relay:
         """Free the slots of viewers that take nothing (half-open, stopped players)."""
         while True:
             gevent.sleep(min(1.0, self.config.droptimeout / 4))
-            now = time.monotonic()
             for stream in self.streams.values():
-                stream.hub.evict_stalled(self.config.droptimeout, now)
+                stream.hub.evict_stalled(self.config.droptimeout)
 
     @property
     def viewer_count(self) -> int:
@@ -146,9 +145,9 @@ class Relay:
 
     def refusal(self, stream: Stream) -> Refusal | None:
         """Why a new viewer of ``stream`` may not join now, or None if it may."""
-        if not stream.hub.enabled:
+        if not stream.lifecycle.enabled:
             return Refusal("stream switched offline")
-        if not stream.accepting:
+        if not stream.lifecycle.accepting:
             return Refusal("stream offline")
         limit = self.limits.maxconnections
         if limit and self.viewer_count >= limit:
@@ -171,7 +170,7 @@ class Relay:
         if census is not None and not census.admit(self.limits.maxconnections):
             return Refusal("connection limit reached", self.config.limitstatus)
         stream.demand()
-        viewer = stream.hub.join(remote, head=stream.preamble)
+        viewer = join(stream.hub, stream.lifecycle, remote, head=stream.preamble)
         if viewer is None:
             if census is not None:
                 census.release()
@@ -182,7 +181,7 @@ class Relay:
 
     def release(self, stream: Stream, viewer: Viewer) -> None:
         """A viewer's response has ended, however: free its slot."""
-        stream.hub.leave(viewer)
+        stream.hub.remove(viewer)
         if self.census is not None:
             self.census.release()
         stream.unwatched()
@@ -190,9 +189,9 @@ class Relay:
 
     def set_stream_enabled(self, stream: Stream, enabled: bool) -> None:
         """The control API's switch: offline closes the stream's viewers and refuses new ones."""
-        if stream.hub.enabled != enabled:
-            _log.info("stream switched", stream=stream.serve, state="online" if enabled else "offline")
-        stream.hub.set_enabled(enabled)
+        if stream.lifecycle.enabled != enabled:
+            stream.log.info("stream switched", state="online" if enabled else "offline")
+        stream.lifecycle.set_enabled(enabled)
 
 
 def _notifying(config: Config) -> tuple:

@@ -26,7 +26,8 @@ import gevent
 from ..config import Config, ConfigError, Resource, StaticConfig, StreamConfig, load
 from ..log import get_logger
 from .relay import Relay
-from .stream import Settings, Stream
+from .settings import Settings
+from .stream import Stream
 
 #: Keys whose change takes a restart; a reload logs and ignores them.
 RESTART_KEYS = ("listen",)

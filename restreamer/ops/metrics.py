@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
-from ..core.stream import STATES
+from ..core.lifecycle import STATES
 from .snapshot import PAUSE, sliced
 from .statistics import stream_totals
 from .tshealth import TSCollector
@@ -88,13 +88,13 @@ def _samples(path: str, stream: "Stream", every_url: bool) -> Iterator[tuple[str
         yield "state", (path, name), 1 if name == current else 0
     yield "switches", (path,), totals["switches"]
     yield "switch_gap", (path,), totals["switch_gap_ns"] / 1e9
-    hub = stream.hub
+    lifecycle = stream.lifecycle
     received = dict.fromkeys(stream.resource.remotes, (0, 0))
-    received.update((url, counts) for url, counts in hub.received_by_url().items()
+    received.update((url, counts) for url, counts in lifecycle.received_by_url().items()
                     if every_url or url in received)
     for url, (packets, size) in received.items():
         labels = (path, stream.shown_urls.get(url, url))
-        yield "connected", labels, 1 if hub.online and hub.url == url else 0
+        yield "connected", labels, 1 if lifecycle.online and lifecycle.url == url else 0
         yield "packets_received", labels, packets
         yield "bytes_received", labels, size
 

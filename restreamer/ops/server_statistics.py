@@ -14,7 +14,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Callable, Mapping
 
-from ..core.stream import STATES
+from ..core.lifecycle import STATES
 from .statistics import Limits, Statistics, all_totals
 
 if TYPE_CHECKING:
@@ -46,9 +46,9 @@ class ServerStatistics(Statistics):
             "totals": totals,
             "rates": self._rates,
             # The owner's upstream is one of the remotes; a follower's is its owner.
-            "upstream": {path: s.shown_urls[s.hub.url] for path, s in self.streams.items()
-                         if s.hub.online and s.hub.url in s.resource.remotes},
-            "online": [path for path, s in self.streams.items() if s.hub.online],
+            "upstream": {path: s.shown_urls[s.lifecycle.url] for path, s in self.streams.items()
+                         if s.lifecycle.online and s.lifecycle.url in s.resource.remotes},
+            "online": [path for path, s in self.streams.items() if s.lifecycle.online],
             "states": self.states(),
         }
 

@@ -53,34 +53,34 @@ def stream_totals(stream: "Stream") -> dict[str, int]:
     """Counters of one stream since start, viewers still connected included."""
     hub = stream.hub
     traffic = hub.traffic()
-    relays = stream.relays
+    siblings = stream.siblings
     if stream.ownership is None:
         received = (hub.packets_received, hub.bytes_received)
     else:
-        traffic = _audience(traffic, relays)
+        traffic = _audience(traffic, siblings)
         received = _from_remotes(stream)
     # A follower worker's switches mirror its owner's: only the owner's count.
     switching = stream.ownership is None or stream.ownership.owner
-    return dict(traffic.as_dict(), connections=len(hub.viewers) - len(relays),
+    return dict(traffic.as_dict(), connections=len(hub.viewers) - len(siblings),
                 packets_received=received[0], bytes_received=received[1],
                 stream_time_ns=int(traffic.stream_time * 1e9),
-                switches=hub.switches if switching else 0,
-                switch_gap_ns=int(hub.switch_gap * 1e9) if switching else 0)
+                switches=stream.lifecycle.switches if switching else 0,
+                switch_gap_ns=int(stream.lifecycle.switch_gap * 1e9) if switching else 0)
 
 
-def _audience(traffic: Traffic, relays: Iterable) -> Traffic:
+def _audience(traffic: Traffic, siblings: Iterable) -> Traffic:
     """``traffic`` without what went to sibling workers (they count their own viewers')."""
-    for relay in relays:
+    for sibling in siblings:
         for name in Traffic.COUNTERS:
-            setattr(traffic, name, getattr(traffic, name) - getattr(relay, name))
-        traffic.stream_time -= relay.duration
+            setattr(traffic, name, getattr(traffic, name) - getattr(sibling, name))
+        traffic.stream_time -= sibling.duration
     return traffic
 
 
 def _from_remotes(stream: "Stream") -> tuple[int, int]:
     """(packets, bytes) received from the stream's remotes, not from its owner worker."""
     remotes = set(stream.resource.remotes)
-    received = [counts for url, counts in stream.hub.received_by_url().items() if url in remotes]
+    received = [counts for url, counts in stream.lifecycle.received_by_url().items() if url in remotes]
     return sum(p for p, _ in received), sum(b for _, b in received)
 
 
@@ -155,13 +155,13 @@ class Statistics(Sampler):
         }
 
     def states(self) -> dict[str, str]:
-        """Each stream's state (see :data:`restreamer.core.stream.STATES`)."""
+        """Each stream's state (see :data:`restreamer.core.lifecycle.STATES`)."""
         return {path: stream.state for path, stream in self.streams.items()}
 
     def statistics(self) -> dict:
         # With nostats nothing is read and nothing was sampled: all zeros.
         totals = all_totals(self.streams) if self.enabled else dict.fromkeys(self.streams, {})
-        connected = {path: bool(self.enabled and s.hub.online) for path, s in self.streams.items()}
+        connected = {path: bool(self.enabled and s.lifecycle.online) for path, s in self.streams.items()}
         upstream = {path: s.shown_upstream if self.enabled else None for path, s in self.streams.items()}
         return self.assemble(totals, self._rates, connected, upstream, self.states())
 
