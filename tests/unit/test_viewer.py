@@ -94,3 +94,23 @@ def test_evict_breaks_the_writer_wherever_it_waits():
     writer.join(timeout=1)
     assert isinstance(writer.exception, BrokenPipeError)
     assert viewer.closed
+
+
+def test_a_direct_viewer_closed_gets_nothing_more_and_nothing_twice():
+    hub = online_hub()
+    server_end, client_end = gsocket.socketpair()
+    viewer = hub.add()
+    serving = gevent.spawn(viewer.serve, SocketSink(server_end))
+    gevent.idle()
+    hub.publish(PACKETS[PACKET_SIZE:3 * PACKET_SIZE], at_once=True)
+    assert viewer.cursor.direct
+    viewer.close()
+    hub.publish(PACKETS[3 * PACKET_SIZE:4 * PACKET_SIZE], at_once=True)  # after the end
+    serving.join(timeout=1)
+    assert serving.successful()
+    server_end.close()
+    with gevent.Timeout(5):
+        received = b"".join(iter(lambda: client_end.recv(65536), b""))
+    assert received == PACKETS[PACKET_SIZE:3 * PACKET_SIZE]  # joined at the live edge
+    assert viewer.bytes_sent == 2 * PACKET_SIZE
+    client_end.close()
