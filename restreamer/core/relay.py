@@ -19,6 +19,7 @@ from ..ops.statistics import Limits, Statistics
 from ..sources import open_connection
 from .admission import join
 from .census import Census
+from .clock import REAL, Clock
 from .runtime import shared_directory
 from .stream import Stream, viewer_count
 from .upstream import Opener
@@ -38,15 +39,16 @@ class Refusal:
 class Relay:
     """All streams of a config and what is global across them."""
 
-    def __init__(self, config: Config, opener: Opener = open_connection):
+    def __init__(self, config: Config, opener: Opener = open_connection, clock: Clock = REAL):
         self.config = config
         self.opener = opener
+        self.clock = clock  # the streams' time
         # Under gunicorn -w N the workers share a runtime directory: one owner
         # per stream, one viewer count, whole-server figures.
         self.shared = shared_directory()
         self.census = None if self.shared is None else Census(self.shared)
-        self.streams: dict[str, Stream] = {r.serve: Stream(r, config, opener, self.shared)
-                                           for r in config.streams}
+        self.streams: dict[str, Stream] = {
+            r.serve: Stream(r, config, opener, self.shared, clock=clock) for r in config.streams}
         self.limits = Limits(config.maxconnections, config.fullconnections)
         if self.census is None:
             self.statistics = Statistics(self.streams, self.limits, enabled=not config.nostats)

@@ -92,7 +92,8 @@ def make_plan(relay: Relay, config: Config) -> Plan:
         settings = Settings.of(resource, config)
         stream = relay.streams.get(serve)
         if stream is None:
-            plan.new_streams[serve] = Stream(resource, config, relay.opener, relay.shared, settings)
+            plan.new_streams[serve] = Stream(resource, config, relay.opener, relay.shared, settings,
+                                             relay.clock)
         elif settings != stream.settings or resource != stream.resource:
             plan.changed_streams[serve] = (resource, settings)
     for serve, resource in old.items():

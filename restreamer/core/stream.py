@@ -19,6 +19,7 @@ import gevent
 from gevent.lock import Semaphore
 
 from ..config import Config, StreamConfig
+from .clock import REAL, Clock, Timer
 from .hub import Hub
 from .lifecycle import Lifecycle
 from ..redact import redact_url
@@ -35,15 +36,17 @@ class Stream:
     """Everything restreamer keeps for one ``type: stream`` resource."""
 
     def __init__(self, resource: StreamConfig, config: Config, opener: Opener = open_connection,
-                 shared: Path | None = None, settings: Settings | None = None):
+                 shared: Path | None = None, settings: Settings | None = None,
+                 clock: Clock = REAL):
         self.resource = resource
         self.serve = resource.serve
         self.opener = opener
+        self.clock = clock
         self.shared = shared
         self.settings = settings if settings is not None else Settings.of(resource, config)
-        self.hub = Hub(resource.serve, self.settings)
+        self.hub = Hub(resource.serve, self.settings, clock)
         self.lifecycle = Lifecycle(self.hub, self.settings.graceperiod, self.settings.ondemand,
-                                   pulling=lambda: self._runner.running)
+                                   pulling=lambda: self._runner.running, clock=clock)
         self.log = self.hub.log
         self.analyser = Analyser() if self.settings.tsanalysis else None
         self.upstream, self.ownership = self._connection()
@@ -53,7 +56,7 @@ class Stream:
         # Starting and stopping the upstream (a viewer's demand, the idle
         # timeout, a reload) take turns, so none sees another's half-done work.
         self._turn = Semaphore()
-        self._idle_timer: gevent.Greenlet | None = None
+        self._idle_timer: Timer | None = None
 
     def _connection(self) -> tuple[Upstream, Ownership | None]:
         """The upstream of the stream's remotes and, under ``gunicorn -w N``, which
@@ -144,10 +147,14 @@ class Stream:
         closes its upstream after ``idletimeout`` seconds."""
         if (self.settings.ondemand and not self.hub.viewers and self._runner.running
                 and self._idle_timer is None):
-            self._idle_timer = gevent.spawn_later(self.settings.idletimeout, self._close_idle)
+            # Stopping the upstream blocks: not in the timer's callback.
+            self._idle_timer = timer = self.clock.later(
+                self.settings.idletimeout, lambda: gevent.spawn(self._close_idle, timer))
 
-    def _close_idle(self) -> None:
+    def _close_idle(self, timer: Timer) -> None:
         with self._turn:
+            if self._idle_timer is not timer:
+                return  # called off (a viewer came back) while this waited for its turn
             self._idle_timer = None
             if self.hub.viewers or not self._runner.running:
                 return
@@ -157,7 +164,7 @@ class Stream:
 
     def _cancel_idle(self) -> None:
         if self._idle_timer is not None:
-            self._idle_timer.kill(block=False)
+            self._idle_timer.close()
             self._idle_timer = None
 
     # -- reload --------------------------------------------------------------
