@@ -1,5 +1,5 @@
-"""A configured stream: its hub, its upstream and its preamble, and when the
-upstream runs: always, or on demand.
+"""A configured stream: its hub, its lifecycle, its upstream and its preamble,
+and when the upstream runs: always, or on demand.
 
 An on-demand stream (``ondemand``) connects when its first viewer arrives;
 that viewer waits for the first packet as viewers do at start-up (see
