@@ -7,7 +7,6 @@ and :attr:`Relay.on_viewers_changed`."""
 from __future__ import annotations
 
 import atexit
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -17,7 +16,9 @@ from ..base.periodic import Periodic
 from ..config import Config
 from ..log import get_logger
 from ..sources import open_connection
+from .admission import join
 from .census import Census
+from .clock import REAL, Clock
 from .limits import Limits
 from .runtime import shared_directory
 from .stream import Stream, viewer_count
@@ -38,15 +39,16 @@ class Refusal:
 class Relay:
     """All streams of a config and what is global across them."""
 
-    def __init__(self, config: Config, opener: Opener = open_connection):
+    def __init__(self, config: Config, opener: Opener = open_connection, clock: Clock = REAL):
         self.config = config
         self.opener = opener
+        self.clock = clock  # the streams' time
         # Under gunicorn -w N the workers share a runtime directory: one owner
         # per stream, one viewer count, whole-server figures.
         self.shared = shared_directory()
         self.census = None if self.shared is None else Census(self.shared)
-        self.streams: dict[str, Stream] = {r.serve: Stream(r, config, opener, self.shared)
-                                           for r in config.streams}
+        self.streams: dict[str, Stream] = {
+            r.serve: Stream(r, config, opener, self.shared, clock=clock) for r in config.streams}
         self.limits = Limits.of(config)
         #: Called with (old config, new config) once a reloaded config applies.
         self.on_configure: list[Callable[[Config, Config], None]] = []
@@ -95,9 +97,8 @@ class Relay:
 
     def _evict_stalled(self) -> None:
         """Free the slots of viewers that take nothing (half-open, stopped players)."""
-        now = time.monotonic()
         for stream in self.streams.values():
-            stream.hub.evict_stalled(self.config.droptimeout, now)
+            stream.hub.evict_stalled(self.config.droptimeout)
 
     @property
     def viewer_count(self) -> int:
@@ -110,9 +111,9 @@ class Relay:
 
     def refusal(self, stream: Stream) -> Refusal | None:
         """Why a new viewer of ``stream`` may not join now, or None if it may."""
-        if not stream.hub.enabled:
+        if not stream.lifecycle.enabled:
             return Refusal("stream switched offline")
-        if not stream.accepting:
+        if not stream.lifecycle.accepting:
             return Refusal("stream offline")
         limit = self.limits.max_viewers
         if limit and self.viewer_count >= limit:
@@ -135,7 +136,7 @@ class Relay:
         if census is not None and not census.admit(self.limits.max_viewers):
             return Refusal("connection limit reached", self.config.limitstatus)
         stream.demand()
-        viewer = stream.hub.join(remote, head=stream.preamble)
+        viewer = join(stream.hub, stream.lifecycle, remote, head=stream.preamble)
         if viewer is None:
             if census is not None:
                 census.release()
@@ -146,7 +147,7 @@ class Relay:
 
     def release(self, stream: Stream, viewer: Viewer) -> None:
         """A viewer's response has ended, however: free its slot."""
-        stream.hub.leave(viewer)
+        stream.hub.remove(viewer)
         if self.census is not None:
             self.census.release()
         stream.unwatched()
@@ -160,7 +161,7 @@ class Relay:
 
     def set_stream_enabled(self, stream: Stream, enabled: bool) -> None:
         """The control API's switch: offline closes the stream's viewers and refuses new ones."""
-        if stream.hub.enabled != enabled:
-            _log.info("stream switched", stream=stream.serve, state="online" if enabled else "offline")
-        stream.hub.set_enabled(enabled)
+        if stream.lifecycle.enabled != enabled:
+            stream.log.info("stream switched", state="online" if enabled else "offline")
+        stream.lifecycle.set_enabled(enabled)
 

@@ -53,13 +53,13 @@ class StreamView:
 
     @property
     def state(self) -> str:
-        """One of :data:`restreamer.core.stream.STATES`."""
+        """One of :data:`restreamer.core.lifecycle.STATES`."""
         return self._stream.state
 
     @property
     def online(self) -> bool:
         """An upstream is delivering (whatever the control API's switch says)."""
-        return self._stream.hub.online
+        return self._stream.lifecycle.online
 
     @property
     def upstream(self) -> str | None:
@@ -70,8 +70,8 @@ class StreamView:
     def pulled(self) -> str | None:
         """The remote this process pulls now, shown: not a gunicorn worker's owner."""
         stream = self._stream
-        url = stream.hub.url
-        if not stream.hub.online or url not in stream.resource.remotes:
+        url = stream.lifecycle.url
+        if not stream.lifecycle.online or url not in stream.resource.remotes:
             return None
         return stream.shown_urls[url]
 
@@ -88,7 +88,7 @@ class StreamView:
     @property
     def viewers(self) -> int:
         """Viewers of the stream now (sibling workers that relay it are not viewers)."""
-        return len(self._stream.hub.viewers) - len(self._stream.relays)
+        return len(self._stream.hub.viewers) - len(self._stream.siblings)
 
     def totals(self) -> dict[str, int]:
         """Counters since start, viewers still watching included."""
@@ -98,32 +98,33 @@ class StreamView:
         if stream.ownership is None:
             received = (hub.packets_received, hub.bytes_received)
         else:
-            traffic = _without(traffic, stream.relays)
+            traffic = _without(traffic, stream.siblings)
             received = _from_remotes(stream)
         # A follower worker's switches mirror its owner's: only the owner's count.
         switching = stream.ownership is None or stream.ownership.owner
         return dict(traffic.as_dict(), viewers=self.viewers,
                     packets_received=received[0], bytes_received=received[1],
                     stream_time_ns=int(traffic.stream_time * 1e9),
-                    switches=hub.switches if switching else 0,
-                    switch_gap_ns=int(hub.switch_gap * 1e9) if switching else 0)
+                    switches=stream.lifecycle.switches if switching else 0,
+                    switch_gap_ns=int(stream.lifecycle.switch_gap * 1e9) if switching else 0)
 
     def received(self, every_url: bool) -> list[Received]:
         """What arrived from each remote; ``every_url`` adds the URLs the stream
         had before a reload changed its remotes, and under gunicorn its owner
         worker's socket."""
         stream = self._stream
-        hub = stream.hub
+        lifecycle = stream.lifecycle
         counts = dict.fromkeys(stream.resource.remotes, (0, 0))
-        counts.update((url, count) for url, count in hub.received_by_url().items()
+        counts.update((url, count) for url, count in lifecycle.received_by_url().items()
                       if every_url or url in counts)
-        return [Received(stream.shown_urls.get(url) or redact_url(url), hub.online and hub.url == url,
+        return [Received(stream.shown_urls.get(url) or redact_url(url),
+                         lifecycle.online and lifecycle.url == url,
                          packets, size)
                 for url, (packets, size) in counts.items()]
 
     def audience(self) -> list[ViewerFigures]:
         """The viewers now, the longest-watching first (sibling workers are not viewers)."""
-        siblings = self._stream.relays
+        siblings = self._stream.siblings
         viewers = sorted((v for v in self._stream.hub.viewers if v not in siblings),
                          key=lambda v: v.started)
         return [ViewerFigures(v.remote, v.duration, v.bytes_sent, v.packets_dropped)
@@ -158,5 +159,5 @@ def _without(traffic: Traffic, siblings) -> Traffic:
 def _from_remotes(stream: "Stream") -> tuple[int, int]:
     """(packets, bytes) received from the stream's remotes, not from its owner worker."""
     remotes = set(stream.resource.remotes)
-    received = [counts for url, counts in stream.hub.received_by_url().items() if url in remotes]
+    received = [counts for url, counts in stream.lifecycle.received_by_url().items() if url in remotes]
     return sum(p for p, _ in received), sum(b for _, b in received)

@@ -15,7 +15,7 @@ import os
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from ..core.limits import Limits
-from ..core.stream import STATES
+from ..core.lifecycle import STATES
 from ..core.view import StreamView
 from .statistics import Statistics, all_totals
 

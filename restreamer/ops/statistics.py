@@ -103,7 +103,7 @@ class Statistics:
         }
 
     def states(self) -> dict[str, str]:
-        """Each stream's state (see :data:`restreamer.core.stream.STATES`)."""
+        """Each stream's state (see :data:`restreamer.core.lifecycle.STATES`)."""
         return {path: stream.state for path, stream in self.streams.items()}
 
     def statistics(self) -> dict:

@@ -13,6 +13,7 @@ import pytest
 import structlog.testing
 
 from restreamer.config import from_dict
+from restreamer.core.settings import Settings
 from restreamer.core.stream import Stream
 from restreamer.sources import SourceSettings
 
@@ -66,3 +67,9 @@ def first_bytes(viewer, timeout: float = 1) -> bytes:
     """What a viewer's response writes first (its body begins with an empty piece)."""
     with gevent.Timeout(timeout):
         return next(piece for piece in viewer.chunks() if piece)
+
+
+def stream_settings(**changes):
+    """The settings of a stream of a default config, with ``changes`` (config names)."""
+    config = from_dict({"resources": [{"type": "stream", "serve": "/s.ts", "remote": "tcp://a:1"}]})
+    return replace(Settings.of(config.streams[0], config), **changes)

@@ -5,6 +5,7 @@ import pytest
 
 import restreamer.ops.statistics as statistics_module
 from restreamer.config import from_dict
+from restreamer.core.admission import join
 from restreamer.core.limits import Limits
 from restreamer.core.stream import Stream
 from restreamer.core.view import StreamViews
@@ -39,24 +40,25 @@ def streams(*paths, **top):
 
 def feed(stream, packets: int, url: str = "tcp://up0:1") -> None:
     """The upstream delivers ``packets`` packets to every viewer of the stream."""
-    hub = stream.hub
-    if hub.url is None:
-        hub.upstream_connected(url)
-    hub.publish(PACKETS[:packets * PACKET_SIZE], at_once=True)
+    lifecycle = stream.lifecycle
+    if lifecycle.url is None:
+        lifecycle.connected(url)
+        lifecycle.delivering()
+    stream.hub.publish(PACKETS[:packets * PACKET_SIZE], at_once=True)
 
 
 def test_totals_add_up_viewers_connected_and_departed_across_streams():
     s = streams("/a.ts", "/b.ts")
     a, b = s["/a.ts"], s["/b.ts"]
     feed(a, 1)  # online, nobody watching yet
-    stays, leaves = a.hub.join("1"), a.hub.join("2")
+    stays, leaves = join(a.hub, a.lifecycle, "1"), join(a.hub, a.lifecycle, "2")
     feed(b, 1)
-    b_viewer = b.hub.join("3")
+    b_viewer = join(b.hub, b.lifecycle, "3")
     feed(a, 3)
     feed(b, 2)
     leaves.close()
     assert b"".join(leaves.chunks()) == PACKETS[:3 * PACKET_SIZE]
-    a.hub.leave(leaves)
+    a.hub.remove(leaves)
     assert stays.packets_sent == 0 and b_viewer.packets_sent == 0  # in the backlog, not yet sent
     report = Statistics(StreamViews(s), Limits()).statistics()
     per_a, per_b = report["streams"]["/a.ts"], report["streams"]["/b.ts"]
@@ -73,7 +75,7 @@ def test_a_dropped_chunk_counts_for_its_stream_and_in_total():
     s = streams("/a.ts", backlogbytes=2 * PACKET_SIZE)
     a = s["/a.ts"]
     feed(a, 1)
-    a.hub.join()  # a viewer that takes nothing
+    join(a.hub, a.lifecycle)  # a viewer that takes nothing
     feed(a, 2)
     feed(a, 3)  # the backlog keeps only this chunk: the viewer loses the 2 packets before it
     report = Statistics(StreamViews(s), Limits()).statistics()
@@ -107,7 +109,7 @@ def test_health_reports_viewers_bandwidth_and_full_against_the_limits(clock):
     a = s["/a.ts"]
     stats = Statistics(StreamViews(s), Limits(max_viewers=3, full_viewers=2))
     feed(a, 1)
-    viewers = [a.hub.join(str(i)) for i in range(2)]
+    viewers = [join(a.hub, a.lifecycle, str(i)) for i in range(2)]
     writes = [v.chunks() for v in viewers]
     stats.sample()
     clock.now += 1
@@ -121,7 +123,7 @@ def test_health_reports_viewers_bandwidth_and_full_against_the_limits(clock):
                       "bandwidth": int(2 * 8 * PACKET_SIZE * 8 / 1024),
                       "streams": {path: "online" for path in stats.streams}}
     assert stats.statistics()["status"] == "full"
-    a.hub.join("3")
+    join(a.hub, a.lifecycle, "3")
     assert stats.statistics()["status"] == "overload"
     assert stats.health()["status"] == "full"  # health knows only ok and full, as the original
 
@@ -129,7 +131,7 @@ def test_health_reports_viewers_bandwidth_and_full_against_the_limits(clock):
 def test_nostats_reports_zeros():
     s = streams("/a.ts")
     feed(s["/a.ts"], 1)
-    s["/a.ts"].hub.join()
+    join(s["/a.ts"].hub, s["/a.ts"].lifecycle)
     stats = Statistics(StreamViews(s), Limits(full_viewers=1), collecting=False)
     assert stats.health()["viewer"] == 0 and stats.health()["status"] == "ok"
     report = stats.statistics()

@@ -2,6 +2,7 @@
 without their secrets, and nothing that lets them change the stream."""
 
 from restreamer.config import from_dict
+from restreamer.core.admission import join
 from restreamer.core.stream import Stream
 from restreamer.core.view import StreamView, StreamViews
 from tests.support.ts import PACKET_SIZE, make_packets
@@ -19,9 +20,10 @@ def test_a_view_shows_the_online_remote_its_counts_and_viewers_without_secrets()
     view = StreamView(stream)
     assert (view.path, view.state, view.online, view.upstream, view.viewers) == (
         "/a.ts", "offline", False, None, 0)
-    stream.hub.upstream_connected(SECRET)
+    stream.lifecycle.connected(SECRET)
+    stream.lifecycle.delivering()
     stream.hub.publish(make_packets(2), at_once=True)
-    first, second = stream.hub.join("10.0.0.1"), stream.hub.join("10.0.0.2")
+    first, second = (join(stream.hub, stream.lifecycle, remote) for remote in ("10.0.0.1", "10.0.0.2"))
     assert (view.online, view.upstream, view.pulled) == (True, "http://up:1/a.ts", "http://up:1/a.ts")
     assert view.remotes == ["http://up:1/a.ts", "tcp://other:2"]
     assert [(r.url, r.online, r.packets_received, r.bytes_received) for r in view.received(every_url=False)] == [
@@ -29,8 +31,8 @@ def test_a_view_shows_the_online_remote_its_counts_and_viewers_without_secrets()
     assert [v.remote for v in view.audience()] == ["10.0.0.1", "10.0.0.2"]
     totals = view.totals()
     assert (totals["viewers"], totals["packets_received"]) == (2, 2)
-    stream.hub.leave(first)
-    stream.hub.leave(second)
+    stream.hub.remove(first)
+    stream.hub.remove(second)
     assert view.viewers == 0 and view.totals()["viewers"] == 0
 
 
