@@ -6,7 +6,7 @@ import pytest
 from tests.support.server import RestreamerProcess
 from tests.support.ts import load_sample
 from tests.support.upstream import TSUpstream, UDPTSSender, UnixTSUpstream
-from tests.support.viewer import Viewer
+from tests.support.viewer import HttpViewer
 
 
 @pytest.fixture(scope="session")
@@ -62,11 +62,11 @@ def udp_sender(sample):
 
 @pytest.fixture
 def viewer():
-    """viewer(url, **kwargs) -> a connected Viewer, closed at teardown."""
+    """viewer(url, **kwargs) -> a connected HttpViewer, closed at teardown."""
     viewers = []
 
     def make(url, **kwargs):
-        client = Viewer(url, **kwargs)
+        client = HttpViewer(url, **kwargs)
         viewers.append(client)
         return client
 

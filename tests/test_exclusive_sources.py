@@ -10,7 +10,7 @@ import sys
 
 from tests.support.ts import PACKET_SIZE, assert_aligned, assert_joined
 from tests.support.upstream import FIFOWriter, UDPTSSender, free_port
-from tests.support.viewer import Viewer
+from tests.support.viewer import HttpViewer
 
 RATE = 2_000_000
 ENOUGH = 60_000
@@ -75,7 +75,7 @@ def test_with_the_shipped_config_every_viewer_on_either_worker_gets_the_stream(s
             rs.wait_log(lambda e, p=path: e.get("event") == "stream online" and e.get("stream") == p)
         for path, feed in sources.feeds.items():
             for _ in range(4):
-                client = Viewer(rs.url(path))
+                client = HttpViewer(rs.url(path))
                 clients.append(client)
                 assert client.wait_status() == 200
                 assert_whole(client, feed)
@@ -105,7 +105,7 @@ def test_with_a_bare_gunicorn_one_worker_reads_each_source_and_the_other_is_refu
             # Viewers land on either worker: the reader's answer 200 with the
             # whole stream, the other's 404 (never a split or broken stream).
             for _ in range(40):
-                client = Viewer(rs.url(path))
+                client = HttpViewer(rs.url(path))
                 clients.append(client)
                 if client.wait_status() == 200:
                     break
