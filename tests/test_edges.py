@@ -7,7 +7,6 @@ import pytest
 
 from tests.support.haproxy import HAProxy
 from tests.support.polling import poll
-from tests.support.upstream import free_port
 from tests.support.viewer import HttpViewer
 
 RATE = 1_000_000
@@ -33,7 +32,7 @@ def cluster(upstream, restreamer):
         for edge in edges:
             for ch in CHANNELS:
                 edge.wait_log(lambda e: e.get("event") == "stream online" and e["stream"] == ch)
-        proxy = HAProxy(free_port(), [f"127.0.0.1:{edge.port}" for edge in edges])
+        proxy = HAProxy([f"127.0.0.1:{edge.port}" for edge in edges])
         proxies.append(proxy)
         return ups, origin, edges, proxy
 

@@ -14,7 +14,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.polling import poll
 from tests.support.sink import RecordingHTTPServer
-from tests.support.upstream import free_port
 from tests.support.viewer import HttpViewer, http_get
 
 WORKERS = 3
@@ -42,15 +41,12 @@ def server_config(upstreams, sink):
 
 
 def launch_gunicorn(restreamer, config, runtime_dir):
-    port = free_port()
     rs = restreamer(dict(config, runtimedir=str(runtime_dir)), start=False,
                     cmd=[sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
-                         "-b", f"127.0.0.1:{port}", "--workers", str(WORKERS),
+                         "-b", "127.0.0.1:0", "--workers", str(WORKERS),
                          "--graceful-timeout", "3", "wsgi:app"])
     rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
-    rs.launch()
-    rs.port = port
-    return rs
+    return rs.launch().wait_gunicorn_port()
 
 
 def roles(rs, stream):
