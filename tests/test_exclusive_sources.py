@@ -8,7 +8,7 @@ import os
 import sys
 
 from tests.support.ts import PACKET_SIZE, assert_aligned, assert_joined
-from tests.support.procs import bound_ports
+from tests.support.procs import udp_ports
 from tests.support.upstream import FIFOWriter, UDPTSSender
 from tests.support.viewer import HttpViewer
 
@@ -34,7 +34,7 @@ class Sources:
 
     def start(self, rs):
         """Feed them all, once ``rs`` has bound its UDP port."""
-        (udp_port,) = bound_ports(rs.proc.pid, "udp")
+        (udp_port,) = udp_ports(rs.proc.pid)
         self.feeds = {"/fifo.ts": FIFOWriter(self.fifo, self.sample, rate=RATE),
                       "/udp.ts": UDPTSSender(self.sample, port=udp_port, rate=RATE),
                       "/gram.ts": UDPTSSender(self.sample, unix_path=str(self.gram), rate=RATE)}

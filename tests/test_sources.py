@@ -12,7 +12,7 @@ import pytest
 from tests.support import REPO_ROOT
 from tests.support.ts import (PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_clean_runs, assert_joined,
                               packet_pid, packets_of, random_access, with_pcr_jump)
-from tests.support.procs import bound_ports
+from tests.support.procs import udp_ports
 from tests.support.upstream import FIFOWriter, UDPTSSender, UnixPacketTSUpstream, self_signed_tls
 
 SERVE = "/s.ts"
@@ -103,7 +103,7 @@ def test_unixgram(sample, tmp_path, restreamer, viewer):
 
 def udp_port(rs) -> int:
     """The port a restreamer told ``udp://...:0`` bound, once it logged "upstream connected"."""
-    (port,) = bound_ports(rs.proc.pid, "udp")
+    (port,) = udp_ports(rs.proc.pid)
     return port
 
 

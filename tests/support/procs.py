@@ -1,6 +1,6 @@
 """Waiting for processes that are not our children (a restreamer's forked
-upstreams) to end, through pidfds rather than polling; and the ports a
-process group's sockets hold, for servers that were told port 0."""
+upstreams) to end, through pidfds rather than polling; and the UDP ports
+a process group's sockets hold, for sources that were told port 0."""
 
 import os
 import select
@@ -29,12 +29,9 @@ class ProcessWatch:
         self.close()
 
 
-def bound_ports(pgid: int, protocol: str) -> list[int]:
-    """The local ports of the ``protocol`` ("tcp" or "udp") sockets held by
-    the processes of process group ``pgid``, TCP ones only when listening.
-
-    Read from /proc: what a server bound to port 0 got, where it does not say.
-    """
+def udp_ports(pgid: int) -> list[int]:
+    """The local ports of the UDP sockets held by the processes of process
+    group ``pgid``: what a source told ``udp://HOST:0`` bound, read from /proc."""
     inodes = set()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -49,16 +46,12 @@ def bound_ports(pgid: int, protocol: str) -> list[int]:
         except OSError:  # gone meanwhile
             continue
     ports = set()
-    for table in (protocol, protocol + "6"):
-        with open(f"/proc/net/{table}") as lines:
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with open(table) as lines:
             next(lines)  # the column names
             for line in lines:
                 fields = line.split()
-                local, state, inode = fields[1], fields[3], fields[9]
-                if inode in inodes and (protocol == "udp" or state == _TCP_LISTEN):
+                local, inode = fields[1], fields[9]
+                if inode in inodes:
                     ports.add(int(local.rpartition(":")[2], 16))
     return sorted(ports)
-
-
-#: The TCP state in /proc/net/tcp of a listening socket.
-_TCP_LISTEN = "0A"
