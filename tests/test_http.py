@@ -13,7 +13,7 @@ from tests.support.polling import poll
 from tests.support.server import RestreamerProcess
 from tests.support.ts import PACKET_SIZE, assert_clean_start
 from tests.support.upstream import TSUpstream
-from tests.support.viewer import Viewer, http_get, http_request
+from tests.support.viewer import HttpViewer, http_get, http_request
 
 RATE = 2_000_000
 DROPTIMEOUT = 1  # also how long a client may take to send its request head
@@ -43,7 +43,7 @@ def rs(source, tmp_path_factory):
 def healthy(rs, source):
     """A viewer of /s.ts that must get an unbroken run of the upstream by the end of the test."""
     mark = rs.mark()
-    client = Viewer(rs.url("/s.ts"))
+    client = HttpViewer(rs.url("/s.ts"))
     assert client.wait_status() == 200
     client.wait_bytes(PACKET_SIZE * 7)
     # Its log line is read from the server's output by a thread of the test's:
@@ -94,7 +94,7 @@ def test_other_methods_on_a_stream_are_405(rs, healthy, method):
 
 def test_head_on_a_stream_answers_without_a_body_or_a_viewer(rs, healthy):
     mark = rs.mark()
-    client = Viewer(rs.url("/s.ts"), method="HEAD")
+    client = HttpViewer(rs.url("/s.ts"), method="HEAD")
     try:
         assert client.wait_status() == 200
         assert client.headers["Content-Type"] == "video/mpeg"
@@ -107,7 +107,7 @@ def test_head_on_a_stream_answers_without_a_body_or_a_viewer(rs, healthy):
 
 
 def test_http10_viewer_gets_a_close_delimited_stream(rs, healthy, source):
-    client = Viewer(rs.url("/s.ts"), http10=True)
+    client = HttpViewer(rs.url("/s.ts"), http10=True)
     try:
         assert client.wait_status() == 200
         assert "chunked" not in client.headers.get("Transfer-Encoding", "")
