@@ -63,6 +63,22 @@ class Backlog:
         self.size += len(piece)
         self.total += len(piece)
 
+    def time(self, index: int) -> float:
+        """When chunk ``index`` arrived."""
+        return self._times[index - self.first]
+
+    def pieces(self, index: int, limit: int) -> list[bytes]:
+        """Chunks from ``index`` on, as many as it takes to hold ``limit`` bytes (or all there are)."""
+        out = []
+        size = 0
+        for position in range(index - self.first, len(self.chunks)):
+            chunk = self.chunks[position]
+            out.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+        return out
+
     def excess(self, now: float) -> int:
         """How many of the oldest chunks are beyond the bounds (the newest always stays)."""
         drop = 0

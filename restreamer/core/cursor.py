@@ -25,7 +25,7 @@ class Cursor:
     """
 
     __slots__ = ("traffic", "index", "offset", "position", "head", "had_pat", "first_index",
-                 "stop_at", "direct", "dropping_since")
+                 "stop_at", "direct", "dropping_since", "awaiting", "front")
 
     def __init__(self, traffic: Traffic, head: bytes = b""):
         self.traffic = traffic  # where skipped bytes are counted as dropped
@@ -38,6 +38,8 @@ class Cursor:
         self.stop_at: int | None = None  # once closed: the end of what it still gets
         self.direct = False  # written to by the hub's greenlet, not its own
         self.dropping_since: float | None = None  # first drop since the last write
+        self.awaiting: int | None = None  # after a jump: the start it waits to be placed at
+        self.front = 0  # bytes at the end of ``head`` that lead into the start it was placed at
 
     def at_edge(self, backlog: Backlog) -> None:
         """Start at the live edge: the next chunk, whatever it holds."""
@@ -50,9 +52,11 @@ class Cursor:
             self.had_pat = True
         if prefix:
             self.head = bytes(self.head) + prefix
+        self.front = len(prefix)
         self.skip_to(position)
         self.index = self.first_index = index
         self.offset = 0
+        self.awaiting = None
 
     def skip_to(self, position: int) -> None:
         """Move on to stream byte ``position``; what is passed over is counted as dropped."""
@@ -72,11 +76,14 @@ class Cursor:
 
     def cut(self, backlog: Backlog) -> None:
         """Take the cursor off its chunk, finishing the packet it is in the middle
-        of (viewers get whole packets only).  What its head still holds of whole
-        packets (a start's PAT and PMT, a null packet) goes too."""
+        of (viewers get whole packets only).  What its head still holds of the
+        way into that chunk (a start's PAT and PMT, a null packet) goes too; what
+        comes before that (the end of the run before a jump) stays."""
         if self.traffic.bytes_sent:
-            torn = len(self.head) % PACKET_SIZE
+            before = max(len(self.head) - self.front, 0)
+            torn = before or len(self.head) % PACKET_SIZE
             self.head = self.head[:torn] if torn else b""
+        self.front = 0
         if self.offset % PACKET_SIZE:
             chunk = backlog.chunk(self.index)
             tail = PACKET_SIZE - self.offset % PACKET_SIZE

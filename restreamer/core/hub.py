@@ -22,6 +22,7 @@ from .backlog import Backlog
 from .clock import REAL, Clock
 from .counters import Traffic
 from .settings import Settings
+from .splice import Splices
 from ..log import get_logger
 from ..ts.packets import PACKET_SIZE
 from ..ts.psi import NULL_PACKET
@@ -66,7 +67,8 @@ class Hub:
         self._pending: list[bytes] = []  # chunks gathered for the current window
         self._pending_bytes = 0
         self._timer = None  # ends the current window
-        self._points = StartPoints()  # of the current connection
+        self.splices = Splices()  # output PSI versions, and the viewers' jumps
+        self._points = StartPoints(self.splices.versions)  # of the current connection
         self._connected_at = clock.now()
         self._raw = False  # the current connection carries no PAT: served as it comes
         self._pats = 0  # PATs seen by _points when the last PAT was recorded
@@ -122,6 +124,10 @@ class Hub:
         self.last_data = now
         points = self._points
         starts = points.scan(chunk)
+        patch = self.splices.versions.patch  # a changed program gets new PSI versions
+        chunk = patch(chunk)
+        if starts:
+            starts = [(offset, patch(prefix)) for offset, prefix in starts]
         backlog = self.backlog
         first = backlog.append(chunk, now, starts)
         if points.pats != self._pats:
@@ -140,7 +146,7 @@ class Hub:
         for viewer in self._others:
             cursor = viewer.cursor
             if cursor.index is None:
-                self._place(viewer, first)
+                self._place(viewer, first if cursor.awaiting is None else cursor.awaiting)
             if viewer.idle:
                 if viewer.send is not None and not viewer.closed and cursor.caught_up(first):
                     caught_up.append(viewer)  # the direct path's viewer waits for this
@@ -201,10 +207,13 @@ class Hub:
         if not drop:
             return
         first = backlog.first + drop
+        pids = None
         for viewer in self._others:
             cursor = viewer.cursor
             if cursor.index is not None and cursor.index < first:
-                cursor.cut(backlog)
+                if pids is None:
+                    pids = self._points.pids
+                self.splices.leave(cursor, backlog, pids)
                 cursor.skip_to(backlog.position(first))
                 if cursor.stop_at is None:
                     if cursor.dropping_since is None:
@@ -227,6 +236,12 @@ class Hub:
         start = backlog.start_from(since)
         if start is not None:
             index, prefix = start
+            if viewer.bytes_sent:  # a jump: marked so that receivers take it
+                prefix = self.splices.front(backlog, index, prefix, self._points.pids,
+                                            self.clock.now())
+                if prefix is None:
+                    viewer.cursor.awaiting = index
+                    return
             viewer.cursor.place(index, backlog.position(index), prefix,
                                 had_pat=bool(prefix) or self._points.at_pats)
         elif self._raw:
@@ -244,7 +259,8 @@ class Hub:
         """
         self.flush()
         had_pat = self._pats > 0
-        self._points = StartPoints()
+        pids = self._points.pids
+        self._points = StartPoints(self.splices.versions)
         self._connected_at = self.clock.now()
         self._pats = 0
         self._raw = False
@@ -257,7 +273,7 @@ class Hub:
         for viewer in self._others:
             cursor = viewer.cursor
             if cursor.stop_at is None and cursor.index is not None:
-                cursor.cut(backlog)
+                self.splices.leave(cursor, backlog, pids)
                 cursor.skip_to(backlog.total)
 
     # -- keepalive -----------------------------------------------------------

@@ -19,7 +19,8 @@ The error names and meanings are TR 101 290's (section 5.2.1):
   not a PAT, or a PID 0 packet with scrambling bits set.
 - 1.4 Continuity_count_error: a continuity counter out of order, a packet
   repeated more than twice, unless the discontinuity_indicator says so;
-  not checked on the null PID or on packets without payload.
+  not checked on the null PID or on packets without payload (one of those
+  with the discontinuity_indicator announces the count that follows).
 - 1.5 PMT_error: a PMT the PAT names not seen for ``PMT_TIMEOUT``, or scrambled.
 - 1.6 PID_error: a PID a PMT lists not seen for ``PID_TIMEOUT``; the standard
   leaves that time to the user.
@@ -132,6 +133,8 @@ class Analyser:
                 if count != (last + 1) & 0x0F:
                     count = self._out_of_order(chunk, offset, pid, count, last)
                 cc[pid] = count
+            elif flags & 0x20 and pid != NULL_PID and chunk[offset + 4] and chunk[offset + 5] & 0x80:
+                cc[pid] = flags & 0x0F  # an announced discontinuity without payload: the new count
             if pid in watch:
                 picked.append(offset)
         self._check_timeouts(now, highs, lows)

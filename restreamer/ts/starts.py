@@ -12,8 +12,9 @@ read in Python.
 from __future__ import annotations
 
 from .packets import PACKET_SIZE
-from .psi import (PAT_PID, TABLE_PAT, TABLE_PMT, SectionAssembler, SectionError, is_rap,
+from .psi import (NULL_PID, PAT_PID, TABLE_PAT, TABLE_PMT, SectionAssembler, SectionError, is_rap,
                   parse_pat, parse_pmt, pid_packets, unit_starts)
+from .versions import OutputVersions
 
 #: Video payload units without a single RAP after which the video's RAPs are
 #: taken to be unrecognisable (an encrypted or unknown codec) and viewers
@@ -26,9 +27,10 @@ MAX_SECTION_PACKETS = 8
 class _Table:
     """The latest section of one PSI PID and the packets that carried it."""
 
-    __slots__ = ("pid", "table_id", "assembler", "unit", "section", "packets", "parsed")
+    __slots__ = ("pid", "table_id", "assembler", "unit", "section", "packets", "parsed", "versions")
 
-    def __init__(self, pid: int, table_id: int):
+    def __init__(self, pid: int, table_id: int, versions: OutputVersions | None = None):
+        self.versions = versions
         self.pid = pid
         self.table_id = table_id
         self.assembler = SectionAssembler()
@@ -54,6 +56,8 @@ class _Table:
                 except SectionError:
                     continue  # a corrupt copy: the last good one stays
                 self.section, self.parsed, changed = section, parsed, True
+                if self.versions is not None:
+                    self.versions.observe(self.pid, section)
             self.packets = b"".join(self.unit)
         return changed
 
@@ -61,10 +65,13 @@ class _Table:
 class StartPoints:
     """Follows one connection's stream and finds where viewers may start in it."""
 
-    __slots__ = ("_pat", "_pmts", "video", "codec", "pats", "_units_without_rap", "_raps")
+    __slots__ = ("_pat", "_pmts", "video", "codec", "pats", "_units_without_rap", "_raps",
+                 "_versions")
 
-    def __init__(self) -> None:
-        self._pat = _Table(PAT_PID, TABLE_PAT)
+    def __init__(self, versions: OutputVersions | None = None) -> None:
+        """``versions``: told of every new PAT and PMT section (the output's versions)."""
+        self._versions = versions
+        self._pat = _Table(PAT_PID, TABLE_PAT, versions)
         self._pmts: dict[int, _Table] = {}
         self.video: int | None = None  # the PID whose RAPs start viewers
         self.codec = ""
@@ -81,6 +88,17 @@ class StartPoints:
     def at_pats(self) -> bool:
         """Viewers start at PATs: no video, or a video whose RAPs cannot be recognised."""
         return self.video is None or (not self._raps and self._units_without_rap >= NO_RAP_UNITS)
+
+    @property
+    def pids(self) -> set[int]:
+        """The PIDs of the PAT, the PMTs and what they list (elementary streams, PCR)."""
+        pids = {PAT_PID, *self._pmts}
+        for table in self._pmts.values():
+            if table.parsed is not None:
+                pids.add(table.parsed.pcr_pid)
+                pids.update(stream.pid for stream in table.parsed.streams)
+        pids.discard(NULL_PID)
+        return pids
 
     def prefix(self) -> bytes:
         """The latest PAT and PMT packets, in the PAT's order."""
@@ -126,7 +144,7 @@ class StartPoints:
 
     def _programs_changed(self) -> None:
         programs = self._pat.parsed.programs
-        self._pmts = {pid: self._pmts.get(pid) or _Table(pid, TABLE_PMT) for pid in programs.values()}
+        self._pmts = {pid: self._pmts.get(pid) or _Table(pid, TABLE_PMT, self._versions) for pid in programs.values()}
         self._choose_video()
 
     def _choose_video(self) -> bool:
