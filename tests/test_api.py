@@ -23,7 +23,7 @@ STAT_FIELDS = [
     "packets_per_second_received", "packets_per_second_sent", "packets_per_second_dropped",
     "bytes_per_second_received", "bytes_per_second_sent", "bytes_per_second_dropped",
     # new, after the original's
-    "total_switches", "total_switch_gap_ns",
+    "total_switches", "total_switch_gap_ns", "backlog_bytes",
 ]
 
 
@@ -186,8 +186,10 @@ def test_statistics_fields_and_per_stream_breakdown(server, upstreams):
     assert live["state"] == "online"
     assert live["connected"] is True
     assert live["upstream"] == upstreams["main"].url
+    assert live["backlog_bytes"] > 0  # what the stream holds for its viewers
     dead = stats["streams"]["/dead.ts"]
     assert dead["connected"] is False
+    assert stats["backlog_bytes"] >= live["backlog_bytes"]
     assert dead["total_packets_received"] == 0
     assert dead["ts"]["programs"] == [] and dead["ts"]["bitrate"] == 0
     assert live["total_packets_received"] > 0

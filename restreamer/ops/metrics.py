@@ -69,6 +69,8 @@ FAMILIES = {
                      ("stream", "state"), gauge="livemax"),
     "switches": _Family("restreamer_upstream_switches",
                         "Upstream connections replaced while viewers were held."),
+    "backlog_bytes": _Family("restreamer_backlog_bytes", "Bytes of the stream held in its backlog.",
+                             gauge="livesum"),
     "switch_gap": _Family("restreamer_upstream_switch_gap_seconds",
                           "Total time held viewers saw no data across switches."),
 }
@@ -91,6 +93,7 @@ def _samples(path: str, stream: StreamView, every_url: bool) -> Iterator[tuple[s
         yield "state", (path, name), 1 if name == current else 0
     yield "switches", (path,), totals["switches"]
     yield "switch_gap", (path,), totals["switch_gap_ns"] / 1e9
+    yield "backlog_bytes", (path,), totals["backlog_bytes"]
     for received in stream.received(every_url):
         labels = (path, received.url)
         yield "online", labels, 1 if received.online else 0
