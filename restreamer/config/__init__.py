@@ -95,6 +95,8 @@ class StreamConfig(Resource):
                          new=True)
     faststart: bool | None = key(Flag(), None, "this stream's `faststart` (default: the global key)",
                                  new=True)
+    variant: str | None = key(Text(), None, "HLS remotes: the variant of a master playlist, by NAME, "
+                                            "RESOLUTION or URI (default: the highest BANDWIDTH)", new=True)
 
     def check(self, reader: Reader, path: str) -> None:
         if not self.remotes:

@@ -64,7 +64,7 @@ class Stream:
         s = self.settings
         source = SourceSettings(timeout=s.timeout, inputbuffer=s.inputbuffer, mru=s.mru,
                                 clientinterface=s.clientinterface, base_dir=s.base_dir,
-                                stream=self.serve, verify=s.verify)
+                                stream=self.serve, verify=s.verify, variant=s.variant)
         upstream = Upstream(self.hub, self.lifecycle, s.remotes, source, reconnect=s.reconnect,
                             readtimeout=s.readtimeout, opener=self.opener, analyser=self.analyser)
         ownership = None if self.shared is None else Ownership(

@@ -63,6 +63,8 @@ class Upstream:
         self._greenlet: gevent.Greenlet | None = None
         self._connection = None
         self.attempts = 0
+        #: Units the sources said they lost (RTP datagrams, HLS segments), over all connections.
+        self.missing = 0
 
     @property
     def running(self) -> bool:
@@ -127,6 +129,10 @@ class Upstream:
     def _stream(self, connection, aligner: PacketAligner) -> None:
         """Move data from the connection to the hub until it ends.
 
+        A connection may count ``breaks`` (its next read does not continue the
+        last: the hub restarts its viewers at a keyframe) and ``missing``
+        (units it knows it lost, added to :attr:`missing`).
+
         An upstream that sends no packet at all (an HTML error page, say) is a
         failed attempt, not a stream that ended: it raises SourceError.  So is
         one that goes bad later: no valid packet for ``readtimeout`` seconds
@@ -150,6 +156,10 @@ class Upstream:
         # streams still run between reads.
         gathers = getattr(connection, "gathers", False)
         pending = getattr(connection, "pending", None)
+        # A connection that knows where its stream breaks off (HLS) or what it
+        # lost (RTP) says so by counters, read once per read.
+        tells = hasattr(connection, "breaks")
+        breaks = missing = 0
         hub = self.hub
         lifecycle = self.lifecycle
         analyse = self.analyser.feed if self.analyser is not None else None
@@ -168,6 +178,13 @@ class Upstream:
                 data = read()
             if not data:
                 break
+            if tells:
+                if connection.breaks != breaks:
+                    # What follows does not continue what came before: as at a failover.
+                    breaks = connection.breaks
+                    hub.restart_at_rap()
+                self.missing += connection.missing - missing
+                missing = connection.missing
             ended = False
             if pending is not None:
                 data, ended = _gather(read, pending, data)

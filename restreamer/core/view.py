@@ -106,7 +106,8 @@ class StreamView:
                     packets_received=received[0], bytes_received=received[1],
                     stream_time_ns=int(traffic.stream_time * 1e9),
                     switches=stream.lifecycle.switches if switching else 0,
-                    switch_gap_ns=int(stream.lifecycle.switch_gap * 1e9) if switching else 0)
+                    switch_gap_ns=int(stream.lifecycle.switch_gap * 1e9) if switching else 0,
+                    missing=stream.upstream.missing if switching else 0)
 
     def received(self, every_url: bool) -> list[Received]:
         """What arrived from each remote; ``every_url`` adds the URLs the stream

@@ -71,6 +71,8 @@ FAMILIES = {
                         "Upstream connections replaced while viewers were held."),
     "switch_gap": _Family("restreamer_upstream_switch_gap_seconds",
                           "Total time held viewers saw no data across switches."),
+    "missing": _Family("restreamer_upstream_missing",
+                       "RTP datagrams (by sequence number) and HLS segments the upstream lost."),
 }
 _PER_VIEWER = ("packets_sent", "bytes_sent", "packets_dropped", "bytes_dropped", "viewers",
                "stream_time_ns")
@@ -91,6 +93,7 @@ def _samples(path: str, stream: StreamView, every_url: bool) -> Iterator[tuple[s
         yield "state", (path, name), 1 if name == current else 0
     yield "switches", (path,), totals["switches"]
     yield "switch_gap", (path,), totals["switch_gap_ns"] / 1e9
+    yield "missing", (path,), totals["missing"]
     for received in stream.received(every_url):
         labels = (path, received.url)
         yield "online", labels, 1 if received.online else 0

@@ -148,5 +148,6 @@ class Statistics:
         # New: after the original's fields, so their order stays as it was.
         report["total_switches"] = totals.get("switches", 0)
         report["total_switch_gap_ns"] = totals.get("switch_gap_ns", 0)
+        report["total_missing"] = totals.get("missing", 0)
         return report
 

@@ -25,13 +25,14 @@ class Scheme:
     """Where a scheme's connection class lives, and what its URLs must name."""
 
     module: str  # under restreamer.sources
-    connection: str  # class name in that module
+    connection: str  # name of the class (or function) in that module that opens a connection
     needs: tuple[str, ...]  # of "host", "port", "path", "target" (a path or an opaque name), "command"
 
 
 SCHEMES = {
-    "http": Scheme("http", "HTTPConnection", ("host",)),
-    "https": Scheme("http", "HTTPConnection", ("host",)),
+    # HLS where the path ends in .m3u8 or the answer is a playlist, else a streaming GET.
+    "http": Scheme("hls", "open_http", ("host",)),
+    "https": Scheme("hls", "open_http", ("host",)),
     "file": Scheme("file", "FileConnection", ("path",)),
     "tcp": Scheme("sockets", "SocketConnection", ("host", "port")),
     "udp": Scheme("datagram", "UDPConnection", ("port",)),  # udp://:PORT: every interface

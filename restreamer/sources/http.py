@@ -18,26 +18,30 @@ from .base import (KEEPALIVE_OPTIONS, READ_SIZE, Pending, SourceError, SourceSet
 HEAD_TIMEOUT = 10.0
 
 
+def new_session() -> requests.Session:
+    """A session for upstream requests: TCP keepalive, no compression."""
+    session = outbound.session(socket_options=KEEPALIVE_OPTIONS)
+    session.headers["Accept-Encoding"] = "identity"
+    return session
+
+
 class HTTPConnection:
     """A streaming GET.  ``timeout`` bounds connecting and waiting for the headers;
     after that the body is read as it arrives, however slowly (``readtimeout``
     is enforced by the upstream loop for every kind of source alike)."""
 
     def __init__(self, url: str, settings: SourceSettings):
-        self._session = outbound.session(socket_options=KEEPALIVE_OPTIONS)
+        self._session = new_session()
         limit = timeout_or_none(settings.timeout, fallback=HEAD_TIMEOUT)
         # One deadline for connecting and the response head together, and no
         # socket timeout at all: a socket timeout would outlive the head and
         # cut a live body's pause short.
         try:
             with gevent.Timeout(limit, SourceError(f"no response within {limit:g} s")):
-                response = self._session.get(
-                    url, stream=True, verify=settings.verify,
-                    headers={"Accept-Encoding": "identity"},
-                )
+                response = self._session.get(url, stream=True, verify=settings.verify)
         except requests.RequestException as e:
             self._session.close()
-            raise SourceError(_reason(e)) from None
+            raise SourceError(reason(e)) from None
         except SourceError:
             self._session.close()
             raise
@@ -46,6 +50,8 @@ class HTTPConnection:
             self._session.close()
             raise SourceError(f"HTTP {response.status_code} {response.reason}")
         self._response = response
+        self.url = response.url  # after redirects
+        self.content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         self._read1 = response.raw.read1
         # read1 stops at the end of an HTTP chunk, so only an unchunked body
         # hands over all that has arrived in one read.
@@ -59,14 +65,24 @@ class HTTPConnection:
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as e:
             # Bad chunking, a reset, a truncated body.  Anything else, such as
             # the upstream loop's readtimeout, is not ours to rename.
-            raise SourceError(_reason(e)) from None
+            raise SourceError(reason(e)) from None
+
+    def read_all(self, limit: int) -> str:
+        """The whole body as text, for a playlist; SourceError beyond ``limit`` bytes."""
+        pieces, size = [], 0
+        while piece := self.read():
+            pieces.append(piece)
+            size += len(piece)
+            if size > limit:
+                raise SourceError(f"a playlist larger than {limit} bytes")
+        return b"".join(pieces).decode("utf-8", "replace")
 
     def close(self) -> None:
         self._response.close()
         self._session.close()
 
 
-def _reason(error: BaseException) -> str:
+def reason(error: BaseException) -> str:
     """A short reason such as "Connection refused", as the socket sources give it,
     rather than the nested pool and retry wrappers requests and urllib3 add."""
     if isinstance(error, requests.ConnectTimeout):

@@ -200,3 +200,35 @@ def test_with_reconnect_0_the_stream_stays_offline_after_one_attempt(logs):
 
 def _lifecycle(graceperiod: float) -> Lifecycle:
     return Lifecycle(Hub("/s.ts", stream_settings(keepalive=0)), graceperiod)
+
+
+class Telling(Script):
+    """A connection that counts breaks and missing units, as HLS and RTP do:
+    the second read follows a break, after 3 lost units."""
+
+    breaks = missing = 0
+
+    def read(self) -> bytes:
+        if len(self.reads) == 1:
+            self.breaks, self.missing = 1, 3
+        return super().read()
+
+
+def test_a_break_a_connection_tells_restarts_viewers_at_a_rap_and_losses_are_counted(monkeypatch):
+    restarts = []
+    lifecycle = _lifecycle(0)
+    hub = lifecycle.hub
+    monkeypatch.setattr(hub, "restart_at_rap", lambda: restarts.append(hub.packets_received))
+    opener = Opener(lambda url: Telling(PACKETS[:10 * PACKET_SIZE], PACKETS[10 * PACKET_SIZE:]),
+                    stop_after=1)
+    upstream = Upstream(hub, lifecycle, ["http://a/l.m3u8"], source_settings(), reconnect=10,
+                        readtimeout=0, opener=opener)
+    upstream.start()
+    try:
+        assert opener.enough.wait(timeout=5)
+    finally:
+        upstream.stop()
+    # At the connection's start, and once more at the break: after the first
+    # read's packets, before the second's.
+    assert restarts == [0, 10]
+    assert upstream.missing == 3
