@@ -36,6 +36,7 @@ SCHEMES = {
     "file": Scheme("file", "FileConnection", ("path",)),
     "tcp": Scheme("sockets", "SocketConnection", ("host", "port")),
     "udp": Scheme("datagram", "UDPConnection", ("port",)),  # udp://:PORT: every interface
+    "rtp": Scheme("rtp", "RTPConnection", ("port",)),  # rtp://[SOURCE]@GROUP:PORT as udp://
     "unix": Scheme("sockets", "SocketConnection", ("path",)),
     "unixgram": Scheme("datagram", "UnixDatagramConnection", ("path",)),
     "unixpacket": Scheme("sockets", "SocketConnection", ("path",)),
