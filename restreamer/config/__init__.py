@@ -95,6 +95,8 @@ class StreamConfig(Resource):
                          new=True)
     faststart: bool | None = key(Flag(), None, "this stream's `faststart` (default: the global key)",
                                  new=True)
+    program: int | None = key(Count(minimum=1), None, "serve only this program (its program_number) "
+                                                       "of a multi-program stream", new=True)
     variant: str | None = key(Text(), None, "HLS remotes: the variant of a master playlist, by NAME, "
                                             "RESOLUTION or URI (default: the highest BANDWIDTH)", new=True)
 

@@ -37,6 +37,7 @@ class Settings:
     preamble: bytes
     verify: bool | str  # HTTPS upstreams: check certificates (against this CA bundle, if a path)
     variant: str | None  # HLS upstreams: the variant of a master playlist
+    program: int | None  # the one program served, of a multi-program stream
 
     @classmethod
     def of(cls, resource: StreamConfig, config: Config) -> "Settings":
@@ -50,13 +51,14 @@ class Settings:
             keepalive=config.keepalive,
             ondemand=config.ondemand_of(resource), idletimeout=config.idletimeout_of(resource),
             tsanalysis=config.tsanalysis, preamble=_read_preamble(resource, config),
-            verify=_verify(resource, config), variant=resource.variant)
+            verify=_verify(resource, config), variant=resource.variant,
+            program=resource.program)
 
     @property
     def connection(self) -> tuple:
         """What an upstream connection is opened with: a change needs a new connection."""
         return (self.remotes, self.timeout, self.inputbuffer, self.mru, self.clientinterface,
-                self.base_dir, self.tsanalysis, self.verify, self.variant)
+                self.base_dir, self.tsanalysis, self.verify, self.variant, self.program)
 
 
 def _verify(resource: StreamConfig, config: Config) -> bool | str:

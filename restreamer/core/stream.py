@@ -66,7 +66,8 @@ class Stream:
                                 clientinterface=s.clientinterface, base_dir=s.base_dir,
                                 stream=self.serve, verify=s.verify, variant=s.variant)
         upstream = Upstream(self.hub, self.lifecycle, s.remotes, source, reconnect=s.reconnect,
-                            readtimeout=s.readtimeout, opener=self.opener, analyser=self.analyser)
+                            readtimeout=s.readtimeout, opener=self.opener, analyser=self.analyser,
+                            program=s.program)
         ownership = None if self.shared is None else Ownership(
             self.hub, self.lifecycle, self.shared, upstream,
             lambda url: Upstream(self.hub, self.lifecycle, [url], source, reconnect=FOLLOW_RECONNECT,

@@ -16,6 +16,7 @@ from ..sources import Connection, SourceError, SourceSettings, open_connection
 from ..sources.base import READ_SIZE, describe
 from ..ts.analysis import Analyser
 from ..ts.packets import PacketAligner
+from ..ts.program import ProgramFilter, ProgramGone
 
 #: Bytes an upstream may send without a single MPEG-TS packet before it is
 #: judged not to be a transport stream at all (an HTML error page, say).
@@ -50,7 +51,8 @@ class Upstream:
     def __init__(self, hub: Hub, lifecycle: Lifecycle, remotes: Sequence[str],
                  settings: SourceSettings, *,
                  reconnect: float, readtimeout: float,
-                 opener: Opener = open_connection, analyser: Analyser | None = None):
+                 opener: Opener = open_connection, analyser: Analyser | None = None,
+                 program: int | None = None):
         self.hub = hub
         self.lifecycle = lifecycle  # told of each connection, its data and its end
         self.log = hub.log
@@ -60,6 +62,7 @@ class Upstream:
         self.settings = settings
         self.reconnect = reconnect
         self.readtimeout = readtimeout
+        self.program = program  # the one program passed on, of a multi-program stream
         self._greenlet: gevent.Greenlet | None = None
         self._connection = None
         self.attempts = 0
@@ -118,7 +121,7 @@ class Upstream:
             self._stream(connection, aligner)
             log.info("upstream closed", reason="end of stream",
                      packets=aligner.packets, skipped_bytes=aligner.skipped)
-        except (SourceError, OSError, ReadTimeout) as e:
+        except (SourceError, OSError, ReadTimeout, ProgramGone) as e:
             log.warning("upstream error", reason=_reason(e),
                         packets=aligner.packets, skipped_bytes=aligner.skipped)
         finally:
@@ -159,6 +162,8 @@ class Upstream:
         # A connection that knows where its stream breaks off (HLS) or what it
         # lost (RTP) says so by counters, read once per read.
         tells = hasattr(connection, "breaks")
+        # A program's PAT is rewritten per connection: its own state each time.
+        select = ProgramFilter(self.program).feed if self.program else None
         breaks = missing = 0
         hub = self.hub
         lifecycle = self.lifecycle
@@ -196,11 +201,14 @@ class Upstream:
             chunk = feed(data)
             if chunk:
                 last_packet = clock()
-                if analyse is not None:
-                    analyse(chunk, last_packet)
-                if not lifecycle.online:
-                    lifecycle.delivering()
-                publish(chunk, at_once=gathers)
+                if select is not None:
+                    chunk = select(chunk)
+                if chunk:
+                    if analyse is not None:
+                        analyse(chunk, last_packet)
+                    if not lifecycle.online:
+                        lifecycle.delivering()
+                    publish(chunk, at_once=gathers)
             elif not aligner.packets and aligner.skipped > NOT_TS_LIMIT:
                 raise SourceError(f"not MPEG-TS: no packet in the first {aligner.skipped} bytes")
             elif clock() - last_packet >= garbage_limit:
@@ -217,6 +225,8 @@ class Upstream:
                 gevent.sleep(0)
                 unyielded = 0
         tail = aligner.flush()
+        if tail and select is not None:
+            tail = select(tail)
         if tail:
             if analyse is not None:
                 analyse(tail, time.monotonic())
