@@ -103,6 +103,10 @@ class StreamConfig(Resource):
     def check(self, reader: Reader, path: str) -> None:
         if not self.remotes:
             raise reader.fail(f"{path}.remote", "a stream needs at least one remote")
+        if self.program is not None and self.program > 0xFFFF:
+            raise reader.fail(f"{path}.program", f"{self.program} is not a program_number (1 to 65535)")
+        if self.variant is not None and not any(url.startswith(("http:", "https:")) for url in self.remotes):
+            reader.warn(f"{path}.variant", "no http(s) remote: only an HLS master playlist has variants")
         if self.insecure:
             reader.warn(f"{path}.insecure", "the certificates of its https remotes are not checked")
 
