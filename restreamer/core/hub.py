@@ -90,6 +90,9 @@ class Hub:
         self._last_data = time.monotonic()
         self._last_null = 0.0
         self._keepalive = None
+        #: Told of every chunk appended and of every new connection (the HLS
+        #: segmenter, core/segments.py): ``chunk(piece, start, now)``, ``discontinuity(now)``.
+        self.listener = None
 
     def configure(self, *, graceperiod: float, faststart: bool, backlog_bytes: int,
                   backlog_seconds: float, keepalive: float) -> None:
@@ -145,6 +148,8 @@ class Hub:
         starts = points.scan(chunk)
         backlog = self.backlog
         first = backlog.append(chunk, now, starts)
+        if self.listener is not None:
+            self._tell(first, len(starts), now)
         if points.pats != self._pats:
             self._pats = points.pats
             self._pat_chunk = backlog.end - 1
@@ -152,6 +157,14 @@ class Hub:
             self._raw = True
         self._deliver(first)
         self._trim(now)
+
+    def _tell(self, first: int, new_starts: int, now: float) -> None:
+        """Hand the listener the chunks from ``first`` on, each with its start's PAT and PMT (or None)."""
+        backlog = self.backlog
+        held = len(backlog.starts)
+        starts = dict(backlog.starts[i] for i in range(held - new_starts, held))
+        for index in range(first, backlog.end):
+            self.listener.chunk(backlog.chunk(index), starts.get(index), now)
 
     def _deliver(self, first: int) -> None:
         """Write the new chunks to the live viewers, wake the others."""
@@ -310,6 +323,8 @@ class Hub:
         self.url = url
         self._received_at_connect = (self.packets_received, self.bytes_received)
         self.restart_at_rap()
+        if self.listener is not None:
+            self.listener.discontinuity(time.monotonic())
         self._raw = False
 
     def upstream_lost(self) -> None:

@@ -18,6 +18,7 @@ from ..ops.overview import Overview
 from ..ops.server_statistics import ServerStatistics
 from ..ops.statistics import Limits, Statistics
 from ..sources import open_connection
+from .audience import Session
 from .census import Census
 from .runtime import shared_directory
 from .stream import Stream, viewer_count
@@ -25,6 +26,9 @@ from .upstream import Opener
 from .viewer import Viewer
 
 _log = get_logger("restreamer")
+
+#: An HLS viewer that has asked for nothing for this many target durations has left.
+SESSION_SEGMENTS = 3
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class Relay:
         self.overview = Overview(self.streams, self.limits, _controls(config))
         self.started = False
         self._watchdog: gevent.Greenlet | None = None
+        self._sweeper: gevent.Greenlet | None = None
 
     def start(self) -> None:
         """Start every stream's upstream and the background tasks; again does nothing."""
@@ -77,6 +82,7 @@ class Relay:
         self.overview.start()
         self.notifier.start()
         self._start_watchdog()
+        self._sweeper = gevent.spawn(self._sweep_sessions_forever)
 
     def _start_watchdog(self) -> None:
         if self.config.droptimeout > 0 and self._watchdog is None:
@@ -94,6 +100,9 @@ class Relay:
         if self._watchdog is not None:
             self._watchdog.kill(block=False)
             self._watchdog = None
+        if self._sweeper is not None:
+            self._sweeper.kill(block=False)
+            self._sweeper = None
         gevent.joinall([gevent.spawn(s.stop) for s in self.streams.values()], timeout=10)
 
     def configure(self, config: Config) -> None:
@@ -187,6 +196,46 @@ class Relay:
             self.census.release()
         stream.unwatched()
         self.notifier.viewers_changed(self.viewer_count)
+
+    # -- HLS viewers ---------------------------------------------------------
+
+    def admit_session(self, stream: Stream, key: tuple[str, str], remote: str) -> Session | Refusal:
+        """The HLS session of a client (address, User-Agent) asking for the
+        stream's playlist or a segment: a known one, a new one, or the refusal."""
+        if not stream.accepting:
+            return Refusal("stream switched offline" if not stream.hub.enabled else "stream offline")
+        now = time.monotonic()
+        session = stream.audience.find(key, now)
+        if session is not None:
+            return session
+        refusal = self.refusal(stream)
+        if refusal is not None:
+            return refusal
+        census = self.census
+        if census is not None and not census.admit(self.limits.maxconnections):
+            return Refusal("connection limit reached", self.config.limitstatus)
+        stream.demand()
+        session = stream.audience.add(key, remote, now)
+        _log.info("viewer connected", remote=remote, stream=stream.serve, hls=True)
+        self.notifier.viewers_changed(self.viewer_count)
+        return session
+
+    def _sweep_sessions_forever(self) -> None:
+        """HLS viewers leave by asking nothing for a few segments' time."""
+        while True:
+            gevent.sleep(1.0)
+            now = time.monotonic()
+            for stream in list(self.streams.values()):
+                segmenter = stream.segmenter
+                timeout = SESSION_SEGMENTS * (segmenter.target_duration if segmenter else 2)
+                for session in stream.audience.expire(now, timeout):
+                    if self.census is not None:
+                        self.census.release()
+                    _log.info("viewer disconnected", remote=session.remote, stream=stream.serve,
+                              hls=True, duration=round(session.duration, 3),
+                              bytes=session.bytes_sent)
+                    stream.unwatched()
+                    self.notifier.viewers_changed(self.viewer_count)
 
     def set_stream_enabled(self, stream: Stream, enabled: bool) -> None:
         """The control API's switch: offline closes the stream's viewers and refuses new ones."""

@@ -26,7 +26,9 @@ from ..redact import redact_url
 from ..sources import SourceSettings, open_connection
 from ..ts.analysis import Analyser
 from ..sources.base import describe, resolve_path
+from .audience import Audience
 from .ownership import FOLLOW_RECONNECT, Ownership
+from .segments import Segmenter
 from .upstream import Opener, Upstream
 
 _log = get_logger("streaming")
@@ -63,6 +65,7 @@ class Settings:
     tsanalysis: bool
     preamble: bytes
     verify: bool | str  # HTTPS upstreams: check certificates (against this CA bundle, if a path)
+    hls: tuple[float, int] | None  # HLS: (segment target seconds, window), or None: not served
 
     @classmethod
     def of(cls, resource: StreamConfig, config: Config) -> "Settings":
@@ -76,7 +79,8 @@ class Settings:
             keepalive=config.keepalive,
             ondemand=config.ondemand_of(resource), idletimeout=config.idletimeout_of(resource),
             tsanalysis=config.tsanalysis, preamble=_read_preamble(resource, config),
-            verify=_verify(resource, config))
+            verify=_verify(resource, config),
+            hls=(config.hlssegment, config.hlswindow) if config.hls_of(resource) else None)
 
     @property
     def connection(self) -> tuple:
@@ -96,6 +100,7 @@ class Stream:
         self.shared = shared
         self.settings = settings if settings is not None else Settings.of(resource, config)
         self.hub = Hub(resource.serve)
+        self.audience = Audience()  # HLS viewers
         self._configure_hub()
         self.analyser = Analyser() if self.settings.tsanalysis else None
         self.upstream, self.ownership = self._connection()
@@ -112,6 +117,16 @@ class Stream:
         self.hub.configure(graceperiod=s.graceperiod, faststart=s.faststart,
                            backlog_bytes=s.backlogbytes, backlog_seconds=s.backlogseconds,
                            keepalive=s.keepalive)
+        segmenter = self.hub.listener
+        if s.hls is None:
+            self.hub.listener = None
+        elif segmenter is None or (segmenter.target, segmenter.window) != s.hls:
+            self.hub.listener = Segmenter(*s.hls)
+
+    @property
+    def segmenter(self) -> Segmenter | None:
+        """The stream cut into HLS segments, if it is served as HLS."""
+        return self.hub.listener
 
     def _connection(self) -> tuple[Upstream, Ownership | None]:
         """The upstream of the stream's remotes and, under ``gunicorn -w N``, which
@@ -211,14 +226,15 @@ class Stream:
     def unwatched(self) -> None:
         """A viewer left or was turned away: with none left, an on-demand stream
         closes its upstream after ``idletimeout`` seconds."""
-        if (self.settings.ondemand and not self.hub.viewers and self._runner.running
+        if (self.settings.ondemand and not self.hub.viewers and not self.audience
+                and self._runner.running
                 and self._idle_timer is None):
             self._idle_timer = gevent.spawn_later(self.settings.idletimeout, self._close_idle)
 
     def _close_idle(self) -> None:
         with self._turn:
             self._idle_timer = None
-            if self.hub.viewers or not self._runner.running:
+            if self.hub.viewers or self.audience or not self._runner.running:
                 return
             _log.info("stream idle", stream=self.serve,
                           reason=f"no viewer for {self.settings.idletimeout:g} s (idletimeout)")
@@ -293,4 +309,4 @@ def _read_preamble(resource: StreamConfig, config: Config) -> bytes:
 
 def viewer_count(streams: Iterable[Stream]) -> int:
     """Viewers connected to any of ``streams``."""
-    return sum(len(s.hub.viewers) - len(s.relays) for s in streams)
+    return sum(len(s.hub.viewers) - len(s.relays) + len(s.audience) for s in streams)

@@ -141,6 +141,7 @@ class Overview(Sampler):
         if stream is None:
             return None
         wall = time.time()
+        viewers = [(v, False) for v in stream.hub.viewers] + [(s, True) for s in stream.audience.sessions.values()]
         return [{"remote": v.remote, "since": round(wall - v.duration, 1), "bytes": v.bytes_sent,
-                 "dropped_packets": v.packets_dropped}
-                for v in sorted(stream.hub.viewers, key=lambda v: v.started)]
+                 "dropped_packets": v.packets_dropped, "hls": hls}
+                for v, hls in sorted(viewers, key=lambda pair: pair[0].started)]

@@ -59,9 +59,10 @@ def stream_totals(stream: "Stream") -> dict[str, int]:
     else:
         traffic = _audience(traffic, relays)
         received = _from_remotes(stream)
+    traffic.add(stream.audience.traffic())  # HLS viewers
     # A follower worker's switches mirror its owner's: only the owner's count.
     switching = stream.ownership is None or stream.ownership.owner
-    return dict(traffic.as_dict(), connections=len(hub.viewers) - len(relays),
+    return dict(traffic.as_dict(), connections=len(hub.viewers) - len(relays) + len(stream.audience),
                 packets_received=received[0], bytes_received=received[1],
                 stream_time_ns=int(traffic.stream_time * 1e9),
                 switches=hub.switches if switching else 0,

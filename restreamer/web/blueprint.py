@@ -22,7 +22,7 @@ from ..core.relay import Refusal, Relay
 from ..core.stream import Stream
 from ..core.viewer import Viewer
 from ..log import get_logger
-from . import apis
+from . import apis, hls
 from .auth import denial
 from .body import ResponseBody
 from .static import StaticResource
@@ -84,12 +84,17 @@ class Routes:
         self.relay = relay
         self._config: Config | None = None
         self._views: dict[str, Callable[[], Response]] = {}
+        self._segments: dict[str, Callable[[str], Response]] = {}  # by playlist path
         self._statics: dict[tuple, StaticResource] = {}
 
     def dispatch(self, path: str) -> Response:
         view = self.views().get("/" + path)
         if view is None:
-            abort(404)
+            playlist, _, name = ("/" + path).rpartition("/")
+            segments = self._segments.get(playlist)
+            if segments is None:
+                abort(404)
+            view = functools.partial(segments, name)
         if request.method not in ("GET", "HEAD"):
             if request.method == "OPTIONS":
                 return Response(b"", status=200, headers={"Allow": ", ".join(_ALLOWED)})
@@ -103,12 +108,19 @@ class Routes:
         return self._views
 
     def _rebuild(self, config: Config) -> None:
-        views, statics = {}, {}
+        views, statics, segments = {}, {}, {}
         for resource in config.resources:
             view, headers = self._view_for(resource, config, statics)
-            views[resource.serve] = _guard(
-                Authenticator(resource.authentication, config.userlist), resource, view, headers)
-        self._views, self._statics, self._config = views, statics, config
+            authenticator = Authenticator(resource.authentication, config.userlist)
+            views[resource.serve] = _guard(authenticator, resource, view, headers)
+            if isinstance(resource, StreamConfig) and config.hls_of(resource):
+                stream = self.relay.streams[resource.serve]
+                views[resource.playlist_path] = _guard(
+                    authenticator, resource, functools.partial(hls.serve_playlist, self.relay, stream),
+                    {"Content-Type": hls.PLAYLIST_TYPE})
+                segments[resource.playlist_path] = functools.partial(
+                    _segment_view, authenticator, resource, self.relay, stream)
+        self._views, self._statics, self._segments, self._config = views, statics, segments, config
 
     def _view_for(self, resource: Resource, config: Config, statics: dict
                   ) -> tuple[Callable[[], Response], dict[str, str]]:
@@ -141,6 +153,13 @@ def _guard(authenticator: Authenticator, resource: Resource, view: Callable[[], 
                              path=request.path, status=response.status_code)
         return response
     return guarded
+
+
+def _segment_view(authenticator: Authenticator, resource: StreamConfig, relay: Relay, stream: Stream,
+                  name: str) -> Response:
+    """An HLS segment, guarded as its stream is."""
+    view = functools.partial(hls.serve_segment, relay, stream, name)
+    return _guard(authenticator, resource, view, {"Content-Type": hls.SEGMENT_TYPE})()
 
 
 def serve_stream(relay: Relay, stream: Stream) -> Response:
