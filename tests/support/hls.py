@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,3 +94,17 @@ def assert_segment_starts_clean(data: bytes, video_pid: int | None = 0x100, code
     if video_pid is not None:
         assert packet_pid(data[2 * PACKET_SIZE:3 * PACKET_SIZE]) == video_pid, "then the video"
         assert is_rap(data, 2 * PACKET_SIZE, codec), "whose first packet is a keyframe"
+
+
+def poll(read, timeout: float, message: str, every: float = 0.05):
+    """``read()`` again and again, as a player polls, until it gives something
+    truthy (returned); a bounded poll of another process, which offers no
+    event to wait on."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {message}")
+        time.sleep(every)
