@@ -4,6 +4,7 @@ packets, ffmpeg reading it, Chromium playing it in a plain <video>, a new
 segment listed within a second, authentication and viewer counting."""
 
 import base64
+import http.client
 import json
 import shutil
 import subprocess
@@ -46,14 +47,17 @@ def server(source, tmp_path_factory):
     directory = tmp_path_factory.mktemp("hls")
     (directory / "player.html").write_text(PAGE)
     config = {"hls": True, "hlswindow": 4, "userlist": {"tv": {"password": "pw"}},
+              "trustedproxies": ["127.0.0.2/32"],
               "resources": [
-                  {"type": "stream", "serve": "/tv.ts", "remote": source.url},
+                  {"type": "stream", "serve": "/tv.ts", "remote": source.url, "name": 'TV "One"',
+                   "group": "News", "logo": "http://logos.example/one.png", "tvgid": "one.example"},
                   {"type": "stream", "serve": "/private", "remote": source.url,
                    "authentication": {"type": "basic", "realm": "tv", "users": ["tv"]}},
                   {"type": "stream", "serve": "/plain.ts", "remote": source.url, "hls": False},
                   {"type": "static", "serve": "/player.html",
                    "remote": f"file://{directory / 'player.html'}"},
-                  {"type": "api", "api": "statistics", "serve": "/statistics"}]}
+                  {"type": "api", "api": "statistics", "serve": "/statistics"},
+                  {"type": "api", "api": "playlist", "serve": "/channels.m3u"}]}
     process = RestreamerProcess(config, directory).start()
     yield process
     process.close()
@@ -185,3 +189,52 @@ def test_chromium_plays_the_playlist_in_a_plain_video_element(server, browser):
         "the video to play 4 s")
     assert played
     assert browser.execute_script("return document.getElementById('v').error") is None
+
+
+def channel_list(server, query="", headers=None, source=None):
+    """(content type, [(EXTINF line, URL)]) of the playlist API, asked from ``source``."""
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=5,
+                                            source_address=(source, 0) if source else None)
+    connection.request("GET", "/channels.m3u" + query, headers=headers or {})
+    response = connection.getresponse()
+    body = response.read().decode()
+    connection.close()
+    assert response.status == 200
+    lines = body.splitlines()
+    assert lines[0] == "#EXTM3U"
+    pairs = list(zip(lines[1::2], lines[2::2]))
+    assert all(info.startswith("#EXTINF:-1 ") and not url.startswith("#") for info, url in pairs)
+    return response.headers["Content-Type"], pairs
+
+
+def probe(url: str) -> str:
+    result = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
+                             url], capture_output=True, timeout=30)
+    assert result.returncode == 0 and not result.stderr, result.stderr.decode()
+    return result.stdout.decode()
+
+
+def test_the_channel_list_is_an_extended_m3u_that_ffprobe_opens_entry_by_entry(server):
+    playlist(server, entries=2)
+    content_type, entries = channel_list(server)
+    assert content_type == "audio/x-mpegurl"
+    base = server.base_url
+    assert [url for _, url in entries] == [base + "/tv.ts", base + "/plain.ts"]  # /private is not ours
+    assert entries[0][0] == ('#EXTINF:-1 tvg-id="one.example" tvg-name="TV \'One\'" '
+                             'tvg-logo="http://logos.example/one.png" group-title="News",TV "One"')
+    assert entries[1][0] == '#EXTINF:-1 tvg-id="" tvg-name="/plain.ts" tvg-logo="" group-title="",/plain.ts'
+    for _, url in entries:
+        assert "h264" in probe(url)
+    _, hls = channel_list(server, "?hls")
+    assert [url for _, url in hls] == [base + "/tv.m3u8"]
+    assert "h264" in probe(hls[0][1])
+    _, mine = channel_list(server, "?hls", headers=CREDENTIALS)
+    assert [url for _, url in mine] == [base + "/tv.m3u8", base + "/private.m3u8"]
+
+
+def test_forwarded_names_count_only_from_a_trusted_proxy(server):
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "tv.example, inner.example"}
+    _, direct = channel_list(server, headers=forwarded)
+    assert direct[0][1] == server.base_url + "/tv.ts"
+    _, proxied = channel_list(server, headers=forwarded, source="127.0.0.2")
+    assert proxied[0][1] == "https://tv.example/tv.ts"

@@ -1,4 +1,4 @@
-"""The ``type: api`` resources: health, statistics, check, control, prometheus and dashboard.
+"""The ``type: api`` resources: health, statistics, check, control, prometheus, dashboard and playlist.
 
 Bodies and status codes are those of the original restreamer, so existing
 load balancers and monitoring keep working.
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 from flask import Response, request
 
 from ..ops.metrics import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE, exposition
-from . import dashboard
+from . import channels, dashboard
 from ..ops.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ def view_for(relay: "Relay", resource: "ApiConfig") -> Callable[[], Response]:
         return lambda: Response(metrics.get(), content_type=PROMETHEUS_CONTENT_TYPE)
     if kind == "dashboard":
         return dashboard.view_for(relay, resource)
+    if kind == "playlist":
+        return channels.view_for(relay, resource)
     stream = relay.streams[resource.remote]
     if kind == "check":
         # A stream switched offline serves nobody, so a load balancer should
@@ -69,7 +71,8 @@ def view_for(relay: "Relay", resource: "ApiConfig") -> Callable[[], Response]:
 
 #: The Content-Type each API answers with, also on an authentication failure.
 CONTENT_TYPES = {"health": JSON, "statistics": JSON, "check": TEXT, "control": TEXT,
-                 "prometheus": PROMETHEUS_CONTENT_TYPE, "dashboard": dashboard.HTML}
+                 "prometheus": PROMETHEUS_CONTENT_TYPE, "dashboard": dashboard.HTML,
+                 "playlist": channels.CONTENT_TYPE}
 
 
 def _cross_site() -> bool:
