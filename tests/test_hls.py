@@ -17,8 +17,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
-from restreamer.ts.timestamps import moved, scan, span
-from tests.support.hls import assert_segment_starts_clean, parse, poll
+from tests.support.hls import assert_segment_starts_clean, continuous, parse, poll
 from tests.support.server import RestreamerProcess
 from tests.support.upstream import TSUpstream
 from tests.support.viewer import http_get
@@ -34,10 +33,8 @@ CREDENTIALS = {"Authorization": "Basic " + base64.b64encode(b"tv:pw").decode()}
 @pytest.fixture(scope="module")
 def source(sample):
     """The sample played LAPS times with its clocks carried on, at its own pace."""
-    clocks = scan(sample)
-    ticks = span(clocks)
-    payload = b"".join(moved(sample, clocks, ticks, lap) for lap in range(LAPS))
-    server = TSUpstream(payload, rate=len(payload) * 8 / (LAPS * ticks / 90_000))
+    payload, rate = continuous(sample, LAPS)
+    server = TSUpstream(payload, rate=rate)
     yield server
     server.stop()
 

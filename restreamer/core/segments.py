@@ -61,6 +61,12 @@ class Segment:
         return self._data
 
 
+#: Target durations of segments a playlist lists before it is first served:
+#: a player starts three target durations from the live edge (RFC 8216,
+#: 6.3.3), and Chromium refuses a live playlist that holds less.
+READY_TARGETS = 3
+
+
 class Segmenter:
     """Cuts one stream into segments of whole GOPs up to ``target`` seconds,
     listing the newest ``window`` of them."""
@@ -105,7 +111,7 @@ class Segmenter:
             if self._pieces is not None:
                 since_gop = self._media(self._gop_pts, pts, now - self._gop_began)
                 elapsed = self._media(self._pts, pts, now - self._began)
-                if elapsed + min(self._gop, since_gop) > self.target + 0.01 or elapsed >= self.target:
+                if elapsed >= self.target or elapsed + min(self._gop, since_gop) > self.target + 0.01:
                     self._close(elapsed)
                 self._gop = since_gop
             self._gop_pts, self._gop_began = pts, now
@@ -192,6 +198,13 @@ class Segmenter:
             return None
         index = sequence - segments[0].sequence
         return segments[index] if 0 <= index < len(segments) else None
+
+    @property
+    def ready(self) -> bool:
+        """Enough is listed for a player to start."""
+        listed = self.listed
+        return sum(s.duration for s in listed) >= READY_TARGETS * self.target_duration - 0.05 \
+            or len(listed) >= self.window
 
     @property
     def target_duration(self) -> int:

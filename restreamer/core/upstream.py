@@ -63,6 +63,12 @@ class Upstream:
         self._greenlet: gevent.Greenlet | None = None
         self._connection = None
         self.attempts = 0
+        # What the dashboard says of a stream (wall-clock times): why it is down, when it
+        # tries again, since when it is up, how often it has come back.
+        self.last_error: tuple[str, str, float] | None = None  # (reason, URL as shown, when)
+        self.next_attempt: float | None = None
+        self.connected_since: float | None = None
+        self.connections = 0
 
     @property
     def running(self) -> bool:
@@ -95,7 +101,10 @@ class Upstream:
                           reason="reconnect is 0: no further attempts")
                 self.hub.upstream_gone()
                 return
-            gevent.sleep(max(0.0, began + self.reconnect - time.monotonic()))
+            delay = max(0.0, began + self.reconnect - time.monotonic())
+            self.next_attempt = time.time() + delay
+            gevent.sleep(delay)
+            self.next_attempt = None
 
     def _pull(self, url: str) -> None:
         """One attempt: connect, stream until the end, log how it ended."""
@@ -106,8 +115,11 @@ class Upstream:
             connection = self.opener(url, self.settings)
         except (SourceError, OSError) as e:
             _log.warning("upstream error", stream=name, url=shown, reason=_reason(e))
+            self.last_error = (_reason(e), shown, time.time())
             return
         self._connection = connection
+        self.connected_since = time.time()
+        self.connections += 1
         self.hub.upstream_connected(url)
         _log.info("upstream connected", stream=name, url=shown)
         aligner = PacketAligner()
@@ -120,8 +132,10 @@ class Upstream:
         except (SourceError, OSError, ReadTimeout) as e:
             _log.warning("upstream error", stream=name, url=shown, reason=_reason(e),
                          packets=aligner.packets, skipped_bytes=aligner.skipped)
+            self.last_error = (_reason(e), shown, time.time())
         finally:
             self._connection = None
+            self.connected_since = None
             connection.close()
             self.hub.upstream_lost()
 

@@ -86,6 +86,7 @@ class Overview(Sampler):
             "control": self.controls.get(stream.serve),
             "ts": None,
         }
+        summary.update(_explained(stream))
         analyser = stream.analyser
         if analyser is not None:
             errors = analyser.error_counts()
@@ -145,3 +146,19 @@ class Overview(Sampler):
         return [{"remote": v.remote, "since": round(wall - v.duration, 1), "bytes": v.bytes_sent,
                  "dropped_packets": v.packets_dropped, "hls": hls}
                 for v, hls in sorted(viewers, key=lambda pair: pair[0].started)]
+
+
+def _explained(stream: "Stream") -> dict:
+    """What the dashboard says beyond the figures: the channel's name, its HLS
+    playlist, since when it is up, how often it came back, why it is down and
+    when it tries again (wall-clock seconds)."""
+    upstream = stream.upstream
+    error = upstream.last_error
+    return {
+        "name": stream.resource.name or stream.serve,
+        "hls": stream.resource.playlist_path if stream.segmenter is not None else None,
+        "online_since": upstream.connected_since if stream.hub.online else None,
+        "reconnects": max(0, upstream.connections - 1),
+        "last_error": None if error is None else {"reason": error[0], "url": error[1], "at": error[2]},
+        "next_attempt": upstream.next_attempt,
+    }

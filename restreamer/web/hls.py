@@ -36,14 +36,14 @@ def serve_playlist(relay: Relay, stream: Stream) -> Response:
     segmenter = stream.segmenter
     segmenter.expire(time.monotonic())
     # A stream that is just starting (an on-demand one, a restart) has its
-    # first segment after two keyframes: the player waits for it, as an
+    # first segments a few keyframes later: the player waits for them, as an
     # HTTP-TS viewer waits for the first packet.
     deadline = time.monotonic() + relay.config.graceperiod + 2 * segmenter.target_duration
-    while not segmenter.segments and stream.accepting:
+    while not segmenter.ready and stream.accepting:
         left = deadline - time.monotonic()
         if left <= 0 or not segmenter.added.wait(left):
             break
-    if not segmenter.segments:
+    if not segmenter.ready:
         return _refuse(stream, Refusal("no segment yet: the stream has no keyframe to cut at"),
                        PLAYLIST_TYPE)
     name = request.path.rsplit("/", 1)[-1]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from restreamer.ts.psi import is_rap
+from restreamer.ts.timestamps import PTS_HZ, moved, scan, span
 from tests.support.ts import PACKET_SIZE, packet_pid
 
 
@@ -108,3 +109,12 @@ def poll(read, timeout: float, message: str, every: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {message}")
         time.sleep(every)
+
+
+def continuous(data: bytes, laps: int) -> tuple[bytes, float]:
+    """``data`` played ``laps`` times as one stream, its clocks carried on (as
+    ``loop:`` does), and the bit rate that plays it in real time."""
+    clocks = scan(data)
+    ticks = span(clocks)
+    payload = b"".join(moved(data, clocks, ticks, lap) for lap in range(laps))
+    return payload, len(payload) * 8 / (laps * ticks / PTS_HZ)
