@@ -91,6 +91,7 @@ class Segmenter:
         self._gap = False  # the next segment follows a new connection
         self._date: float | None = None  # when the open segment's first frame was, if known
         self._untimed = 0  # starts in a row without a PTS right behind them
+        self._playlist: tuple[str, str] | None = None  # (prefix, text) of the segments now
 
     # -- fed by the hub --------------------------------------------------------
 
@@ -144,6 +145,7 @@ class Segmenter:
         if now - self._last_arrival <= self.window * self.target_duration:
             return False
         self.segments.clear()
+        self._playlist = None
         self._pieces = None
         self._gap = False
         return True
@@ -180,6 +182,7 @@ class Segmenter:
         segments.append(segment)
         while len(segments) > self.window + KEPT_AFTER_WINDOW:
             segments.popleft()
+        self._playlist = None
         added, self.added = self.added, Event()
         added.set()
 
@@ -211,8 +214,18 @@ class Segmenter:
         """EXT-X-TARGETDURATION: at least every segment's rounded duration, never less than the key."""
         return max(math.ceil(self.target), self.longest, 1)
 
-    def playlist(self, segment_uri: Callable[[int], str]) -> str:
-        """The live media playlist (RFC 8216): no end tag, the window's segments."""
+    def playlist(self, prefix: str) -> str:
+        """The live media playlist (RFC 8216): no end tag, the window's segments,
+        each at ``prefix`` + ``NUMBER.ts``.  Made once per segment added, for
+        every player polling it."""
+        cached = self._playlist
+        if cached is not None and cached[0] == prefix:
+            return cached[1]
+        text = self._render(prefix)
+        self._playlist = (prefix, text)
+        return text
+
+    def _render(self, prefix: str) -> str:
         listed = self.listed
         lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{self.target_duration}",
                  f"#EXT-X-MEDIA-SEQUENCE:{listed[0].sequence if listed else self.sequence}"]
@@ -224,7 +237,7 @@ class Segmenter:
                 lines.append("#EXT-X-DISCONTINUITY")
             lines.append("#EXT-X-PROGRAM-DATE-TIME:" + _iso(segment.date))
             lines.append(f"#EXTINF:{segment.duration:.3f},")
-            lines.append(segment_uri(segment.sequence))
+            lines.append(f"{prefix}{segment.sequence}.ts")
         return "\n".join(lines) + "\n"
 
 

@@ -24,10 +24,6 @@ NO_CACHE = {"Cache-Control": "no-cache"}
 _access_log = get_logger("access")
 
 
-def segment_name(sequence: int) -> str:
-    return f"{sequence}.ts"
-
-
 def serve_playlist(relay: Relay, stream: Stream) -> Response:
     """The live media playlist; waits for the first segment of a stream that is starting."""
     admitted = _admit(relay, stream)
@@ -47,7 +43,7 @@ def serve_playlist(relay: Relay, stream: Stream) -> Response:
         return _refuse(stream, Refusal("no segment yet: the stream has no keyframe to cut at"),
                        PLAYLIST_TYPE)
     name = request.path.rsplit("/", 1)[-1]
-    text = segmenter.playlist(lambda sequence: f"{name}/{segment_name(sequence)}")
+    text = segmenter.playlist(name + "/")
     admitted.seen = time.monotonic()
     return Response(text, status=200, content_type=PLAYLIST_TYPE, headers=NO_CACHE)
 
