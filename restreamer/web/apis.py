@@ -73,18 +73,38 @@ CONTENT_TYPES = {"health": JSON, "statistics": JSON, "check": TEXT, "control": T
 
 
 def _cross_site() -> bool:
-    """Whether the browser says this request comes from another site.
+    """Whether any sign this request carries says it may come from elsewhere.
 
-    Browsers send ``Sec-Fetch-Site`` with every request (recent ones) and
-    ``Origin`` with cross-origin ones; clients that are not browsers send
-    neither and are let through.
+    A browser sends ``Sec-Fetch-Site`` (recent ones, with every request),
+    ``Origin`` (with cross-origin ones) and ``Referer`` (unless told not to):
+    each one present must name this very origin, scheme included (an
+    ``https`` page is another origin than this ``http`` server).  Clients
+    that are not browsers send none and are let through.
     """
-    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+    headers = request.headers
+    site = headers.get("Sec-Fetch-Site")
+    if site is not None and site.lower() not in ("same-origin", "none"):
         return True
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return False
-    return urlsplit(origin).netloc.lower() != request.host.lower()
+    origin = headers.get("Origin")
+    if origin is not None and _origin(origin) != _origin(request.host_url):
+        return True
+    referer = headers.get("Referer")
+    return referer is not None and _origin(referer) != _origin(request.host_url)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of a URL, the port spelled out; None if it has none."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    return parts.scheme.lower(), parts.hostname.lower(), port
 
 
 def _json(data: dict) -> Response:
