@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
 _NO_CACHE = {"Cache-Control": "no-cache"}
+#: The page acts on clicks (taking a stream offline): no other site may
+#: frame it and trick a click (clickjacking).
+_PAGE_HEADERS = dict(_NO_CACHE, **{"X-Frame-Options": "DENY",
+                                   "Content-Security-Policy": "frame-ancestors 'none'"})
 
 
 def view_for(relay: "Relay", resource: "ApiConfig") -> Callable[[], Response]:
@@ -41,7 +45,7 @@ def view_for(relay: "Relay", resource: "ApiConfig") -> Callable[[], Response]:
             except ValueError:
                 return _json({"error": "since must be a sample number"}, 400)
             return _json(dict(overview.summary(since), base=_base(resource.serve)))
-        return Response(page, content_type=HTML, headers=_NO_CACHE)
+        return Response(page, content_type=HTML, headers=_PAGE_HEADERS)
     return dashboard
 
 
