@@ -31,7 +31,8 @@ def view_for(relay: "Relay", resource: "ApiConfig") -> Callable[[], Response]:
         return lambda: _json(relay.statistics.health())
     # These two read every stream: a poll reuses an answer up to a second old.
     if kind == "statistics":
-        statistics = Snapshot(lambda: json.dumps(relay.statistics.statistics()))
+        # Encoded once: a shared answer is not copied per response.
+        statistics = Snapshot(lambda: json.dumps(relay.statistics.statistics()).encode())
         return lambda: Response(statistics.get(), status=200, content_type=JSON)
     if kind == "prometheus":
         metrics = Snapshot(lambda: exposition(relay.metrics))
