@@ -114,7 +114,8 @@ class StreamingHandler(WSGIHandler):
         if not chunked and not self.content_length:
             return
         timeout = self.server.request_timeout
-        with gevent.Timeout(timeout, socket.timeout(f"request body not complete within {timeout:g} s")):
+        late = socket.timeout(f"request body not complete within {timeout:g} s") if timeout else None
+        with gevent.Timeout(timeout, late):
             if self.headers.get("Expect", "").lower() == "100-continue":
                 self.socket.sendall(_CONTINUE)
             discard_body(self.rfile, self.content_length, chunked)
@@ -168,8 +169,10 @@ class StreamingHandler(WSGIHandler):
         sock = self.socket
         try:
             sock.sendall(response)
+            if not self._linger:
+                return
             sock.shutdown(socket.SHUT_WR)
-            with gevent.Timeout(LINGER_TIME if self._linger else 0, False):  # False: time up ends the block quietly
+            with gevent.Timeout(LINGER_TIME, False):  # False: time up ends the block quietly
                 drained = 0
                 while drained < LINGER_BYTES:
                     data = sock.recv(65536)
