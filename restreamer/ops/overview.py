@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 INTERVAL = 1.0
 #: Samples kept: the sparklines' span in seconds.
 HISTORY = 300
+#: Answers kept for the latest sample: tabs ask for all of the history or
+#: for the last sample, so a few suffice, and a client asking for every
+#: ``since`` in turn cannot make the server keep hundreds of them.
+SHARED_ANSWERS = 8
 #: The figures a stream's history keeps, one series each.
 SERIES = ("viewers", "bitrate_in", "bitrate_out", "errors")
 
@@ -156,6 +160,8 @@ class Overview(Sampler):
         answer = self._answers.get(since)
         if answer is not None:
             return answer.get()
+        if len(self._answers) >= SHARED_ANSWERS:
+            return self._encode(since, seq)
         answer = self._answers[since] = AsyncResult()
         try:
             encoded = self._encode(since, seq)

@@ -7,7 +7,7 @@ import gevent
 
 from restreamer.config import from_dict
 from restreamer.core.stream import Stream
-from restreamer.ops.overview import HISTORY, Overview
+from restreamer.ops.overview import HISTORY, SHARED_ANSWERS, Overview
 from restreamer.ops.snapshot import SLICE
 from restreamer.ops.statistics import Limits
 
@@ -53,6 +53,17 @@ def test_polls_for_the_same_samples_share_one_encoding(monkeypatch):
     view.sample()
     view.summary(0)
     assert sorted(encodings) == [0, 0, 1]  # a new sample, a new answer
+    for since in range(SHARED_ANSWERS * 2):
+        view.summary(-since)  # all of it: shared
+        view.summary(view.seq - since % 2)  # the last sample, or nothing: shared too
+    assert len(encodings) == 3 + 2
+    for _ in range(SHARED_ANSWERS * 2):
+        view.sample()
+    encodings.clear()
+    for _ in range(2):
+        for since in range(SHARED_ANSWERS * 2):
+            view.summary(since)  # every one in turn: only the first few are kept
+    assert len(encodings) == SHARED_ANSWERS * 2 + SHARED_ANSWERS
 
 
 def test_a_whole_history_is_encoded_in_slices(monkeypatch):
