@@ -18,7 +18,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.server import RestreamerProcess
 from tests.support.upstream import TSUpstream
-from tests.support.viewer import Viewer, http_get
+from tests.support.viewer import HttpViewer, http_get
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -100,7 +100,7 @@ def test_the_page_renders_every_stream_and_masks_secrets(server, browser):
 def test_numbers_follow_viewers_as_they_come_and_go(server, browser):
     browser.get(server.url("/"))
     shows(browser, "/one.ts", ".viewers", "0")
-    first, second = Viewer(server.url("/one.ts")), Viewer(server.url("/one.ts"))
+    first, second = HttpViewer(server.url("/one.ts")), HttpViewer(server.url("/one.ts"))
     try:
         first.wait_bytes(1); second.wait_bytes(1)
         shows(browser, "/one.ts", ".viewers", "2")

@@ -15,8 +15,8 @@ import pytest
 from tests.support.polling import poll
 from tests.support.server import RestreamerProcess
 from tests.support.ts import PACKET_SIZE, assert_clean_start
-from tests.support.upstream import TSUpstream, free_port
-from tests.support.viewer import Viewer, http_get, http_request
+from tests.support.upstream import TSUpstream
+from tests.support.viewer import HttpViewer, http_get, http_request
 
 RATE = 2_000_000
 DROPTIMEOUT = 1  # also how long a client may take to send its request head
@@ -46,7 +46,7 @@ def rs(source, tmp_path_factory):
 def healthy(rs, source):
     """A viewer of /s.ts that must get an unbroken run of the upstream by the end of the test."""
     mark = rs.mark()
-    client = Viewer(rs.url("/s.ts"))
+    client = HttpViewer(rs.url("/s.ts"))
     assert client.wait_status() == 200
     client.wait_bytes(PACKET_SIZE * 7)
     # Its log line is read from the server's output by a thread of the test's:
@@ -97,7 +97,7 @@ def test_other_methods_on_a_stream_are_405(rs, healthy, method):
 
 def test_head_on_a_stream_answers_without_a_body_or_a_viewer(rs, healthy):
     mark = rs.mark()
-    client = Viewer(rs.url("/s.ts"), method="HEAD")
+    client = HttpViewer(rs.url("/s.ts"), method="HEAD")
     try:
         assert client.wait_status() == 200
         assert client.headers["Content-Type"] == "video/mpeg"
@@ -110,7 +110,7 @@ def test_head_on_a_stream_answers_without_a_body_or_a_viewer(rs, healthy):
 
 
 def test_http10_viewer_gets_a_close_delimited_stream(rs, healthy, source):
-    client = Viewer(rs.url("/s.ts"), http10=True)
+    client = HttpViewer(rs.url("/s.ts"), http10=True)
     try:
         assert client.wait_status() == 200
         assert "chunked" not in client.headers.get("Transfer-Encoding", "")
@@ -275,14 +275,13 @@ def server(request, source, tmp_path_factory):
     if request.param == "cli":
         process = RestreamerProcess(config, directory).start()
     else:
-        port = free_port()
         process = RestreamerProcess(
             config, directory, env={"RESTREAMER_WORKERS": "1"},
             cmd=[sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
-                 "-b", f"127.0.0.1:{port}", "wsgi:app"])
+                 "-b", "127.0.0.1:0", "wsgi:app"])
         process.env["RESTREAMER_CONFIG"] = str(process.config_path)
         process.launch()
-        process.port = port
+        process.wait_gunicorn_port()
     process.wait_log("stream online", timeout=15)
     yield process
     process.close()
@@ -379,7 +378,7 @@ def test_answers_nobody_reads_are_dropped_at_droptimeout(server, healthy_viewer)
 
 @pytest.fixture
 def healthy_viewer(server, source):
-    client = Viewer(server.url("/s.ts"))
+    client = HttpViewer(server.url("/s.ts"))
     assert client.wait_status() == 200
     client.wait_bytes(PACKET_SIZE * 7)
     yield client

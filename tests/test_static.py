@@ -13,7 +13,7 @@ from tests.support.server import RestreamerProcess
 from tests.support.sink import NO_LENGTH, RecordingHTTPServer
 from tests.support.ts import PACKET_SIZE
 from tests.support.upstream import TSUpstream
-from tests.support.viewer import Viewer, http_get, http_request
+from tests.support.viewer import HttpViewer, http_get, http_request
 
 MAX_SIZE = 10 * 1024 * 1024
 SLOW = 1.0  # seconds the slow upstream takes to answer
@@ -240,7 +240,7 @@ def hostile(tmp_path, sample):
         static("/chunked", sink.url("/chunked"))]}
     process = RestreamerProcess(config, tmp_path).start()
     process.wait_log("stream online")
-    client = Viewer(process.url("/s.ts"))
+    client = HttpViewer(process.url("/s.ts"))
     client.wait_bytes(PACKET_SIZE * 10)
     yield process, sink, client
     client.close()

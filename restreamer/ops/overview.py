@@ -17,18 +17,17 @@ import collections
 import itertools
 import json
 import time
-from typing import TYPE_CHECKING, Mapping
+from typing import Mapping
 
 from gevent.event import AsyncResult
 
+from ..base.periodic import Periodic
+from ..core.limits import Limits
+from ..core.view import StreamView
 from ..version import __version__
-from .sampler import Sampler
 from .snapshot import sliced
-from .statistics import Limits, all_totals
+from .statistics import all_totals
 from .tshealth import HealthLog
-
-if TYPE_CHECKING:
-    from ..core.stream import Stream
 
 #: Seconds between samples.
 INTERVAL = 1.0
@@ -65,12 +64,10 @@ class _History:
                 for name, series in zip(SERIES, self.series)}
 
 
-class Overview(Sampler):
+class Overview:
     """The dashboard's figures, sampled once a second."""
 
-    interval = INTERVAL
-
-    def __init__(self, streams: Mapping[str, "Stream"], limits: Limits,
+    def __init__(self, streams: Mapping[str, StreamView], limits: Limits,
                  controls: Mapping[str, str] | None = None):
         self.streams = streams
         self.limits = limits
@@ -84,11 +81,15 @@ class Overview(Sampler):
         # Answers being or already encoded for the latest sample, by ``since``.
         self._answers: dict[int, AsyncResult] = {}
         self._answers_seq = 0
+        self._sampler = Periodic(self.sample, INTERVAL)
 
     def start(self) -> None:
-        if self._sampler is None:
+        if not self._sampler.running:
             self.started_at = time.time()
-        super().start()
+        self._sampler.start()
+
+    def stop(self) -> None:
+        self._sampler.stop()
 
     def sample(self) -> None:
         totals = all_totals(self.streams)
@@ -115,18 +116,18 @@ class Overview(Sampler):
         self._current, self._history, self.seq = current, history, seq
         self.health.check(now)
 
-    def _stream_summary(self, stream: "Stream", counters: dict, rate_in: float, rate_out: float,
+    def _stream_summary(self, stream: StreamView, counters: dict, rate_in: float, rate_out: float,
                         now: float) -> dict:
         summary = {
-            "path": stream.serve,
+            "path": stream.path,
             "state": stream.state,
-            "upstream": stream.shown_upstream,
-            "remotes": [stream.shown_urls[url] for url in stream.resource.remotes],
-            "viewers": counters["connections"],
+            "upstream": stream.upstream,
+            "remotes": stream.remotes,
+            "viewers": counters["viewers"],
             "bitrate_in": round(rate_in),
             "bitrate_out": round(rate_out),
             "dropped_packets": counters["packets_dropped"],
-            "control": self.controls.get(stream.serve),
+            "control": self.controls.get(stream.path),
             "ts": None,
         }
         analyser = stream.analyser
@@ -184,8 +185,8 @@ class Overview(Sampler):
             "uptime": round(time.time() - self.started_at),
             "status": limits.status(viewers),
             "viewers": viewers,
-            "max_viewers": limits.maxconnections,
-            "full_viewers": limits.fullconnections,
+            "max_viewers": limits.max_viewers,
+            "full_viewers": limits.full_viewers,
             "bandwidth": sum(s["bitrate_out"] for s in current.values()),
             "bitrate_in": sum(s["bitrate_in"] for s in current.values()),
             "seq": seq,
@@ -201,4 +202,4 @@ class Overview(Sampler):
         wall = time.time()
         return [{"remote": v.remote, "since": round(wall - v.duration, 1), "bytes": v.bytes_sent,
                  "dropped_packets": v.packets_dropped}
-                for v in sorted(stream.hub.viewers, key=lambda v: v.started)]
+                for v in stream.audience()]

@@ -18,27 +18,28 @@ from ..ops.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from ..config import ApiConfig
-    from ..core.relay import Relay
+    from ..assembly import Service
 
 JSON = "application/json"
 TEXT = "text/plain"
 
 
-def view_for(relay: "Relay", resource: "ApiConfig") -> Callable[[], Response]:
+def view_for(service: "Service", resource: "ApiConfig") -> Callable[[], Response]:
     """The Flask view function of an API resource."""
     kind = resource.api
     if kind == "health":
-        return lambda: _json(relay.statistics.health())
+        return lambda: _json(service.statistics.health())
     # These two read every stream: a poll reuses an answer up to a second old.
     if kind == "statistics":
         # Encoded once: a shared answer is not copied per response.
-        statistics = Snapshot(lambda: json.dumps(relay.statistics.statistics()).encode())
+        statistics = Snapshot(lambda: json.dumps(service.statistics.statistics()).encode())
         return lambda: Response(statistics.get(), status=200, content_type=JSON)
     if kind == "prometheus":
-        metrics = Snapshot(lambda: exposition(relay.metrics))
+        metrics = Snapshot(lambda: exposition(service.metrics))
         return lambda: Response(metrics.get(), content_type=PROMETHEUS_CONTENT_TYPE)
     if kind == "dashboard":
-        return dashboard.view_for(relay, resource)
+        return dashboard.view_for(service, resource)
+    relay = service.relay
     stream = relay.streams[resource.remote]
     if kind == "check":
         # A stream switched offline serves nobody, so a load balancer should

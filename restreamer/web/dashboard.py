@@ -17,7 +17,7 @@ from flask import Response, request
 
 if TYPE_CHECKING:
     from ..config import ApiConfig
-    from ..core.relay import Relay
+    from ..assembly import Service
 
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
@@ -28,9 +28,9 @@ _PAGE_HEADERS = dict(_NO_CACHE, **{"X-Frame-Options": "DENY",
                                    "Content-Security-Policy": "frame-ancestors 'none'"})
 
 
-def view_for(relay: "Relay", resource: "ApiConfig") -> Callable[[], Response]:
+def view_for(service: "Service", resource: "ApiConfig") -> Callable[[], Response]:
     page = resources.files(__package__).joinpath("dashboard.html").read_bytes()
-    overview = relay.overview
+    overview = service.overview
 
     def dashboard() -> Response:
         args = request.args
