@@ -6,16 +6,17 @@ import json
 import gevent
 
 from restreamer.config import from_dict
+from restreamer.core.limits import Limits
 from restreamer.core.stream import Stream
+from restreamer.core.view import StreamViews
 from restreamer.ops.overview import HISTORY, SHARED_ANSWERS, Overview
 from restreamer.ops.snapshot import SLICE
-from restreamer.ops.statistics import Limits
 
 
 def overview(count: int = 3) -> Overview:
     config = from_dict({"resources": [{"type": "stream", "serve": f"/s{i}.ts", "remote": f"tcp://up{i}:1"}
                                       for i in range(count)]})
-    return Overview({s.serve: Stream(s, config) for s in config.streams}, Limits())
+    return Overview(StreamViews({s.serve: Stream(s, config) for s in config.streams}), Limits())
 
 
 def answer(view: Overview, since: int) -> dict:
