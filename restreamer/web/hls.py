@@ -9,7 +9,6 @@ both (the routes are the stream's).
 
 from __future__ import annotations
 
-import time
 
 from flask import Response, request
 
@@ -30,13 +29,13 @@ def serve_playlist(relay: Relay, stream: Stream) -> Response:
     if isinstance(admitted, Response):
         return admitted
     segmenter = stream.segmenter
-    segmenter.expire(time.monotonic())
+    segmenter.expire(stream.clock.now())
     # A stream that is just starting (an on-demand one, a restart) has its
     # first segments a few keyframes later: the player waits for them, as an
     # HTTP-TS viewer waits for the first packet.
-    deadline = time.monotonic() + relay.config.graceperiod + 2 * segmenter.target_duration
-    while not segmenter.ready and stream.accepting:
-        left = deadline - time.monotonic()
+    deadline = stream.clock.now() + relay.config.graceperiod + 2 * segmenter.target_duration
+    while not segmenter.ready and stream.lifecycle.accepting:
+        left = deadline - stream.clock.now()
         if left <= 0 or not segmenter.added.wait(left):
             break
     if not segmenter.ready:
@@ -44,7 +43,7 @@ def serve_playlist(relay: Relay, stream: Stream) -> Response:
                        PLAYLIST_TYPE)
     name = request.path.rsplit("/", 1)[-1]
     text = segmenter.playlist(name + "/")
-    admitted.seen = time.monotonic()
+    admitted.seen = stream.clock.now()
     return Response(text, status=200, content_type=PLAYLIST_TYPE, headers=NO_CACHE)
 
 
@@ -61,7 +60,7 @@ def serve_segment(relay: Relay, stream: Stream, name: str) -> Response:
     if request.method == "HEAD":
         return Response(b"", status=200, content_type=SEGMENT_TYPE,
                         headers={"Content-Length": str(len(data))})
-    admitted.sent(len(data), time.monotonic())
+    admitted.sent(len(data), stream.clock.now())
     # Segments never change: a cache in front may keep them.
     return Response(data, status=200, content_type=SEGMENT_TYPE,
                     headers={"Cache-Control": "max-age=60"})

@@ -1,5 +1,6 @@
 """Waiting for processes that are not our children (a restreamer's forked
-upstreams) to end, through pidfds rather than polling."""
+upstreams) to end, through pidfds rather than polling; and the UDP ports
+a process group's sockets hold, for sources that were told port 0."""
 
 import os
 import select
@@ -26,3 +27,31 @@ class ProcessWatch:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def udp_ports(pgid: int) -> list[int]:
+    """The local ports of the UDP sockets held by the processes of process
+    group ``pgid``: what a source told ``udp://HOST:0`` bound, read from /proc."""
+    inodes = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != pgid:
+                continue
+            for fd in os.scandir(f"/proc/{entry.name}/fd"):
+                target = os.readlink(fd.path)
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:["):-1])
+        except OSError:  # gone meanwhile
+            continue
+    ports = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with open(table) as lines:
+            next(lines)  # the column names
+            for line in lines:
+                fields = line.split()
+                local, inode = fields[1], fields[9]
+                if inode in inodes:
+                    ports.add(int(local.rpartition(":")[2], 16))
+    return sorted(ports)

@@ -9,6 +9,8 @@ from restreamer.ts.psi import packet_pid
 from tests.support.hls import assert_segment_starts_clean, parse
 from restreamer.ts.timestamps import moved, scan, span
 from tests.support.ts import load_sample
+from tests.unit.clock import FakeClock
+from tests.unit.conftest import stream_settings
 from tests.unit.test_starts import PMT_PID, VIDEO_PID, _section, _single_packet
 
 SAMPLE = load_sample()  # 6 GOPs of 1 s, H.264 on PID 0x100
@@ -26,9 +28,9 @@ def fed(data: bytes, piece: int = 40 * PACKET_SIZE, target: float = 2.0, window:
         hub: Hub | None = None) -> tuple[Hub, Segmenter]:
     """A hub with a segmenter, ``data`` published through it in pieces."""
     if hub is None:
-        hub = Hub("/s.ts")
+        hub = Hub("/s.ts", stream_settings(), FakeClock())
         hub.listener = Segmenter(target, window, wall=lambda: WALL)
-        hub.upstream_connected("tcp://up:1")
+        hub.restart_at_rap()  # a connection begins
     for offset in range(0, len(data), piece):
         hub.publish(data[offset:offset + piece], at_once=True)
     return hub, hub.listener
@@ -78,8 +80,7 @@ def test_smaller_gops_are_grouped_and_a_longer_gop_makes_a_longer_segment():
 def test_a_new_connection_marks_a_discontinuity_and_its_sequence_counts_on():
     hub, segmenter = fed(laps(SAMPLE, 2), window=4)
     before = segmenter.sequence
-    hub.upstream_lost()
-    hub.upstream_connected("tcp://up:2")
+    hub.restart_at_rap()  # the next connection
     fed(laps(SAMPLE, 2), hub=hub)
     segments = list(segmenter.segments)
     tail = [s for s in segments if s.sequence == before]
