@@ -14,7 +14,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from tests.support.hls import continuous
 from tests.support.server import RestreamerProcess
 from tests.support.upstream import TSUpstream
-from tests.support.viewer import Viewer
+from tests.support.viewer import HttpViewer
 from tests.test_dashboard import WAIT, browser, card, shows  # noqa: F401 (browser: a fixture)
 
 DEAD = "tcp://127.0.0.1:1"
@@ -90,7 +90,7 @@ def rows(browser):
 
 
 def test_many_streams_make_a_compact_table_to_filter_and_sort(crowded, browser):
-    watcher = Viewer(crowded.url("/watched.ts"))
+    watcher = HttpViewer(crowded.url("/watched.ts"))
     try:
         watcher.wait_bytes(1)
         browser.get(crowded.url("/"))
