@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             for warning in config.warnings:
                 print(f"restreamer: warning: {redact_text(warning)}", file=sys.stderr)
+            for note in config.notes:
+                print(f"restreamer: note: {redact_text(note)}", file=sys.stderr)
             Relay(config)  # also reads the preamble files
             print(f"{args.config}: ok ({len(config.streams)} streams, "
                   f"{len(config.resources)} resources)")

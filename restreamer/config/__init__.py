@@ -11,6 +11,7 @@ warnings naming the nearest valid key.
 
 from __future__ import annotations
 
+import difflib
 import os
 import socket
 import stat
@@ -39,17 +40,19 @@ NOTIFICATION_TYPES = ("url",)
 class Authentication(Section):
     """Who may access a resource (``users``), or as whom a notification logs in (``user``)."""
 
-    type: str | None = key(Text(), None, "`basic` or `bearer`; without it nothing is checked "
-                                         "(or sent), with a warning; another value denies everyone")
+    type: str | None = key(Text(), None, "`basic` or `bearer`; empty: nobody is asked (as in the "
+                                         "original); missing: the same, with a warning; another "
+                                         "value denies everyone")
     realm: str = key(Text(), "", "named in the challenge of a 401; without one a refusal is a 403")
-    user: str | None = key(Text(), None, "a user of `userlist`, allowed in; a notification logs in as it")
+    user: str | None = key(Text(), None, "a user of `userlist`, allowed in; a notification logs in "
+                                         "as it (empty: none)")
     users: tuple[str, ...] = key(Strings("a user name"), (), "users of `userlist` allowed in")
 
-    def check(self, reader: Reader, path: str) -> None:
-        if self.type is not None and self.type not in AUTH_TYPES:
-            # The original denies everything for an unknown type; keep that, but say so.
-            reader.warn(f"{path}.type", f"unknown authentication type {self.type!r} (expected one of "
-                                        f"{listed(AUTH_TYPES)}); all access to this resource is denied")
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The users named, ``user`` first; empty names mean nobody, as in the original."""
+        named = ((self.user,) if self.user else ()) + self.users
+        return tuple(dict.fromkeys(name for name in named if name))
 
 
 def _url_path(serve: str) -> str | None:
@@ -238,6 +241,7 @@ class Config(Section):
 
     source: str = "<dict>"  # file name, for messages
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # worth knowing, nothing wrong: logged at info level
     base_dir: str = "."  # relative paths in the config resolve against this
 
     @property
@@ -281,16 +285,35 @@ class Config(Section):
 
 def _check_users(reader: Reader, auth: Authentication, path: str, userlist: dict[str, str],
                  guards: bool) -> None:
-    names = [(f"{path}.user", auth.user)] + [(f"{path}.users[{i}]", u) for i, u in enumerate(auth.users)]
-    for where, name in names:
-        if name is not None and name not in userlist:
-            raise reader.fail(where, f"user {name!r} is not in userlist")
-    if auth.type is None and auth != Authentication():
+    """``guards``: the authentication of a resource (else: as whom a notification logs in)."""
+    named = [(f"{path}.user", auth.user)] + [(f"{path}.users[{i}]", u) for i, u in enumerate(auth.users)]
+    for where, name in named:
+        if name and name not in userlist:
+            raise reader.fail(where, f"user {name!r} is not in userlist{_nearest(name, userlist)}")
+    if auth.type == "":
+        # The original's pass authenticator: its documented example carries
+        # this placeholder stanza, so it is no authentication, not a denial.
+        if guards and auth.names:
+            raise reader.fail(f"{path}.type", "is empty, which lets everyone in, yet users are listed: "
+                                              "set type to basic or bearer")
+        reader.note(path, "type is empty: no authentication (everyone gets in, as in the original)"
+                    if guards else "type is empty: no credentials are sent")
+    elif auth.type is None and auth != Authentication():
         if guards:
             reader.warn(path, "has no type, so the resource is public (as in the original); "
                               "set type to basic or bearer")
         else:
             reader.warn(path, "has no type, so no credentials are sent; set type to basic or bearer")
+    elif auth.type is not None and auth.type not in AUTH_TYPES:
+        # The original denies everything for an unknown type; keep that, but say so.
+        effect = "all access to this resource is denied" if guards else "no credentials are sent"
+        reader.warn(f"{path}.type", f"unknown authentication type {auth.type!r} (expected one of "
+                                    f"{listed(AUTH_TYPES)}){_nearest(auth.type, AUTH_TYPES)}; {effect}")
+
+
+def _nearest(value: str, choices: Any) -> str:
+    near = difflib.get_close_matches(value, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {near[0]!r}?" if near else ""
 
 
 # ---------------------------------------------------------------------------
@@ -328,7 +351,7 @@ def from_dict(data: Any, source: str = "<dict>", base_dir: str | None = None) ->
     reader = Reader(source)
     config = reader.section(Config, {} if data is None else data, "", source=source,
                             base_dir=base_dir or os.getcwd())
-    return replace(config, warnings=tuple(reader.warnings))
+    return replace(config, warnings=tuple(reader.warnings), notes=tuple(reader.notes))
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

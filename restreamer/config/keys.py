@@ -109,12 +109,20 @@ class Reader:
     def __init__(self, source: str):
         self.source = source
         self.warnings: list[str] = []
+        self.notes: list[str] = []
 
     def fail(self, path: str, problem: str, line: int | None = None) -> ConfigError:
         return ConfigError(self.source, path, problem, line=line)
 
     def warn(self, path: str, problem: str) -> None:
-        self.warnings.append(f"{self.source}: {path}: {problem}" if path else f"{self.source}: {problem}")
+        self.warnings.append(self._line(path, problem))
+
+    def note(self, path: str, text: str) -> None:
+        """Something the operator should know that is not wrong (logged at info level)."""
+        self.notes.append(self._line(path, text))
+
+    def _line(self, path: str, text: str) -> str:
+        return f"{self.source}: {path}: {text}" if path else f"{self.source}: {text}"
 
     def mapping(self, value: Any, path: str, known: tuple[str, ...] | None,
                 fold_case: bool = True) -> dict[str, Any]:
@@ -318,11 +326,18 @@ class Sections(Kind):
             cls = self.choose(reader, entries, where) if self.choose else self.sections[0]
             keys = declared(cls)
             own = {n for k in keys for n in k.names}
-            for name in entries.keys() - own:
+            for name in [n for n in entries if n not in own]:  # in file order
+                if _unset(entries[name], everything[name].default):
+                    continue  # the original's documented example lists every key, empty, on a stream
                 users = [c.TYPE for c in self.sections if name in {n for k in declared(c) for n in k.names}]
                 reader.warn(join(where, name), f"ignored: only a {' or '.join(users)} resource uses it")
             result.append(reader.build(cls, entries, where, keys, where=where))
         return tuple(result)
+
+
+def _unset(value: Any, default: Any) -> bool:
+    """Whether a value says nothing: empty, or its key's default."""
+    return value in ("", [], {}) or (type(value) is type(default) and value == default)
 
 
 def sequence(reader: Reader, value: Any, path: str) -> list:

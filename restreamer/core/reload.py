@@ -65,6 +65,8 @@ def reload(relay: Relay, path: str) -> Plan | None:
         return None
     for warning in config.warnings:
         _log.warning("config warning", detail=warning)
+    for note in config.notes:
+        _log.info("config note", detail=note)
     for key in restart:
         _log.warning("config key needs a restart", key=key,
                      detail=f"{key} keeps its running value until restreamer is restarted")
