@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="configuration file, JSON or YAML (default: %(default)s)")
     parser.add_argument("--check", action="store_true",
                         help="validate the configuration and exit without serving")
+    parser.add_argument("--log-format", choices=log.FORMATS,
+                        help="json lines, or lines for people (default: console on a terminal, "
+                             "else json)")
+    parser.add_argument("--log-level", choices=log.LEVELS, default="info",
+                        help="the lowest level logged (default: %(default)s)")
     parser.add_argument("--version", action="version", version=f"restreamer {__version__}")
     args = parser.parse_args(argv)
     try:
@@ -53,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.config}: ok ({len(config.streams)} streams, "
                   f"{len(config.resources)} resources)")
             return 0
-        log.configure(config.log)
+        log.configure(config.log, fmt=args.log_format, level=args.log_level)
         relay = Relay(config)
     except ConfigError as e:
         # The message may quote a URL with its password (an invalid one, say).

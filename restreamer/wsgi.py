@@ -25,10 +25,10 @@ APP_LOAD_ERROR = 4
 try:
     config = load(os.environ.get("RESTREAMER_CONFIG", "restreamer.json"))
 except ConfigError as e:
-    log.configure(pid=True)
+    log.configure(pid=True, fmt="json")
     log.get_logger("restreamer").error("config error", detail=str(e))
     sys.exit(APP_LOAD_ERROR)
-log.configure(config.log, pid=True)  # several workers may write to one stdout
+log.configure(config.log, pid=True, fmt="json")  # several workers may write to one stdout
 app = restreamer.create_app(config)
 
 if monkey.is_module_patched("socket"):

@@ -312,9 +312,10 @@ class Hub:
         self.restart_at_rap()
         self._raw = False
 
-    def upstream_lost(self) -> None:
+    def upstream_lost(self, hold: bool = True) -> None:
         """The upstream connection ended: wait for it for the grace period,
-        letting viewers in meanwhile, whether or not anyone watches now."""
+        letting viewers in meanwhile, whether or not anyone watches now
+        (``hold=False``: it was closed on purpose and nobody waits for it)."""
         self.flush()
         if self.url is not None:
             self._received_by_url = self.received_by_url()
@@ -322,7 +323,9 @@ class Hub:
         if not self.online:
             return
         self.online = False
-        if self.graceperiod > 0:
+        if not hold:
+            self.close_viewers()
+        elif self.graceperiod > 0:
             self._grace = gevent.spawn_later(self.graceperiod, self._grace_expired)
             self._lost_url = url
             _log.info("stream waiting", stream=self.name, viewers=len(self.viewers),

@@ -63,6 +63,7 @@ class Upstream:
         self._greenlet: gevent.Greenlet | None = None
         self._connection = None
         self.attempts = 0
+        self._hold = True  # viewers wait graceperiod when the connection ends
 
     @property
     def running(self) -> bool:
@@ -71,11 +72,15 @@ class Upstream:
 
     def start(self) -> None:
         if self._greenlet is None:
+            self._hold = True
             self.hub.upstream_starting()
             self._greenlet = gevent.spawn(self._run)
 
-    def stop(self) -> None:
+    def stop(self, hold: bool = True) -> None:
+        """End the connection and attempts; ``hold=False``: nobody is held for
+        a next connection either (an on-demand stream that went idle)."""
         if self._greenlet is not None:
+            self._hold = hold
             self._greenlet.kill(block=True, timeout=5)
             self._greenlet = None
         self.hub.first_attempt_over()  # nobody waits for an upstream that is gone
@@ -123,7 +128,7 @@ class Upstream:
         finally:
             self._connection = None
             connection.close()
-            self.hub.upstream_lost()
+            self.hub.upstream_lost(hold=self._hold)
 
     def _stream(self, connection, aligner: PacketAligner) -> None:
         """Move data from the connection to the hub until it ends.
