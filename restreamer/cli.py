@@ -19,7 +19,7 @@ from gevent.lock import Semaphore  # noqa: E402
 
 from . import fdlimit, log  # noqa: E402
 from .version import __version__  # noqa: E402
-from .config import ConfigError, load  # noqa: E402
+from .config import ConfigError, host_problems, load  # noqa: E402
 from .redact import redact_text  # noqa: E402
 from .sources.base import describe  # noqa: E402
 from .core.relay import Relay  # noqa: E402
@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
             for note in config.notes:
                 print(f"restreamer: note: {redact_text(note)}", file=sys.stderr)
             Relay(config)  # also reads the preamble files
+            lacking = host_problems(config)
+            for problem in lacking:
+                print(f"restreamer: {redact_text(str(problem))}", file=sys.stderr)
+            if lacking:
+                return EXIT_CONFIG
             print(f"{args.config}: ok ({len(config.streams)} streams, "
                   f"{len(config.resources)} resources)")
             return 0
@@ -62,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         relay = Relay(config)
     except ConfigError as e:
         # The message may quote a URL with its password (an invalid one, say).
-        print(f"restreamer: {redact_text(str(e))}", file=sys.stderr)
+        # Every problem of the file, one line each, and the warnings that may explain them.
+        for line in str(e).splitlines():
+            print(f"restreamer: {redact_text(line)}", file=sys.stderr)
+        for warning in getattr(e, "warnings", ()):
+            print(f"restreamer: warning: {redact_text(warning)}", file=sys.stderr)
         return EXIT_CONFIG
     except OSError as e:
         print(f"restreamer: {args.config}: log file {config.log}: {describe(e)}", file=sys.stderr)

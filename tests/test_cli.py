@@ -139,3 +139,15 @@ def test_signal_stops_with_exit_0_and_reaps_forked_children(restreamer, viewer, 
     finally:
         for watch in watches.values():
             watch.close()
+
+
+def test_check_refuses_what_this_host_lacks_and_lists_every_problem(restreamer, tmp_path):
+    config = {"resources": [
+        {"type": "stream", "serve": "/mc.ts", "remote": "udp://239.1.1.1:1234", "clientinterface": "eth9"},
+        {"type": "stream", "serve": "/fork.ts", "remote": "fork://no-such-command-here?-i+x"}]}
+    code, rs = run_to_exit(restreamer, config, extra_args=["--check"])
+    assert code == 2
+    assert rs.stderr_lines == [
+        f"restreamer: {rs.config_path}: resources[0].clientinterface: no network interface 'eth9' on this host",
+        f"restreamer: {rs.config_path}: resources[1].remote: command 'no-such-command-here' not found on "
+        "PATH, or not executable"]

@@ -11,18 +11,18 @@ warnings naming the nearest valid key.
 
 from __future__ import annotations
 
-import difflib
 import os
 import socket
 import stat
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from ..sources import NOTIFICATION_SCHEMES, STATIC_SCHEMES, url_problem
+from ..sources import NOTIFICATION_SCHEMES, STATIC_SCHEMES, host_problem, url_problem
 from ..sources.base import resolve_path
 from . import documents
-from .keys import (REQUIRED, Choice, ConfigError, Count, Flag, Kind, Nested, Reader, Remotes, Seconds,
-                   Section, Sections, Strings, Text, join, key, listed, reference as _reference)
+from .keys import (REQUIRED, Choice, ConfigError, ConfigErrors, Count, Flag, Kind, Nested, Reader, Remotes,
+                   Reported, Seconds, Section, Sections, Strings, Text, join, key, listed, nearest,
+                   reference as _reference)
 
 RESOURCE_TYPES = ("stream", "static", "api")
 _RESOURCE_TYPE = Choice(RESOURCE_TYPES)
@@ -182,15 +182,22 @@ def _listen_problem(listen: str) -> str | None:
     try:
         parse_listen(listen)
     except ValueError as e:
-        return str(e)
+        return str(e) + (f"; did you mean ':{listen}'?" if listen.isdigit() else "")
     return None
+
+
+def _listen_hint(value: Any) -> str:
+    """A bare port number (``listen: 8000``) was meant as every interface's port."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"; did you mean \":{value}\"?"
+    return ""
 
 
 @dataclass(frozen=True, kw_only=True)
 class Config(Section):
     """A validated configuration with every default filled in."""
 
-    listen: str = key(Text(_listen_problem), "localhost:http",
+    listen: str = key(Text(_listen_problem, _listen_hint), "localhost:http",
                       "`host:port`, `:port`, `[v6]:port`, service names")
     timeout: float = key(Seconds(), 0, "seconds to connect to an upstream and get its response head "
                                        "(0: no limit; HTTP(S): 10 s)")
@@ -261,23 +268,27 @@ class Config(Section):
         return self.idletimeout if stream.idletimeout is None else stream.idletimeout
 
     def check(self, reader: Reader, path: str) -> None:
+        # Each problem is reported and the others still looked for.
         served: dict[str, str] = {}
         for r in self.resources:
             if r.serve in served:
-                raise reader.fail(f"{r.where}.serve", f"{r.serve!r} is already served by {served[r.serve]}")
-            served[r.serve] = r.where
+                reader.report(reader.fail(f"{r.where}.serve",
+                                          f"{r.serve!r} is already served by {served[r.serve]}"))
+            served.setdefault(r.serve, r.where)
         streams = {r.serve for r in self.streams}
         for r in self.resources:
             if isinstance(r, ApiConfig) and r.api in ("check", "control") and r.remote not in streams:
-                raise reader.fail(f"{r.where}.remote", f"{r.remote!r} is not the serve path of a stream")
+                reader.report(reader.fail(f"{r.where}.remote", f"{r.remote!r} is not the serve path of "
+                                                               f"a stream{nearest(r.remote, streams)}"))
         for section in self.resources + self.notifications:
-            _check_users(reader, section.authentication, f"{section.where}.authentication", self.userlist,
-                         isinstance(section, Resource))
+            reader.attempt(lambda section=section: _check_users(
+                reader, section.authentication, f"{section.where}.authentication", self.userlist,
+                isinstance(section, Resource)))
         if self.graceperiod == 0 and any(self.ondemand_of(r) for r in self.streams):
             reader.warn("graceperiod", "is 0, so the first viewer of an idle on-demand stream is "
                                        "refused: it may wait only graceperiod s for the first packet")
         if self.cafile and not os.path.isfile(resolve_path(self.base_dir, self.cafile)):
-            raise reader.fail("cafile", f"no such file: {resolve_path(self.base_dir, self.cafile)}")
+            reader.report(reader.fail("cafile", f"no such file: {resolve_path(self.base_dir, self.cafile)}"))
         if self.profile:
             reader.warn("profile", "accepted and ignored: restreamer has no profiling server "
                                    "(profile a running process with py-spy)")
@@ -289,7 +300,7 @@ def _check_users(reader: Reader, auth: Authentication, path: str, userlist: dict
     named = [(f"{path}.user", auth.user)] + [(f"{path}.users[{i}]", u) for i, u in enumerate(auth.users)]
     for where, name in named:
         if name and name not in userlist:
-            raise reader.fail(where, f"user {name!r} is not in userlist{_nearest(name, userlist)}")
+            reader.report(reader.fail(where, f"user {name!r} is not in userlist{nearest(name, userlist)}"))
     if auth.type == "":
         # The original's pass authenticator: its documented example carries
         # this placeholder stanza, so it is no authentication, not a denial.
@@ -308,12 +319,7 @@ def _check_users(reader: Reader, auth: Authentication, path: str, userlist: dict
         # The original denies everything for an unknown type; keep that, but say so.
         effect = "all access to this resource is denied" if guards else "no credentials are sent"
         reader.warn(f"{path}.type", f"unknown authentication type {auth.type!r} (expected one of "
-                                    f"{listed(AUTH_TYPES)}){_nearest(auth.type, AUTH_TYPES)}; {effect}")
-
-
-def _nearest(value: str, choices: Any) -> str:
-    near = difflib.get_close_matches(value, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean {near[0]!r}?" if near else ""
+                                    f"{listed(AUTH_TYPES)}){nearest(auth.type, AUTH_TYPES)}; {effect}")
 
 
 # ---------------------------------------------------------------------------
@@ -349,9 +355,23 @@ def parse(text: str, source: str = "<string>") -> Config:
 def from_dict(data: Any, source: str = "<dict>", base_dir: str | None = None) -> Config:
     """Validate a config given as plain data (the file's schema)."""
     reader = Reader(source)
-    config = reader.section(Config, {} if data is None else data, "", source=source,
-                            base_dir=base_dir or os.getcwd())
+    ok, config = reader.attempt(lambda: reader.section(Config, {} if data is None else data, "",
+                                                       source=source, base_dir=base_dir or os.getcwd()))
+    if not ok:
+        raise ConfigErrors(reader.errors, reader.warnings)
     return replace(config, warnings=tuple(reader.warnings), notes=tuple(reader.notes))
+
+
+def host_problems(config: Config) -> list[ConfigError]:
+    """What this host lacks to serve ``config`` (``restreamer --check`` asks):
+    each stream's ``clientinterface`` and ``fork://`` commands."""
+    problems = []
+    for stream in config.streams:
+        found = {host_problem(url, stream.clientinterface) for url in stream.remotes} - {None}
+        for problem in sorted(found):
+            key = "clientinterface" if "interface" in problem else "remote"
+            problems.append(ConfigError(config.source, f"{stream.where}.{key}", problem))
+    return problems
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -387,5 +407,5 @@ def reference() -> str:
 
 __all__ = ["API_KINDS", "AUTH_TYPES", "ApiConfig", "Authentication", "Config", "ConfigError",
            "NOTIFICATION_EVENTS", "NOTIFICATION_TYPES", "Notification", "RESOURCE_TYPES", "Resource",
-           "StaticConfig", "StreamConfig", "from_dict", "load", "load_config", "parse", "parse_listen",
-           "reference"]
+           "StaticConfig", "StreamConfig", "from_dict", "host_problems", "load", "load_config", "parse",
+           "parse_listen", "reference"]

@@ -43,11 +43,49 @@ class ConfigError(Exception):
         return f"{self.file}: {where}: {self.problem}" if where else f"{self.file}: {self.problem}"
 
 
+class ConfigErrors(ConfigError):
+    """Every problem of a document, in file order: one line each.
+
+    It is the first problem (``file``, ``path``, ``problem``), with the others
+    in ``errors``; ``warnings`` are those found on the way, which often say
+    why (a misspelt key that left a required one missing).
+    """
+
+    def __init__(self, errors: list[ConfigError], warnings: list[str]):
+        first = errors[0]
+        super().__init__(first.file, first.path, first.problem, line=first.line, column=first.column)
+        self.errors, self.warnings = tuple(errors), tuple(warnings)
+
+    def __str__(self) -> str:
+        return "\n".join(ConfigError.__str__(e) for e in self.errors)
+
+
+class Reported(Exception):
+    """A section could not be read; its problems are in :attr:`Reader.errors` already."""
+
+
 class HugeNumber:
     """An integer in the document too long to be a number (Python refuses to convert it)."""
 
     def __init__(self, digits: int):
         self.digits = digits
+
+
+#: Keys people write for another one, which spelling alone would not suggest.
+SLIPS = {"url": "remote", "urls": "remotes", "source": "remote", "upstream": "remote",
+         "path": "serve", "port": "listen", "bind": "listen", "address": "listen",
+         "interface": "clientinterface", "password": "userlist", "users": "userlist"}
+
+
+def nearest(value: Any, choices: Any, slips: dict[str, str] | None = None) -> str:
+    """``"; did you mean 'x'?"`` for the choice ``value`` was probably meant to
+    be (a known slip, or the closest spelling), or ``""``."""
+    shown = [str(c) for c in choices]
+    meant = (slips or {}).get(str(value).lower())
+    if meant not in shown:
+        close = difflib.get_close_matches(str(value).lower(), shown, n=1, cutoff=0.6)
+        meant = close[0] if close else None
+    return f"; did you mean {meant!r}?" if meant else ""
 
 
 class Mapping(dict):
@@ -110,6 +148,21 @@ class Reader:
         self.source = source
         self.warnings: list[str] = []
         self.notes: list[str] = []
+        self.errors: list[ConfigError] = []
+
+    def report(self, error: ConfigError) -> None:
+        """Note a problem and read on, so that one run tells them all."""
+        self.errors.append(error)
+
+    def attempt(self, read: Callable[[], Any]) -> tuple[bool, Any]:
+        """``(True, read())``, or ``(False, None)`` with its problem reported."""
+        try:
+            return True, read()
+        except ConfigError as e:
+            self.report(e)
+        except Reported:
+            pass
+        return False, None
 
     def fail(self, path: str, problem: str, line: int | None = None) -> ConfigError:
         return ConfigError(self.source, path, problem, line=line)
@@ -148,9 +201,7 @@ class Reader:
                 raise self.fail(join(path, str(item_key)), "keys must be strings")
             name = item_key.lower() if fold_case else item_key
             if known is not None and name not in known:
-                near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-                hint = f"; did you mean {near[0]!r}?" if near else ""
-                self.warn(join(path, item_key), f"unknown key ignored{hint}")
+                self.warn(join(path, item_key), f"unknown key ignored{nearest(name, known, SLIPS)}")
                 continue
             if name in spelt:
                 raise self.fail(join(path, item_key), f"key given twice (also as {spelt[name]!r})")
@@ -166,16 +217,27 @@ class Reader:
 
     def build(self, cls: type, entries: dict[str, Any], path: str, keys: list[Declared] | None = None,
               **extra: Any) -> Any:
-        """The section ``cls`` from already matched ``entries``."""
+        """The section ``cls`` from already matched ``entries``; its keys are
+        read in file order, and every problem is reported (:class:`Reported`
+        if there was one)."""
+        keys = keys if keys is not None else declared(cls)
+        position = {name: i for i, name in enumerate(entries)}
+        keys = sorted(keys, key=lambda k: min(position.get(n, len(position)) for n in k.names))
         values = dict(extra)
-        for k in keys if keys is not None else declared(cls):
+        before = len(self.errors)
+        for k in keys:
             if all(entries.get(n) is None for n in k.names):  # null is "not given", as in Go
                 if k.default is REQUIRED:
-                    raise k.key.kind.missing(self, join(path, k.names[0]))
+                    self.report(k.key.kind.missing(self, join(path, k.names[0])))
                 continue
-            values[k.name] = k.key.kind.take(self, entries, k.names, path)
-        result = cls(**values)
-        result.check(self, path)
+            ok, value = self.attempt(lambda k=k: k.key.kind.take(self, entries, k.names, path))
+            if ok:
+                values[k.name] = value
+        if len(self.errors) == before:
+            result = cls(**values)
+            self.attempt(lambda: result.check(self, path))
+        if len(self.errors) > before:
+            raise Reported()
         return result
 
 
@@ -232,13 +294,16 @@ class Flag(Kind):
 
 @dataclass(frozen=True)
 class Text(Kind):
-    """A string; ``problem(value)`` says what is wrong with it, or None."""
+    """A string; ``problem(value)`` says what is wrong with it, or None;
+    ``hint(value)`` what a value of another type was probably meant to be."""
 
     problem: Callable[[str], str | None] | None = None
+    hint: Callable[[Any], str] | None = None
 
     def read(self, reader: Reader, value: Any, path: str) -> str:
         if not isinstance(value, str):
-            raise reader.fail(path, f"expected a string, got {kind_of(value)}")
+            hint = self.hint(value) if self.hint else ""
+            raise reader.fail(path, f"expected a string, got {kind_of(value)}{hint}")
         problem = self.problem(value) if self.problem else None
         if problem:
             raise reader.fail(path, problem)
@@ -252,7 +317,8 @@ class Choice(Kind):
     def read(self, reader: Reader, value: Any, path: str) -> Any:
         if isinstance(value, bool) or isinstance(value, HugeNumber) or value not in self.choices:
             shown = f"a number of {value.digits} digits" if isinstance(value, HugeNumber) else repr(value)
-            raise reader.fail(path, f"must be one of {listed(self.choices)}, got {shown}")
+            hint = nearest(value, self.choices) if isinstance(value, str) else ""
+            raise reader.fail(path, f"must be one of {listed(self.choices)}, got {shown}{hint}")
         return value
 
     def missing(self, reader: Reader, path: str) -> ConfigError:
@@ -319,20 +385,25 @@ class Sections(Kind):
 
     def read(self, reader: Reader, value: Any, path: str) -> tuple:
         result = []
-        everything = {n: k for cls in self.sections for k in declared(cls) for n in k.names}
+        before = len(reader.errors)
         for i, item in enumerate(sequence(reader, value, path)):
-            where = f"{path}[{i}]"
-            entries = reader.mapping(item, where, tuple(everything))
-            cls = self.choose(reader, entries, where) if self.choose else self.sections[0]
-            keys = declared(cls)
-            own = {n for k in keys for n in k.names}
-            for name in [n for n in entries if n not in own]:  # in file order
-                if _unset(entries[name], everything[name].default):
-                    continue  # the original's documented example lists every key, empty, on a stream
-                users = [c.TYPE for c in self.sections if name in {n for k in declared(c) for n in k.names}]
-                reader.warn(join(where, name), f"ignored: only a {' or '.join(users)} resource uses it")
-            result.append(reader.build(cls, entries, where, keys, where=where))
+            result.append(reader.attempt(lambda: self._item(reader, item, f"{path}[{i}]"))[1])
+        if len(reader.errors) > before:
+            raise Reported()
         return tuple(result)
+
+    def _item(self, reader: Reader, item: Any, where: str) -> Any:
+        everything = {n: k for cls in self.sections for k in declared(cls) for n in k.names}
+        entries = reader.mapping(item, where, tuple(everything))
+        cls = self.choose(reader, entries, where) if self.choose else self.sections[0]
+        keys = declared(cls)
+        own = {n for k in keys for n in k.names}
+        for name in [n for n in entries if n not in own]:  # in file order
+            if _unset(entries[name], everything[name].default):
+                continue  # the original's documented example lists every key, empty, on a stream
+            users = [c.TYPE for c in self.sections if name in {n for k in declared(c) for n in k.names}]
+            reader.warn(join(where, name), f"ignored: only a {' or '.join(users)} resource uses it")
+        return reader.build(cls, entries, where, keys, where=where)
 
 
 def _unset(value: Any, default: Any) -> bool:
