@@ -26,10 +26,11 @@ def run_scripts_test(path_tools: list[str], tmp_path) -> subprocess.CompletedPro
 
 
 @pytest.mark.parametrize("present, line", [
-    (["python3", "setpriv", "prlimit", "haproxy", "chromium", "chromedriver", "openssl"],
+    (["python3", "setpriv", "prlimit", "haproxy", "chromium", "chromedriver", "openssl", "systemd-analyze"],
      "scripts/test: missing ffprobe: apt-get install ffmpeg"),
     ([], "scripts/test: missing python3 venv, ffprobe, setpriv, prlimit, haproxy, chromium, chromedriver, "
-         "openssl: apt-get install python3-venv ffmpeg util-linux haproxy chromium chromium-driver openssl"),
+         "openssl, systemd-analyze: apt-get install python3-venv ffmpeg util-linux haproxy chromium "
+         "chromium-driver openssl systemd"),
 ])
 def test_scripts_test_names_what_to_install_before_doing_anything(tmp_path, present, line):
     result = run_scripts_test(present, tmp_path)

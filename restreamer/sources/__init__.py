@@ -87,8 +87,11 @@ def host_problem(url: str, clientinterface: str | None) -> str | None:
     Only ``--check`` asks: either may appear after the server has started
     (a hotplugged interface, a package installed), so serving never refuses.
     """
-    if clientinterface and clientinterface not in {name for _, name in socket.if_nameindex()}:
-        return f"no network interface {clientinterface!r} on this host"
+    if clientinterface:
+        try:
+            socket.if_nametoindex(clientinterface)  # as the multicast join looks it up
+        except OSError:
+            return f"no network interface {clientinterface!r} on this host"
     parts = urlsplit(url)
     if parts.scheme == "fork":
         command = unquote(parts.netloc + parts.path)  # as sources.fork runs it
