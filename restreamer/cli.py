@@ -11,6 +11,7 @@ import argparse  # noqa: E402
 import gc  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from typing import Callable  # noqa: E402
 
 import gevent  # noqa: E402
@@ -19,7 +20,7 @@ from gevent.lock import Semaphore  # noqa: E402
 
 from . import fdlimit, log  # noqa: E402
 from .version import __version__  # noqa: E402
-from .config import ConfigError, host_problems, load  # noqa: E402
+from .config import ConfigError, host_problems, load, parse_listen  # noqa: E402
 from .redact import redact_text  # noqa: E402
 from .sources.base import describe  # noqa: E402
 from .core.relay import Relay  # noqa: E402
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="configuration file, JSON or YAML (default: %(default)s)")
     parser.add_argument("--check", action="store_true",
                         help="validate the configuration and exit without serving")
+    parser.add_argument("--listen", metavar="HOST:PORT",
+                        help="listen here instead of at the config's listen (:PORT: every interface)")
     parser.add_argument("--log-format", choices=log.FORMATS,
                         help="json lines, or lines for people (default: console on a terminal, "
                              "else json)")
@@ -47,8 +50,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="the lowest level logged (default: %(default)s)")
     parser.add_argument("--version", action="version", version=f"restreamer {__version__}")
     args = parser.parse_args(argv)
+    overrides = {}
+    if args.listen is not None:
+        try:
+            parse_listen(args.listen)
+        except ValueError as e:
+            parser.error(f"--listen: {e}")
+        overrides["listen"] = args.listen
     try:
-        config = load(args.config)
+        config = replace(load(args.config), **overrides)
         if args.check:
             for warning in config.warnings:
                 print(f"restreamer: warning: {redact_text(warning)}", file=sys.stderr)
@@ -76,10 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"restreamer: {args.config}: log file {config.log}: {describe(e)}", file=sys.stderr)
         return EXIT_CONFIG
-    return serve(relay)
+    return serve(relay, overrides=overrides)
 
 
-def serve(relay: Relay, app: Callable | None = None) -> int:
+def serve(relay: Relay, app: Callable | None = None, overrides: dict | None = None) -> int:
     """Serve ``app`` (by default the relay's own) until SIGINT or SIGTERM, then
     close viewers and upstreams and return 0.
 
@@ -94,7 +104,7 @@ def serve(relay: Relay, app: Callable | None = None) -> int:
     stopping = Event()
     gevent.signal_handler(signal.SIGTERM, stopping.set)
     gevent.signal_handler(signal.SIGINT, stopping.set)
-    gevent.signal_handler(signal.SIGHUP, _reload, relay, Semaphore())
+    gevent.signal_handler(signal.SIGHUP, _reload, relay, Semaphore(), overrides or {})
     gevent.signal_handler(signal.SIGUSR1, log.reopen)
     # What exists now (the imported libraries, the config) lives as long as
     # the process: take it out of the collector's full passes, which otherwise
@@ -116,12 +126,12 @@ def serve(relay: Relay, app: Callable | None = None) -> int:
     return 0
 
 
-def _reload(relay: Relay, turn: Semaphore) -> None:
+def _reload(relay: Relay, turn: Semaphore, overrides: dict) -> None:
     """SIGHUP: a new log file, then the config file read again (one reload at a time)."""
     with turn:
         log.reopen()
         before = relay.config
-        if reload(relay, before.source) is None:
+        if reload(relay, before.source, overrides) is None:
             return
         if relay.config.log != before.log:
             try:

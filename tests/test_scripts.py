@@ -10,6 +10,8 @@ import sys
 import pytest
 
 from tests.support import REPO_ROOT
+from tests.support.upstream import free_port
+from tests.support.viewer import http_get
 
 
 def run_scripts_test(path_tools: list[str], tmp_path) -> subprocess.CompletedProcess:
@@ -44,3 +46,13 @@ def test_the_demo_config_has_nothing_to_warn_about():
                             capture_output=True, text=True, timeout=30)
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.startswith(f"{demo}: ok (1 streams")
+
+
+def test_the_demo_serves_on_the_port_asked_for(restreamer):
+    port = free_port()
+    rs = restreamer({}, start=False, cmd=["/bin/bash", str(REPO_ROOT / "scripts" / "demo"), "--port", str(port)])
+    rs.launch()
+    listening = rs.wait_log("listening", timeout=60)  # after pip has checked .venv
+    assert (listening["port"], listening["listen"]) == (port, f"localhost:{port}")
+    assert http_get(f"http://localhost:{port}/health")[0] == 200
+    assert rs.stop() == 0

@@ -51,10 +51,13 @@ class Plan:
     changed_streams: dict[str, tuple[StreamConfig, Settings]] = field(default_factory=dict)
 
 
-def reload(relay: Relay, path: str) -> Plan | None:
-    """Re-read the config file at ``path`` and apply it; None (logged) if it is bad."""
+def reload(relay: Relay, path: str, overrides: dict | None = None) -> Plan | None:
+    """Re-read the config file at ``path`` and apply it; None (logged) if it is bad.
+
+    ``overrides`` are keys the command line set over the file's (``--listen``).
+    """
     try:
-        config = load(path)
+        config = replace(load(path), **(overrides or {}))
         running = relay.config
         restart = [key for key in RESTART_KEYS if getattr(config, key) != getattr(running, key)]
         config = replace(config, **{key: getattr(running, key) for key in restart})
