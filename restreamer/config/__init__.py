@@ -20,39 +20,21 @@ from typing import Any, ClassVar
 from ..sources import NOTIFICATION_SCHEMES, STATIC_SCHEMES, host_problem, url_problem
 from ..sources.base import resolve_path
 from . import documents
-from .keys import (REQUIRED, Choice, ConfigError, ConfigErrors, Count, Flag, Kind, Nested, Reader, Remotes,
-                   Reported, Seconds, Section, Sections, Strings, Text, join, key, listed, nearest,
-                   reference as _reference)
+from .authentication import AUTH_TYPES, Authentication, check_users
+from .errors import ConfigError, ConfigErrors, nearest
+from .keys import (REQUIRED, Choice, Count, Flag, Kind, Nested, Reader, Remotes, Seconds, Section, Sections,
+                   Text, join, key)
+from .reference import reference as _reference
 
 RESOURCE_TYPES = ("stream", "static", "api")
 _RESOURCE_TYPE = Choice(RESOURCE_TYPES)
 API_KINDS = ("health", "statistics", "check", "control", "prometheus", "dashboard")
-AUTH_TYPES = ("basic", "bearer")
 NOTIFICATION_EVENTS = ("limit_hit", "limit_miss", "heartbeat")
 NOTIFICATION_TYPES = ("url",)
 
 
 # ---------------------------------------------------------------------------
 # the schema
-
-
-@dataclass(frozen=True, kw_only=True)
-class Authentication(Section):
-    """Who may access a resource (``users``), or as whom a notification logs in (``user``)."""
-
-    type: str | None = key(Text(), None, "`basic` or `bearer`; empty: nobody is asked (as in the "
-                                         "original); missing: the same, with a warning; another "
-                                         "value denies everyone")
-    realm: str = key(Text(), "", "named in the challenge of a 401; without one a refusal is a 403")
-    user: str | None = key(Text(), None, "a user of `userlist`, allowed in; a notification logs in "
-                                         "as it (empty: none)")
-    users: tuple[str, ...] = key(Strings("a user name"), (), "users of `userlist` allowed in")
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """The users named, ``user`` first; empty names mean nobody, as in the original."""
-        named = ((self.user,) if self.user else ()) + self.users
-        return tuple(dict.fromkeys(name for name in named if name))
 
 
 def _url_path(serve: str) -> str | None:
@@ -281,7 +263,7 @@ class Config(Section):
                 reader.report(reader.fail(f"{r.where}.remote", f"{r.remote!r} is not the serve path of "
                                                                f"a stream{nearest(r.remote, streams)}"))
         for section in self.resources + self.notifications:
-            reader.attempt(lambda section=section: _check_users(
+            reader.attempt(lambda section=section: check_users(
                 reader, section.authentication, f"{section.where}.authentication", self.userlist,
                 isinstance(section, Resource)))
         if self.graceperiod == 0 and any(self.ondemand_of(r) for r in self.streams):
@@ -292,34 +274,6 @@ class Config(Section):
         if self.profile:
             reader.warn("profile", "accepted and ignored: restreamer has no profiling server "
                                    "(profile a running process with py-spy)")
-
-
-def _check_users(reader: Reader, auth: Authentication, path: str, userlist: dict[str, str],
-                 guards: bool) -> None:
-    """``guards``: the authentication of a resource (else: as whom a notification logs in)."""
-    named = [(f"{path}.user", auth.user)] + [(f"{path}.users[{i}]", u) for i, u in enumerate(auth.users)]
-    for where, name in named:
-        if name and name not in userlist:
-            reader.report(reader.fail(where, f"user {name!r} is not in userlist{nearest(name, userlist)}"))
-    if auth.type == "":
-        # The original's pass authenticator: its documented example carries
-        # this placeholder stanza, so it is no authentication, not a denial.
-        if guards and auth.names:
-            raise reader.fail(f"{path}.type", "is empty, which lets everyone in, yet users are listed: "
-                                              "set type to basic or bearer")
-        reader.note(path, "type is empty: no authentication (everyone gets in, as in the original)"
-                    if guards else "type is empty: no credentials are sent")
-    elif auth.type is None and auth != Authentication():
-        if guards:
-            reader.warn(path, "has no type, so the resource is public (as in the original); "
-                              "set type to basic or bearer")
-        else:
-            reader.warn(path, "has no type, so no credentials are sent; set type to basic or bearer")
-    elif auth.type is not None and auth.type not in AUTH_TYPES:
-        # The original denies everything for an unknown type; keep that, but say so.
-        effect = "all access to this resource is denied" if guards else "no credentials are sent"
-        reader.warn(f"{path}.type", f"unknown authentication type {auth.type!r} (expected one of "
-                                    f"{listed(AUTH_TYPES)}){nearest(auth.type, AUTH_TYPES)}; {effect}")
 
 
 # ---------------------------------------------------------------------------

@@ -7,61 +7,20 @@ A key is declared once, as a dataclass field of the section it belongs to::
 The declaration carries the value's kind (its type and bounds), its default
 and its doc.  :class:`Reader` reads a section from it: the keys it knows
 (unknown ones are warned about with the nearest valid key), what each value
-must be, and what a missing one becomes.  :func:`reference` renders the
-declarations as the README's table.
+must be, and what a missing one becomes (:mod:`.reference` renders the
+declarations as the README's table).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
+
+from .errors import SLIPS, ConfigError, Reported, nearest
 
 #: The default of a key that must be given.
 REQUIRED: Any = dataclasses.MISSING
-
-
-class ConfigError(Exception):
-    """A configuration that cannot be used.
-
-    ``file``, ``path`` (the key path, such as ``resources[2].remote``; empty
-    for the document as a whole) and ``problem`` are kept apart; ``str()`` is
-    the one line ``FILE: key.path: problem`` for the operator.
-    """
-
-    def __init__(self, file: str, path: str, problem: str, *, line: int | None = None,
-                 column: int | None = None):
-        super().__init__(file, path, problem)
-        self.file, self.path, self.problem = file, path, problem
-        self.line, self.column = line, column
-
-    def __str__(self) -> str:
-        where = self.path
-        if not where and self.line is not None:
-            where = f"line {self.line}" + (f" column {self.column}" if self.column is not None else "")
-        return f"{self.file}: {where}: {self.problem}" if where else f"{self.file}: {self.problem}"
-
-
-class ConfigErrors(ConfigError):
-    """Every problem of a document, in file order: one line each.
-
-    It is the first problem (``file``, ``path``, ``problem``), with the others
-    in ``errors``; ``warnings`` are those found on the way, which often say
-    why (a misspelt key that left a required one missing).
-    """
-
-    def __init__(self, errors: list[ConfigError], warnings: list[str]):
-        first = errors[0]
-        super().__init__(first.file, first.path, first.problem, line=first.line, column=first.column)
-        self.errors, self.warnings = tuple(errors), tuple(warnings)
-
-    def __str__(self) -> str:
-        return "\n".join(ConfigError.__str__(e) for e in self.errors)
-
-
-class Reported(Exception):
-    """A section could not be read; its problems are in :attr:`Reader.errors` already."""
 
 
 class HugeNumber:
@@ -69,23 +28,6 @@ class HugeNumber:
 
     def __init__(self, digits: int):
         self.digits = digits
-
-
-#: Keys people write for another one, which spelling alone would not suggest.
-SLIPS = {"url": "remote", "urls": "remotes", "source": "remote", "upstream": "remote",
-         "path": "serve", "port": "listen", "bind": "listen", "address": "listen",
-         "interface": "clientinterface", "password": "userlist", "users": "userlist"}
-
-
-def nearest(value: Any, choices: Any, slips: dict[str, str] | None = None) -> str:
-    """``"; did you mean 'x'?"`` for the choice ``value`` was probably meant to
-    be (a known slip, or the closest spelling), or ``""``."""
-    shown = [str(c) for c in choices]
-    meant = (slips or {}).get(str(value).lower())
-    if meant not in shown:
-        close = difflib.get_close_matches(str(value).lower(), shown, n=1, cutoff=0.6)
-        meant = close[0] if close else None
-    return f"; did you mean {meant!r}?" if meant else ""
 
 
 class Mapping(dict):
@@ -435,44 +377,3 @@ def kind_of(value: Any) -> str:
 
 def listed(choices: tuple) -> str:
     return ", ".join(str(c) for c in choices)
-
-
-# ---------------------------------------------------------------------------
-# the README's table
-
-
-def reference(section: type, prefix: str = "") -> Iterator[tuple[str, str, str]]:
-    """(key, default, doc) for every key of ``section`` and the sections inside it."""
-    for k in declared(section):
-        name = ", ".join(f"`{prefix}{n}`" for n in k.names)
-        doc = ("new: " if k.key.new else "") + k.key.doc
-        yield name, _shown(k.default), doc
-        kind = k.key.kind
-        if isinstance(kind, Nested) and kind.listed:
-            yield from reference(kind.section, f"{prefix}{k.names[0]}.")
-        elif isinstance(kind, Sections):
-            # A key of several sections is one row; where they differ, each one's doc says which.
-            rows: dict[str, dict[str, tuple[str, str]]] = {}
-            for cls in kind.sections:
-                for name, default, doc in reference(cls, f"{prefix}{k.names[0]}[]."):
-                    rows.setdefault(name, {})[cls.TYPE] = (default, doc)
-            for name, by_type in rows.items():
-                described = set(by_type.values())
-                if len(by_type) == len(kind.sections) and len(described) == 1:
-                    yield (name, *described.pop())
-                    continue
-                defaults = {default for default, _ in by_type.values()}
-                docs = "; ".join(f"({label}) {doc}" for label, (_, doc) in by_type.items())
-                yield name, defaults.pop() if len(defaults) == 1 else "", docs
-
-
-def _shown(default: Any) -> str:
-    if default is REQUIRED:
-        return "required"
-    if default is None or default in ((), {}):
-        return ""
-    if isinstance(default, bool):
-        return f"`{str(default).lower()}`"
-    if isinstance(default, Section):
-        return ""
-    return f"`{default}`" if default != "" else '`""`'
