@@ -25,6 +25,7 @@ from .redact import redact_text  # noqa: E402
 from .sources.base import describe  # noqa: E402
 from .core.relay import Relay  # noqa: E402
 from .core.reload import reload  # noqa: E402
+from .assembly import Service  # noqa: E402
 from .web.app import create_app  # noqa: E402
 from .web.server import make_server  # noqa: E402
 
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{len(config.resources)} resources)")
             return 0
         log.configure(config.log, fmt=args.log_format, level=args.log_level)
-        relay = Relay(config)
+        service = Service(Relay(config))
     except ConfigError as e:
         # The message may quote a URL with its password (an invalid one, say).
         # Every problem of the file, one line each, and the warnings that may explain them.
@@ -86,18 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"restreamer: {args.config}: log file {config.log}: {describe(e)}", file=sys.stderr)
         return EXIT_CONFIG
-    return serve(relay, overrides=overrides)
+    return serve(service, overrides=overrides)
 
 
-def serve(relay: Relay, app: Callable | None = None, overrides: dict | None = None) -> int:
-    """Serve ``app`` (by default the relay's own) until SIGINT or SIGTERM, then
+def serve(service: Service, app: Callable | None = None, overrides: dict | None = None) -> int:
+    """Serve ``app`` (by default the service's own) until SIGINT or SIGTERM, then
     close viewers and upstreams and return 0.
 
     SIGHUP reopens the log file and reloads the config file; SIGUSR1 only
     reopens the log file (logrotate may send either).
     """
+    relay = service.relay
     try:
-        server = make_server(app or create_app(relay), relay.config.listen)
+        server = make_server(app or create_app(service), relay.config.listen)
     except OSError as e:
         _log.error("cannot listen", listen=relay.config.listen, reason=describe(e))
         return 1
@@ -116,11 +118,11 @@ def serve(relay: Relay, app: Callable | None = None, overrides: dict | None = No
     _log.info("listening", host=host, port=port, listen=relay.config.listen,
               version=__version__, streams=len(relay.streams))
     fdlimit.raise_limit(_log, relay.config.maxconnections, len(relay.streams))
-    relay.start()
+    service.start()
     stopping.wait()
     _log.info("stopping", viewers=relay.viewer_count)
     server.close()  # no new connections
-    relay.stop()  # viewers' responses end, upstreams close
+    service.stop()  # viewers' responses end, upstreams close
     server.stop(timeout=3)
     _log.info("stopped")
     return 0

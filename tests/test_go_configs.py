@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 from tests.support import REPO_ROOT
-from tests.support.upstream import free_port
 from tests.support.viewer import http_get
 
 GO_CONFIGS = REPO_ROOT / "tests" / "goconfigs"
@@ -46,9 +45,9 @@ def test_the_minimal_example(upstream, restreamer, viewer, tmp_path):
     assert json.loads(http_get(rs.url("/health"))[2])["status"] == "full"
 
 
-def test_the_documented_example(upstream, restreamer, viewer, sample, tmp_path):
+def test_the_documented_example(upstream, restreamer, viewer, sample, tmp_path, refused_port):
     up = upstream(rate=2_000_000)
-    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: notifications and /stats fail quietly
+    dead = f"http://127.0.0.1:{refused_port}"  # nothing listens: notifications and /stats fail quietly
     (tmp_path / "test").write_text("a static file\n")
     (tmp_path / "preamble.ts").write_bytes(sample[:188 * 4])
     path = localised("documented", tmp_path, {

@@ -10,8 +10,7 @@ import pytest
 
 from tests.support import REPO_ROOT
 from tests.support.ts import assert_aligned
-from tests.support.upstream import free_port
-from tests.support.viewer import Viewer, http_get
+from tests.support.viewer import HttpViewer, http_get
 
 # Building the wheel and installing it with its dependencies takes a while
 # on a busy machine; the tests after the first reuse the install.
@@ -67,16 +66,14 @@ def test_the_installed_command_serves_the_bundled_sample(venv, restreamer, tmp_p
 
 
 def test_gunicorn_from_the_installed_package_binds_the_configs_listen(venv, restreamer, tmp_path):
-    port = free_port()
-    rs = restreamer({"listen": f"127.0.0.1:{port}", "resources": [SAMPLE, DASHBOARD]}, start=False,
+    rs = restreamer({"listen": "127.0.0.1:0", "resources": [SAMPLE, DASHBOARD]}, start=False,
                     cmd=[str(venv / "bin" / "gunicorn"), "-c", "python:restreamer.web.gunicorn_conf",
                          "restreamer.wsgi:app"])
     rs.cwd = tmp_path
     rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
     rs.launch()
-    rs.wait_log(lambda e: e.get("event", "").startswith("Listening at"), timeout=30)
+    rs.wait_gunicorn_port(timeout=30)
     rs.wait_log("stream online", timeout=30)
-    rs.port = port
     assert_serves_the_sample(rs)
     assert rs.stop() == 0
 
@@ -85,7 +82,7 @@ def assert_serves_the_sample(rs):
     status, headers, body = http_get(rs.url("/"))
     assert (status, headers["Content-Type"].split(";")[0]) == (200, "text/html")  # package data
     assert b"<html" in body.lower()
-    with Viewer(rs.url("/demo.ts")) as viewer:
+    with HttpViewer(rs.url("/demo.ts")) as viewer:
         assert viewer.wait_status() == 200
         data = viewer.wait_bytes(188 * 200, timeout=10)
     assert_aligned(data)

@@ -13,7 +13,7 @@ import threading
 
 from tests.support import REPO_ROOT
 from tests.support.polling import poll
-from tests.support.upstream import free_port
+from tests.support.procs import listening_ports
 from tests.support.viewer import http_get
 from tests.support.waiting import wait_for
 
@@ -63,34 +63,35 @@ class OnTerminal:
         return code
 
 
-def config_file(tmp_path, port, **extra):
+def config_file(tmp_path, **extra):
     path = tmp_path / "restreamer.json"
-    path.write_text(json.dumps({"listen": f"127.0.0.1:{port}", **extra, "resources": [
+    path.write_text(json.dumps({"listen": "127.0.0.1:0", **extra, "resources": [
         {"type": "api", "api": "health", "serve": "/health"}]}))
     return path
 
 
 def test_a_terminal_gets_lines_for_people(tmp_path):
-    port = free_port()
-    run = OnTerminal(config_file(tmp_path, port))
+    run = OnTerminal(config_file(tmp_path))
     try:
         line = run.wait_line("listening")
         assert not line.lstrip().startswith("{")
-        assert "info" in line and f"port={port}" in line
+        port = int(re.search(r"\bport=(\d+)", line)[1])
+        assert "info" in line and port > 0
+        assert http_get(f"http://127.0.0.1:{port}/health")[0] == 200
     finally:
         assert run.stop() == 0
     assert not [line for line in run.lines() if line.startswith("{")]
 
 
 def test_log_format_and_level_override_the_terminal(tmp_path):
-    port = free_port()
-    run = OnTerminal(config_file(tmp_path, port, lisen="typo"), "--log-format", "json",
+    run = OnTerminal(config_file(tmp_path, lisen="typo"), "--log-format", "json",
                      "--log-level", "warning")
     try:
         warning = json.loads(run.wait_line("config warning"))
         assert (warning["level"], "did you mean 'listen'?" in warning["detail"]) == ("warning", True)
-        poll(lambda: http_get(f"http://127.0.0.1:{port}/health")[0], lambda status: status == 200, 10,
-             "health answering")
+        # No "listening" line at this level: the port is read from /proc.
+        port = poll(lambda: listening_ports(run.proc.pid), bool, 10, "a listening socket")[0]
+        assert http_get(f"http://127.0.0.1:{port}/health")[0] == 200
     finally:
         assert run.stop() == 0
     events = [json.loads(line) for line in run.lines()]

@@ -42,6 +42,13 @@ def _url_path(serve: str) -> str | None:
         return f"must be a URL path starting with '/', got {serve!r}"
     if "<" in serve or ">" in serve:
         return f"must not contain '<' or '>' (Flask would take it as a routing template), got {serve!r}"
+    if any(ord(c) < 0x20 or ord(c) == 0x7f for c in serve):
+        # A CR or LF would reach log lines and metrics' labels raw.
+        return f"must not contain control characters, got {serve!r}"
+    if "?" in serve or "#" in serve:
+        return f"must not contain '?' or '#' (a request's path never does), got {serve!r}"
+    if any(segment in (".", "..") for segment in serve.split("/")):
+        return f"must not contain '.' or '..' segments (clients resolve them away), got {serve!r}"
     return None
 
 

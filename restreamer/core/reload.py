@@ -26,7 +26,8 @@ import gevent
 from ..config import Config, ConfigError, Resource, StaticConfig, StreamConfig, load
 from ..log import get_logger
 from .relay import Relay
-from .stream import Settings, Stream
+from .settings import Settings
+from .stream import Stream
 
 #: Keys whose change takes a restart; a reload logs and ignores them.
 RESTART_KEYS = ("listen",)
@@ -96,7 +97,8 @@ def make_plan(relay: Relay, config: Config) -> Plan:
         settings = Settings.of(resource, config)
         stream = relay.streams.get(serve)
         if stream is None:
-            plan.new_streams[serve] = Stream(resource, config, relay.opener, relay.shared, settings)
+            plan.new_streams[serve] = Stream(resource, config, relay.opener, relay.shared, settings,
+                                             relay.clock)
         elif settings != stream.settings or resource != stream.resource:
             plan.changed_streams[serve] = (resource, settings)
     for serve, resource in old.items():

@@ -10,8 +10,9 @@ Environment: ``RESTREAMER_CONFIG`` (the config file, default
 Viewers hold their connection for hours, so workers must be gevent workers
 with room for many connections, and no request timeout may kill them.  The
 worker gives a client ``droptimeout`` (restreamer.json) to send its whole
-request head, as the CLI does: gunicorn itself has no such deadline for
-gevent workers, and silent clients would otherwise fill
+request head, as much to send its body, and as much to take an answer that
+is not a stream, as the CLI does: gunicorn itself has no such deadlines for
+gevent workers, and silent or slow clients would otherwise fill
 ``worker_connections``.
 """
 

@@ -7,6 +7,7 @@ import pytest
 from restreamer.config import ConfigError, from_dict
 from restreamer.core.relay import Relay
 from restreamer.core.reload import apply, make_plan
+from restreamer.assembly import Service
 
 
 def stream(serve, remote="tcp://127.0.0.1:9", **extra):
@@ -83,9 +84,10 @@ def test_an_on_demand_override_is_a_change_of_that_stream_only():
 
 def test_limits_and_statistics_apply_to_the_running_relay():
     relay = relay_of(stream("/a.ts"), maxconnections=5)
+    service = Service(relay)
     apply(relay, make_plan(relay, from_dict({
         "maxconnections": 1, "fullconnections": 1, "limitstatus": 503, "nostats": True,
         "resources": [stream("/a.ts")]})))
-    assert (relay.limits.maxconnections, relay.statistics.limits.fullconnections) == (1, 1)
-    assert relay.config.limitstatus == 503 and not relay.statistics.enabled
+    assert (relay.limits.max_viewers, service.statistics.limits.full_viewers) == (1, 1)
+    assert relay.config.limitstatus == 503 and not service.statistics.collecting
 

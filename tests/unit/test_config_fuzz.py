@@ -47,7 +47,7 @@ configs = keyed(["listen", "timeout", "reconnect", "readtimeout", "inputbuffer",
                           st.sampled_from([":8000", "[::1]:80", "h:http", "h:nosuch", "::1:80", "h:70000"]),
                           values))
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 def check(load, source=SOURCE):
