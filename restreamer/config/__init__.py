@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from ..sources import NOTIFICATION_SCHEMES, STATIC_SCHEMES, host_problem, url_problem
-from ..sources.base import resolve_path
+from ..sources.base import describe, resolve_path
 from . import documents
 from .authentication import AUTH_TYPES, Authentication, check_users
 from .errors import ConfigError, ConfigErrors, nearest
@@ -276,6 +276,14 @@ class Config(Section):
         if self.graceperiod == 0 and any(self.ondemand_of(r) for r in self.streams):
             reader.warn("graceperiod", "is 0, so the first viewer of an idle on-demand stream is "
                                        "refused: it may wait only graceperiod s for the first packet")
+        for r in self.streams:
+            if r.preamble:  # the original, too, logs an unreadable preamble and serves without it
+                path = resolve_path(self.base_dir, r.preamble)
+                try:
+                    open(path, "rb").close()
+                except OSError as e:
+                    reader.warn(f"{r.where}.preamble", f"cannot read {path}: {describe(e)}; "
+                                                       "the stream is served without it")
         if self.cafile and not os.path.isfile(resolve_path(self.base_dir, self.cafile)):
             reader.report(reader.fail("cafile", f"no such file: {resolve_path(self.base_dir, self.cafile)}"))
         if self.profile:

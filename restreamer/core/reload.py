@@ -81,10 +81,7 @@ def reload(relay: Relay, path: str, overrides: dict | None = None) -> Plan | Non
 
 
 def make_plan(relay: Relay, config: Config) -> Plan:
-    """What applying ``config`` to ``relay`` changes; builds the added streams.
-
-    Raises ConfigError (a preamble that cannot be read), having changed nothing.
-    """
+    """What applying ``config`` to ``relay`` changes; builds the added streams."""
     old_config = relay.config
     plan = Plan(config, settings=[
         f.name for f in fields(Config)
