@@ -73,6 +73,8 @@ class Relay:
         atexit.register(self.stop)
         for warning in self.config.warnings:
             _log.warning("config warning", detail=warning)
+        for note in self.config.notes:
+            _log.info("config note", detail=note)
         for stream in self.streams.values():
             stream.start()
         if self.config.droptimeout > 0:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import Config, ConfigError, StreamConfig
-from ..sources.base import describe, resolve_path
+from ..config import Config, StreamConfig
+from ..sources.base import resolve_path
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class Settings:
 
     @classmethod
     def of(cls, resource: StreamConfig, config: Config) -> "Settings":
-        """The settings of a stream resource; reads its preamble (ConfigError if it cannot)."""
+        """The settings of a stream resource; reads its preamble (none if it
+        cannot: the config's warnings say so)."""
         return cls(
             remotes=resource.remotes, timeout=config.timeout, inputbuffer=config.inputbuffer,
             mru=resource.mru, clientinterface=resource.clientinterface, base_dir=config.base_dir,
@@ -74,6 +75,5 @@ def _read_preamble(resource: StreamConfig, config: Config) -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read()
-    except OSError as e:
-        raise ConfigError(config.source, f"{resource.where}.preamble",
-                          f"cannot read {path}: {describe(e)}") from None
+    except OSError:
+        return b""

@@ -179,7 +179,7 @@ class Stream:
                 return
             self.log.info("stream idle",
                           reason=f"no viewer for {self.settings.idletimeout:g} s (idletimeout)")
-            self._runner.stop()
+            self._runner.stop(hold=False)
 
     def _cancel_idle(self) -> None:
         if self._idle_timer is not None:

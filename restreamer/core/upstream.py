@@ -80,8 +80,11 @@ class Upstream:
             self.lifecycle.begin()
             self._greenlet = gevent.spawn(self._run)
 
-    def stop(self) -> None:
+    def stop(self, hold: bool = True) -> None:
+        """End the connection and attempts; ``hold=False``: nobody is held for
+        a next connection either (an on-demand stream that went idle)."""
         if self._greenlet is not None:
+            self.lifecycle.hold = hold
             self._greenlet.kill(block=True, timeout=5)
             self._greenlet = None
         self.lifecycle.attempt_over()  # nobody waits for an upstream that is gone
