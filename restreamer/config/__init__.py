@@ -11,7 +11,6 @@ warnings naming the nearest valid key.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import stat
@@ -26,6 +25,7 @@ from .errors import ConfigError, ConfigErrors, nearest
 from .keys import (REQUIRED, Choice, Count, Flag, Kind, Nested, Reader, Remotes, Seconds, Section, Sections,
                    Strings, Text, join, key)
 from .reference import reference as _reference
+from .screens import check_screens
 
 RESOURCE_TYPES = ("stream", "static", "api")
 _RESOURCE_TYPE = Choice(RESOURCE_TYPES)
@@ -90,15 +90,13 @@ class StreamConfig(Resource):
                                  new=True)
     hls: bool | None = key(Flag(), None, "this stream's `hls` (default: the global key)", new=True)
     name: str = key(Text(), "", "the channel's name in the `playlist` API (default: `serve`)", new=True)
-    group: str = key(Text(), "", "the channel's group there (`group-title`)", new=True)
+    group: str = key(Text(), "", "its group there (`group-title`)", new=True)
     logo: str = key(Text(), "", "the URL of the channel's logo there (`tvg-logo`)", new=True)
     tvgid: str = key(Text(), "", "the channel's EPG id there (`tvg-id`)", new=True)
 
     @property
-    def playlist_path(self) -> str:
-        """Where the stream's HLS playlist is served: ``serve`` with ``.ts`` replaced by ``.m3u8``."""
-        base = self.serve[:-3] if self.serve.endswith(".ts") else self.serve
-        return base + ".m3u8"
+    def playlist_path(self) -> str:  # where the stream's HLS playlist is
+        return (self.serve[:-3] if self.serve.endswith(".ts") else self.serve) + ".m3u8"
 
     def check(self, reader: Reader, path: str) -> None:
         if not self.remotes:
@@ -127,9 +125,8 @@ class ApiConfig(Resource):
     """An API endpoint: health, statistics, check, control, prometheus or dashboard."""
 
     TYPE: ClassVar[str] = "api"
-    api: str = key(Choice(API_KINDS), REQUIRED,
-                   "`health`, `statistics`, `check`, `control`, `prometheus`, or (new) `dashboard` "
-                   "or `playlist` (an M3U list of the streams)")
+    api: str = key(Choice(API_KINDS), REQUIRED, "`health`, `statistics`, `check`, `control`, "
+                   "`prometheus`, or (new) `dashboard` or `playlist` (an M3U channel list)")
     remotes: tuple[str, ...] = key(Remotes(), (), "check and control: the serve path of a stream",
                                    names=("remote", "remotes"))
 
@@ -243,15 +240,11 @@ class Config(Section):
                                             "its last viewer left", new=True)
     cafile: str = key(Text(), "", "CA bundle (PEM) that https upstreams' certificates are checked "
                                   "against (empty: the system's)", new=True)
-    hls: bool = key(Flag(), False, "serve each stream also as HLS, at its path with `.ts` replaced by "
-                                   "`.m3u8`; a stream resource may override it", new=True)
-    hlssegment: float = key(Seconds(), 2, "HLS: seconds of whole GOPs a segment aims at (a longer GOP "
-                                          "makes a longer segment)", new=True)
+    hls: bool = key(Flag(), False, "serve streams also as HLS, at `.m3u8` for `.ts` (a stream may override it)", new=True)
+    hlssegment: float = key(Seconds(), 2, "HLS: seconds of whole GOPs a segment aims at", new=True)
     hlswindow: int = key(Count(minimum=1), 6, "HLS: segments listed in a playlist", new=True)
-    trustedproxies: tuple[str, ...] = key(
-        Strings("an address or network"), (), "addresses or networks (CIDR) of reverse proxies whose "
-                                             "`X-Forwarded-Proto`/`-Host` name the URLs the `playlist` "
-                                             "API lists", new=True)
+    trustedproxies: tuple[str, ...] = key(Strings("an address or network"), (), "proxies (addresses, "
+                                          "networks) whose `X-Forwarded-*` the `playlist` API believes", new=True)
     userlist: dict[str, str] = key(_UserList(), {}, "`name: {password: ...}`")  # user -> password
     resources: tuple[Resource, ...] = key(
         Sections((StreamConfig, StaticConfig, ApiConfig), _resource_type), (), "what is served")
@@ -279,7 +272,6 @@ class Config(Section):
         return self.idletimeout if stream.idletimeout is None else stream.idletimeout
 
     def hls_of(self, stream: StreamConfig) -> bool:
-        """Whether a stream is served as HLS too."""
         return self.hls if stream.hls is None else stream.hls
 
     def check(self, reader: Reader, path: str) -> None:
@@ -290,20 +282,7 @@ class Config(Section):
                 reader.report(reader.fail(f"{r.where}.serve",
                                           f"{r.serve!r} is already served by {served[r.serve]}"))
             served.setdefault(r.serve, r.where)
-        for r in self.streams:
-            if self.hls_of(r):
-                if r.playlist_path in served:
-                    reader.report(reader.fail(f"{r.where}.serve", f"its HLS playlist {r.playlist_path!r} is "
-                                                                 f"already served by {served[r.playlist_path]}"))
-                served.setdefault(r.playlist_path, f"{r.where} (HLS)")
-        if self.hlssegment <= 0:
-            reader.report(reader.fail("hlssegment", "must be more than 0"))
-        for i, proxy in enumerate(self.trustedproxies):
-            try:
-                ipaddress.ip_network(proxy, strict=False)
-            except ValueError:
-                reader.report(reader.fail(f"trustedproxies[{i}]", f"expected an address or a network such "
-                                                                  f"as 10.0.0.0/8, got {proxy!r}"))
+        check_screens(self, reader, served)
         streams = {r.serve for r in self.streams}
         for r in self.resources:
             if isinstance(r, ApiConfig) and r.api in ("check", "control") and r.remote not in streams:
