@@ -1,161 +1,237 @@
-"""HLS as an upstream: ffmpeg's HLS muxer writes a live playlist behind a static
-HTTP server on loopback; the relayed stream must decode cleanly and trail the
-playlist's live edge by at most one segment."""
+"""HLS end to end: a real restreamer cutting a paced loopback upstream into
+segments; the playlist checked against RFC 8216, every segment's first
+packets, ffmpeg reading it, Chromium playing it in a plain <video>, a new
+segment listed within a second, authentication and viewer counting."""
 
-import functools
-import http.server
-import statistics
+import base64
+import http.client
+import json
+import shutil
 import subprocess
 import threading
 import time
-import urllib.request
+from urllib.parse import urljoin
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.support.polling import poll
-from tests.support.ts import PACKET_SIZE, assert_aligned
+from tests.support.hls import assert_segment_starts_clean, continuous, parse, poll
+from tests.support.server import RestreamerProcess
+from tests.support.upstream import TSUpstream
+from tests.support.viewer import http_get
 
-SERVE = "/s.ts"
-SEGMENT = 1.0  # seconds, ffmpeg's -hls_time
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+LAPS = 20
+PAGE = """<!doctype html><title>player</title>
+<video id="v" src="/tv.m3u8" muted autoplay playsinline></video>"""
+CREDENTIALS = {"Authorization": "Basic " + base64.b64encode(b"tv:pw").decode()}
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+@pytest.fixture(scope="module")
+def source(sample):
+    """The sample played LAPS times with its clocks carried on, at its own pace."""
+    payload, rate = continuous(sample, LAPS)
+    server = TSUpstream(payload, rate=rate)
+    yield server
+    server.stop()
 
 
-@pytest.fixture
-def hls_origin(tmp_path):
-    """A live HLS stream (master playlist, 1 s segments, a sliding window of 5)
-    served over HTTP from tmp_path; yields its base URL."""
-    directory = tmp_path / "hls"
-    directory.mkdir()
-    encoder = subprocess.Popen(
-        ["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
-         "-f", "lavfi", "-i", "sine=frequency=440", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-         "-c:a", "aac", "-f", "hls", "-hls_time", str(SEGMENT), "-hls_list_size", "5",
-         "-hls_flags", "delete_segments", "-master_pl_name", "master.m3u8", str(directory / "live.m3u8")],
-        stdin=subprocess.DEVNULL)
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(directory)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+@pytest.fixture(scope="module")
+def server(source, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("hls")
+    (directory / "player.html").write_text(PAGE)
+    config = {"hls": True, "hlswindow": 4, "userlist": {"tv": {"password": "pw"}},
+              "trustedproxies": ["127.0.0.2/32"],
+              "resources": [
+                  {"type": "stream", "serve": "/tv.ts", "remote": source.url, "name": 'TV "One"',
+                   "group": "News", "logo": "http://logos.example/one.png", "tvgid": "one.example"},
+                  {"type": "stream", "serve": "/private", "remote": source.url,
+                   "authentication": {"type": "basic", "realm": "tv", "users": ["tv"]}},
+                  {"type": "stream", "serve": "/plain.ts", "remote": source.url, "hls": False},
+                  {"type": "static", "serve": "/player.html",
+                   "remote": f"file://{directory / 'player.html'}"},
+                  {"type": "api", "api": "statistics", "serve": "/statistics"},
+                  {"type": "api", "api": "playlist", "serve": "/channels.m3u"}]}
+    process = RestreamerProcess(config, directory).start()
+    yield process
+    process.close()
+    print(process.output_tail())
+
+
+def playlist(server, path="/tv.m3u8", headers=None, entries=1):
+    """The playlist once it lists ``entries`` segments."""
+    def read():
+        status, _, body = http_get(server.url(path), headers=headers, timeout=15)
+        assert status == 200, status
+        listed = parse(body.decode())
+        return listed if len(listed.entries) >= entries else None
+    return poll(read, 20, f"{path} listing {entries} segments", every=0.2)
+
+
+def test_the_playlist_is_live_rfc8216_and_every_segment_starts_with_pat_pmt_keyframe(server):
+    status, headers, _ = http_get(server.url("/tv.m3u8"), timeout=15)
+    assert status == 200 and headers["Content-Type"] == "application/vnd.apple.mpegurl"
+    first = playlist(server, entries=2)
+    assert not first.ended and first.target == 2
+    for entry in first.entries:
+        assert 1.0 <= entry.duration <= 2.05  # whole 1 s GOPs, up to the 2 s target
+        status, headers, data = http_get(urljoin(server.url("/tv.m3u8"), entry.uri))
+        assert status == 200 and headers["Content-Type"] == "video/mp2t"
+        assert_segment_starts_clean(data)
+    later = poll(lambda: (p := playlist(server)).media_sequence > first.media_sequence and p,
+                 10, "the window to slide", every=0.2)
+    assert later.target == first.target
+    known = {e.sequence: (e.uri, e.duration, e.date) for e in first.entries}
+    for entry in later.entries:
+        if entry.sequence in known:
+            assert known[entry.sequence] == (entry.uri, entry.duration, entry.date)
+        status, _, data = http_get(urljoin(server.url("/tv.m3u8"), entry.uri))
+        assert status == 200
+        assert_segment_starts_clean(data)
+    assert http_get(server.url("/tv.m3u8/999999.ts"))[0] == 404
+    assert http_get(server.url("/plain.m3u8"))[0] == 404  # hls: false
+
+
+def test_ffmpeg_reads_the_playlist_without_a_complaint(server):
+    playlist(server, entries=2)
+    result = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", server.url("/tv.m3u8"),
+                             "-t", "15", "-f", "null", "-"], capture_output=True, timeout=40)
+    assert result.returncode == 0
+    assert result.stdout == b"" and result.stderr == b"", result.stderr.decode()
+
+
+def test_a_new_segment_is_listed_within_a_second_of_its_last_packet(server, source):
+    connection = poll(lambda: source.connections and source.connections[0], 5, "the upstream's connection")
+    sends: list[tuple[float, int]] = []  # (when, bytes the upstream had sent by then)
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            sends.append((time.monotonic(), len(connection.sent)))
+            stop.wait(0.005)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     try:
-        poll(lambda: (directory / "live.m3u8").exists(), bool, 10, "ffmpeg's first playlist")
-        yield base
+        delays = []
+        last = playlist(server).entries[-1].sequence
+        while len(delays) < 3:
+            listed = parse(http_get(server.url("/tv.m3u8"))[2].decode())
+            now = time.monotonic()
+            fresh = [e for e in listed.entries if e.sequence > last]
+            if not fresh:
+                time.sleep(0.02)  # the pace of a player's poll
+                continue
+            entry = fresh[-1]
+            last = entry.sequence
+            data = http_get(urljoin(server.url("/tv.m3u8"), entry.uri))[2]
+            body = data[2 * 188:]  # what follows the PAT and PMT put in front
+            end = bytes(connection.sent).rfind(body) + len(body)
+            assert end >= len(body), "the segment is a run of what the upstream sent"
+            sent_at = next(t for t, size in sends if size >= end)
+            delays.append(now - sent_at)
     finally:
-        encoder.kill()
-        encoder.wait()
-        server.shutdown()
-        server.server_close()
+        stop.set()
+        watcher.join()
+    assert max(delays) <= 1.0, delays
 
 
-def _segments(base):
-    """The segment names of the media playlist now, oldest first."""
-    with urllib.request.urlopen(f"{base}/live.m3u8", timeout=5) as response:
-        text = response.read().decode()
-    return [line for line in text.splitlines() if line and not line.startswith("#")]
+def test_authentication_guards_the_playlist_and_its_segments_alike(server):
+    assert http_get(server.url("/private.m3u8"))[0] == 401
+    listed = playlist(server, "/private.m3u8", headers=CREDENTIALS)
+    uri = urljoin(server.url("/private.m3u8"), listed.entries[0].uri)
+    assert http_get(uri)[0] == 401
+    status, _, data = http_get(uri, headers=CREDENTIALS)
+    assert status == 200
+    assert_segment_starts_clean(data)
 
 
-def test_live_hls_relayed_cleanly_within_one_segment(restreamer, viewer, hls_origin):
-    rs = restreamer({"reconnect": 0.5, "readtimeout": 4, "resources": [
-        {"type": "stream", "serve": SERVE, "remote": f"{hls_origin}/master.m3u8"}]})
-    rs.wait_log("stream online")
-    watcher = viewer(rs.url(SERVE))
-    assert watcher.wait_status() == 200
-    # Latency: when each new segment appears in the playlist, and when its
-    # tenth packet (unique: it carries a continuity counter and payload)
-    # reaches the viewer.
-    latencies = []
-    seen = set(_segments(hls_origin))
-    decoder = subprocess.Popen(["ffmpeg", "-v", "error", "-i", rs.url(SERVE), "-t", "12", "-f", "null", "-"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    waiting = {}  # marker -> when its segment appeared
-    deadline = time.monotonic() + 8
-    while time.monotonic() < deadline:
-        for name in _segments(hls_origin):
-            if name not in seen:
-                seen.add(name)
-                appeared = time.monotonic()
-                with urllib.request.urlopen(f"{hls_origin}/{name}", timeout=5) as response:
-                    body = response.read()
-                waiting[body[9 * PACKET_SIZE:10 * PACKET_SIZE]] = appeared
-        data = watcher.data
-        for marker, appeared in list(waiting.items()):
-            if marker in data:
-                latencies.append(time.monotonic() - appeared)
-                del waiting[marker]
-        time.sleep(0.02)
-    output, _ = decoder.communicate(timeout=30)
-    assert output == "", f"the decoder complained about the relayed stream:\n{output}"
-    assert decoder.returncode == 0
-    assert len(latencies) >= 5, f"only {len(latencies)} segments reached the viewer: {latencies}"
-    assert statistics.median(latencies) <= SEGMENT, latencies
-    assert max(latencies) <= 2 * SEGMENT, latencies
-    assert_aligned(watcher.data[:len(watcher.data) // PACKET_SIZE * PACKET_SIZE])
+def test_hls_viewers_count_while_they_keep_asking(server):
+    agent = {"User-Agent": "counted-player/1"}
+    mark = server.mark()
+    listed = playlist(server, headers=agent)
+    http_get(urljoin(server.url("/tv.m3u8"), listed.entries[-1].uri), headers=agent)
+
+    def counted():
+        totals = json.loads(http_get(server.url("/statistics"))[2])["streams"]["/tv.ts"]
+        return totals if totals["connections"] >= 1 and totals["total_bytes_sent"] > 0 else None
+    poll(counted, 5, "the HLS viewer counted", every=0.2)
+    server.wait_log(lambda e: e.get("event") == "viewer disconnected" and e.get("hls")
+                    and e.get("bytes", 0) > 0, timeout=15, since=mark)
 
 
-def test_a_playlist_that_stops_moving_is_a_stalled_upstream(restreamer, hls_origin, tmp_path):
-    # A copy of the live playlist that never changes again.
-    frozen = tmp_path / "hls" / "frozen.m3u8"
-    frozen.write_text(urllib.request.urlopen(f"{hls_origin}/live.m3u8", timeout=5).read().decode())
-    rs = restreamer({"reconnect": 0.5, "readtimeout": 3, "resources": [
-        {"type": "stream", "serve": SERVE, "remote": f"{hls_origin}/frozen.m3u8"}]})
-    entry = rs.wait_log("upstream error", timeout=15)
-    assert "readtimeout" in entry["reason"]
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    assert shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER), ".ci/run installs chromium and chromium-driver"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
 
 
-def test_fmp4_segments_are_refused_with_a_reason(restreamer, tmp_path):
-    directory = tmp_path / "fmp4"
-    directory.mkdir()
-    (directory / "v.m3u8").write_text("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MAP:URI=\"init.mp4\"\n"
-                                      "#EXTINF:1,\nseg0.m4s\n")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(_Quiet, directory=str(directory)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        rs = restreamer({"reconnect": 0, "resources": [{"type": "stream", "serve": SERVE,
-                         "remote": f"http://127.0.0.1:{server.server_address[1]}/v.m3u8"}]})
-        entry = rs.wait_log("upstream error")
-        assert "fMP4" in entry["reason"]
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_chromium_plays_the_playlist_in_a_plain_video_element(server, browser):
+    playlist(server, entries=2)
+    browser.get(server.url("/player.html"))
+    played = WebDriverWait(browser, 10, poll_frequency=0.2).until(
+        lambda d: d.execute_script("const v = document.getElementById('v');"
+                                   "return v.error ? -1 : v.currentTime") >= 4 or None,
+        "the video to play 4 s")
+    assert played
+    assert browser.execute_script("return document.getElementById('v').error") is None
 
 
-def test_aes128_segments_are_decrypted_or_refused_naming_the_key(restreamer, viewer, tmp_path):
-    directory = tmp_path / "aes"
-    directory.mkdir()
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-t", "4",
-         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-f", "hls", "-hls_time", "1",
-         "-hls_playlist_type", "vod", "-hls_enc", "1", "-hls_enc_key", "00112233445566778899aabbccddeeff",
-         "-hls_enc_key_url", "secret.key", "vod.m3u8"], check=True, timeout=30, cwd=directory)
-    assert "AES-128" in (directory / "vod.m3u8").read_text()
-    # ffmpeg writes the key to the file the URL names, as the option's first
-    # 16 characters as they are, not decoded from hex.
-    assert (directory / "secret.key").read_bytes() == b"0011223344556677"
-    (directory / "gone.m3u8").write_text((directory / "vod.m3u8").read_text().replace("secret.key", "nokey"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(_Quiet, directory=str(directory)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        rs = restreamer({"reconnect": 0, "graceperiod": 1, "resources": [
-            {"type": "stream", "serve": SERVE, "remote": f"{base}/vod.m3u8", "ondemand": True},
-            {"type": "stream", "serve": "/gone.ts", "remote": f"{base}/gone.m3u8"}]})
-        entry = rs.wait_log(lambda e: e.get("event") == "upstream error" and e.get("stream") == "/gone.ts")
-        assert "AES-128 key" in entry["reason"] and "404" in entry["reason"]
-        # The whole playlist, decrypted: it decodes cleanly, all 4 s of it.
-        relayed = tmp_path / "relayed.ts"
-        relayed.write_bytes(viewer(rs.url(SERVE)).wait_closed(timeout=10))
-        decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", str(relayed), "-f", "null", "-"],
-                                 capture_output=True, text=True, timeout=30)
-        assert decoded.returncode == 0 and decoded.stderr == "", decoded.stderr
-        frames = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v",
-                                 "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", str(relayed)],
-                                capture_output=True, text=True, timeout=30).stdout
-        assert int(frames.split()[0]) == 100
-    finally:
-        server.shutdown()
-        server.server_close()
+def channel_list(server, query="", headers=None, source=None):
+    """(content type, [(EXTINF line, URL)]) of the playlist API, asked from ``source``."""
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=5,
+                                            source_address=(source, 0) if source else None)
+    connection.request("GET", "/channels.m3u" + query, headers=headers or {})
+    response = connection.getresponse()
+    body = response.read().decode()
+    connection.close()
+    assert response.status == 200
+    lines = body.splitlines()
+    assert lines[0] == "#EXTM3U"
+    pairs = list(zip(lines[1::2], lines[2::2]))
+    assert all(info.startswith("#EXTINF:-1 ") and not url.startswith("#") for info, url in pairs)
+    return response.headers["Content-Type"], pairs
+
+
+def probe(url: str) -> str:
+    result = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
+                             url], capture_output=True, timeout=30)
+    assert result.returncode == 0 and not result.stderr, result.stderr.decode()
+    return result.stdout.decode()
+
+
+def test_the_channel_list_is_an_extended_m3u_that_ffprobe_opens_entry_by_entry(server):
+    playlist(server, entries=2)
+    content_type, entries = channel_list(server)
+    assert content_type == "audio/x-mpegurl"
+    base = server.base_url
+    assert [url for _, url in entries] == [base + "/tv.ts", base + "/plain.ts"]  # /private is not ours
+    assert entries[0][0] == ('#EXTINF:-1 tvg-id="one.example" tvg-name="TV \'One\'" '
+                             'tvg-logo="http://logos.example/one.png" group-title="News",TV "One"')
+    assert entries[1][0] == '#EXTINF:-1 tvg-id="" tvg-name="/plain.ts" tvg-logo="" group-title="",/plain.ts'
+    for _, url in entries:
+        assert "h264" in probe(url)
+    _, hls = channel_list(server, "?hls")
+    assert [url for _, url in hls] == [base + "/tv.m3u8"]
+    assert "h264" in probe(hls[0][1])
+    _, mine = channel_list(server, "?hls", headers=CREDENTIALS)
+    assert [url for _, url in mine] == [base + "/tv.m3u8", base + "/private.m3u8"]
+
+
+def test_forwarded_names_count_only_from_a_trusted_proxy(server):
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "tv.example, inner.example"}
+    _, direct = channel_list(server, headers=forwarded)
+    assert direct[0][1] == server.base_url + "/tv.ts"
+    _, proxied = channel_list(server, headers=forwarded, source="127.0.0.2")
+    assert proxied[0][1] == "https://tv.example/tv.ts"

@@ -25,7 +25,9 @@ from .lifecycle import Lifecycle
 from ..redact import redact_url
 from ..sources import SourceSettings, open_connection
 from ..ts.analysis import Analyser
+from .audience import Audience
 from .ownership import FOLLOW_RECONNECT, Ownership
+from .segments import Segmenter
 from .settings import Settings
 from .upstream import Opener, Upstream
 
@@ -45,6 +47,8 @@ class Stream:
         self.shared = shared
         self.settings = settings if settings is not None else Settings.of(resource, config)
         self.hub = Hub(resource.serve, self.settings, clock)
+        self.audience = Audience()  # HLS viewers
+        self._segment()
         self.lifecycle = Lifecycle(self.hub, self.settings.graceperiod, self.settings.ondemand,
                                    pulling=lambda: self._runner.running, clock=clock)
         self.log = self.hub.log
@@ -57,6 +61,20 @@ class Stream:
         # timeout, a reload) take turns, so none sees another's half-done work.
         self._turn = Semaphore()
         self._idle_timer: Timer | None = None
+
+    def _segment(self) -> None:
+        """Cut the stream into HLS segments if it is served as HLS (see core/segments.py)."""
+        hls = self.settings.hls
+        segmenter = self.hub.listener
+        if hls is None:
+            self.hub.listener = None
+        elif segmenter is None or (segmenter.target, segmenter.window) != hls:
+            self.hub.listener = Segmenter(*hls)
+
+    @property
+    def segmenter(self) -> Segmenter | None:
+        """The stream cut into HLS segments, if it is served as HLS."""
+        return self.hub.listener
 
     def _connection(self) -> tuple[Upstream, Ownership | None]:
         """The upstream of the stream's remotes and, under ``gunicorn -w N``, which
@@ -146,7 +164,8 @@ class Stream:
     def unwatched(self) -> None:
         """A viewer left or was turned away: with none left, an on-demand stream
         closes its upstream after ``idletimeout`` seconds."""
-        if (self.settings.ondemand and not self.hub.viewers and self._runner.running
+        if (self.settings.ondemand and not self.hub.viewers and not self.audience
+                and self._runner.running
                 and self._idle_timer is None):
             # Stopping the upstream blocks: not in the timer's callback.
             self._idle_timer = timer = self.clock.later(
@@ -157,11 +176,11 @@ class Stream:
             if self._idle_timer is not timer:
                 return  # called off (a viewer came back) while this waited for its turn
             self._idle_timer = None
-            if self.hub.viewers or not self._runner.running:
+            if self.hub.viewers or self.audience or not self._runner.running:
                 return
             self.log.info("stream idle",
                           reason=f"no viewer for {self.settings.idletimeout:g} s (idletimeout)")
-            self._runner.stop()
+            self._runner.stop(hold=False)
 
     def _cancel_idle(self) -> None:
         if self._idle_timer is not None:
@@ -180,6 +199,7 @@ class Stream:
         old, self.settings, self.resource = self.settings, settings, resource
         self.shown_urls = _shown_urls(settings.remotes)
         self.hub.configure(settings)
+        self._segment()
         self.lifecycle.configure(settings.graceperiod, settings.ondemand)
         with self._turn:
             if settings.connection != old.connection:
@@ -214,4 +234,4 @@ def _shown_urls(remotes: Iterable[str]) -> dict[str, str]:
 
 def viewer_count(streams: Iterable[Stream]) -> int:
     """Viewers connected to any of ``streams``."""
-    return sum(len(s.hub.viewers) - len(s.siblings) for s in streams)
+    return sum(len(s.hub.viewers) - len(s.siblings) + len(s.audience) for s in streams)

@@ -68,6 +68,12 @@ class Upstream:
         self.attempts = 0
         #: Units the sources said they lost (RTP datagrams, HLS segments), over all connections.
         self.missing = 0
+        # What the dashboard says of a stream (wall-clock times): why it is down, when it
+        # tries again, since when it is up, how often it has come back.
+        self.last_error: tuple[str, str, float] | None = None  # (reason, URL as shown, when)
+        self.next_attempt: float | None = None
+        self.connected_since: float | None = None
+        self.connections = 0
 
     @property
     def running(self) -> bool:
@@ -79,8 +85,11 @@ class Upstream:
             self.lifecycle.begin()
             self._greenlet = gevent.spawn(self._run)
 
-    def stop(self) -> None:
+    def stop(self, hold: bool = True) -> None:
+        """End the connection and attempts; ``hold=False``: nobody is held for
+        a next connection either (an on-demand stream that went idle)."""
         if self._greenlet is not None:
+            self.lifecycle.hold = hold
             self._greenlet.kill(block=True, timeout=5)
             self._greenlet = None
         self.lifecycle.attempt_over()  # nobody waits for an upstream that is gone
@@ -99,7 +108,10 @@ class Upstream:
                 self.log.info("stream stays offline", reason="reconnect is 0: no further attempts")
                 self.lifecycle.given_up()
                 return
-            gevent.sleep(max(0.0, began + self.reconnect - time.monotonic()))
+            delay = max(0.0, began + self.reconnect - time.monotonic())
+            self.next_attempt = time.time() + delay
+            gevent.sleep(delay)
+            self.next_attempt = None
 
     def _pull(self, url: str) -> None:
         """One attempt: connect, stream until the end, log how it ended."""
@@ -110,8 +122,11 @@ class Upstream:
             connection = self.opener(url, self.settings)
         except (SourceError, OSError) as e:
             log.warning("upstream error", reason=_reason(e))
+            self.last_error = (_reason(e), shown, time.time())
             return
         self._connection = connection
+        self.connected_since = time.time()
+        self.connections += 1
         self.lifecycle.connected(url)
         log.info("upstream connected")
         aligner = PacketAligner()
@@ -124,8 +139,10 @@ class Upstream:
         except (SourceError, OSError, ReadTimeout, ProgramGone) as e:
             log.warning("upstream error", reason=_reason(e),
                         packets=aligner.packets, skipped_bytes=aligner.skipped)
+            self.last_error = (_reason(e), shown, time.time())
         finally:
             self._connection = None
+            self.connected_since = None
             connection.close()
             self.lifecycle.disconnected()
 
