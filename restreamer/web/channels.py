@@ -18,7 +18,7 @@ from flask import Request, Response, request
 from ..core.credentials import Authenticator
 
 if TYPE_CHECKING:
-    from ..config import ApiConfig, Config
+    from ..config import ApiConfig
     from ..core.relay import Relay
 
 CONTENT_TYPE = "audio/x-mpegurl"
