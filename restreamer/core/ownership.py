@@ -145,6 +145,7 @@ class Ownership:
         self.socket_path.unlink(missing_ok=True)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(self.socket_path))
+        os.chmod(self.socket_path, 0o600)  # the stream is for this server's workers only
         listener.listen(128)
         self._server = StreamServer(listener, self._relay)
         self._server.start()
