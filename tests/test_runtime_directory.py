@@ -2,7 +2,8 @@
 root: it never follows a symlink, never changes the mode of or cleans a
 directory it did not make, cannot have its default name taken first by
 another user, and refuses in one JSON line with exit status 4, changing
-nothing."""
+nothing.  A full disk under the directory is that one line, not a crash loop
+of workers."""
 
 import os
 import pwd
@@ -13,6 +14,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -118,3 +120,18 @@ def test_default_directory_is_new_private_and_removed(upstream, restreamer, shar
     assert set(os.listdir(shared_tmp)) == before  # its own gone, the others' untouched
     assert os.stat(os.path.join(shared_tmp, "restreamer-0")).st_uid == NOBODY
     assert os.path.islink(os.path.join(shared_tmp, "restreamer-1"))
+
+
+def test_full_disk_is_one_line_not_a_crash_loop(upstream, restreamer, tmp_path):
+    up = upstream()
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    # A small tmpfs, filled up, in a mount namespace of the server's own: it
+    # goes with the server, whatever happens to the test.
+    fill = 'mount -t tmpfs -o size=64k tmpfs "$0" && { head -c 128k /dev/zero > "$0/fill" 2>/dev/null; exec "$@"; }'
+    rs = gunicorn(restreamer, config(up, runtimedir=str(disk / "run")),
+                  prefix=["unshare", "--mount", "sh", "-c", fill, str(disk)])
+    started = time.monotonic()
+    refused = assert_refused(rs, "No space left on device")
+    assert time.monotonic() - started < 12
+    assert refused["path"] == str(disk / "run")

@@ -23,6 +23,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .census import allocate
+
 #: Set in the workers' environment: the directory they share.  Unset (the
 #: CLI, a host app) means one process serves alone.
 ENV = "RESTREAMER_RUNTIME_DIR"
@@ -90,13 +92,15 @@ def named_directory(configured: str = "") -> Path | None:
 def prepare_directory(named: Path | None) -> RuntimeDirectory:
     """The runtime directory, ready for the workers: ``named`` (see
     :func:`named_directory`), else a new one under ``$XDG_RUNTIME_DIR`` or the
-    temp dir.  Raises :class:`RuntimeDirectoryError`, changing nothing."""
+    temp dir; the viewer census allocated in it, so that a full disk is said
+    here, once.  Raises :class:`RuntimeDirectoryError`, changing nothing."""
     try:
         held = _claim(named) if named is not None else _create_unnamed()
     except OSError as e:
         raise RuntimeDirectoryError(e.filename or named or "", os.strerror(e.errno)) from e
     try:
         os.mkdir(held.path / METRICS_SUBDIR, 0o700)
+        allocate(held.path)
     except OSError as e:
         held.release()
         raise RuntimeDirectoryError(held.path, os.strerror(e.errno)) from e

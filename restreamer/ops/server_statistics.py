@@ -15,11 +15,15 @@ import os
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from ..core.stream import STATES
+from ..log import get_logger
+from ..sources.base import describe
 from .statistics import Limits, Statistics, all_totals
 
 if TYPE_CHECKING:
     from ..core.census import Census
     from ..core.stream import Stream
+
+_log = get_logger("statistics")
 
 
 class ServerStatistics(Statistics):
@@ -31,13 +35,22 @@ class ServerStatistics(Statistics):
         self.census = census
         self.on_sample = on_sample  # the metrics' mirror keeps pace with the samples
         self.path = census.directory / f"stats-{census.index}.json"
+        self._unshared = False  # the last write failed (said once, until one succeeds)
 
     def sample(self) -> None:
         totals = all_totals(self.streams)
         self.record(totals)
         temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(self._own(totals)))
-        os.replace(temporary, self.path)  # readers see a whole file, old or new
+        try:
+            temporary.write_text(json.dumps(self._own(totals)))
+            os.replace(temporary, self.path)  # readers see a whole file, old or new
+        except OSError as e:  # a full disk: the siblings see this worker's last figures
+            temporary.unlink(missing_ok=True)
+            if not self._unshared:
+                _log.warning("cannot share statistics", path=str(self.path), reason=describe(e))
+            self._unshared = True
+        else:
+            self._unshared = False
         self.on_sample()
 
     def _own(self, totals: dict[str, dict[str, int]]) -> dict:
