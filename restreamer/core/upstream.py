@@ -102,9 +102,17 @@ class Upstream:
         name = self.hub.name
         shown = redact_url(url)  # the URL itself may hold a password or token
         _log.info("upstream connecting", stream=name, url=shown, attempt=self.attempts)
+        # readtimeout counts from the connect: a remote that accepts and never
+        # answers is given up as soon as one that stops sending.
+        began = time.monotonic()
+        limit = self.readtimeout
         try:
-            connection = self.opener(url, self.settings)
-        except (SourceError, OSError) as e:
+            if limit > 0:
+                with gevent.Timeout(limit, ReadTimeout(f"no valid packet for {limit:g} s (readtimeout)")):
+                    connection = self.opener(url, self.settings)
+            else:
+                connection = self.opener(url, self.settings)
+        except (SourceError, OSError, ReadTimeout) as e:
             _log.warning("upstream error", stream=name, url=shown, reason=_reason(e))
             return
         self._connection = connection
@@ -114,7 +122,7 @@ class Upstream:
         if self.analyser is not None:
             self.analyser.connected(aligner, time.monotonic())
         try:
-            self._stream(connection, aligner)
+            self._stream(connection, aligner, began)
             _log.info("upstream closed", stream=name, url=shown, reason="end of stream",
                       packets=aligner.packets, skipped_bytes=aligner.skipped)
         except (SourceError, OSError, ReadTimeout) as e:
@@ -125,8 +133,9 @@ class Upstream:
             connection.close()
             self.hub.upstream_lost()
 
-    def _stream(self, connection, aligner: PacketAligner) -> None:
-        """Move data from the connection to the hub until it ends.
+    def _stream(self, connection, aligner: PacketAligner, began: float) -> None:
+        """Move data from the connection to the hub until it ends (the
+        attempt ``began`` then, by ``time.monotonic()``).
 
         An upstream that sends no packet at all (an HTML error page, say) is a
         failed attempt, not a stream that ended: it raises SourceError.  So is
@@ -154,7 +163,7 @@ class Upstream:
         hub = self.hub
         analyse = self.analyser.feed if self.analyser is not None else None
         clock = time.monotonic
-        last_packet = clock()
+        last_packet = began
         unyielded = 0  # bytes read since this greenlet last let others run
         expired = ReadTimeout(f"no valid packet for {limit:g} s (readtimeout)")
         while True:
