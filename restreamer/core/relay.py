@@ -56,6 +56,7 @@ class Relay:
             self.metrics = create_shared_registry(mirror)
             self.statistics = ServerStatistics(self.streams, self.limits, self.census,
                                                enabled=not config.nostats, on_sample=mirror.sync)
+            mirror.server_states = self.statistics.server_states
         self.notifier = self._notifier(config)
         self.overview = Overview(self.streams, self.limits, _controls(config))
         self.started = False

@@ -210,18 +210,27 @@ class Stream:
 
     def unwatched(self) -> None:
         """A viewer left or was turned away: with none left, an on-demand stream
-        closes its upstream after ``idletimeout`` seconds."""
+        closes its upstream after ``idletimeout`` seconds.
+
+        A follower worker (``gunicorn -w N``) lets go of its owner's socket at
+        once: it is a viewer of the owner's hub, so the owner times
+        ``idletimeout`` from the last viewer of any worker, instead of a
+        follower's timeout and then its own.
+        """
         if (self.settings.ondemand and not self.hub.viewers and self._runner.running
                 and self._idle_timer is None):
-            self._idle_timer = gevent.spawn_later(self.settings.idletimeout, self._close_idle)
+            following = self.ownership is not None and not self.ownership.owner
+            self._idle_timer = gevent.spawn_later(0 if following else self.settings.idletimeout,
+                                                  self._close_idle, following)
 
-    def _close_idle(self) -> None:
+    def _close_idle(self, following: bool) -> None:
         with self._turn:
             self._idle_timer = None
             if self.hub.viewers or not self._runner.running:
                 return
             _log.info("stream idle", stream=self.serve,
-                          reason=f"no viewer for {self.settings.idletimeout:g} s (idletimeout)")
+                          reason="no viewer in this worker; its owner keeps it for idletimeout"
+                          if following else f"no viewer for {self.settings.idletimeout:g} s (idletimeout)")
             self._runner.stop()
 
     def _cancel_idle(self) -> None:

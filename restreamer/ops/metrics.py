@@ -60,7 +60,7 @@ FAMILIES = {
                                 "Total packets received from the upstream.", ("stream", "url")),
     "bytes_received": _Family("streaming_bytes_received", "Total bytes received from the upstream.",
                               ("stream", "url")),
-    # 1 for the state a stream is in; under workers, for each state some live worker's is in.
+    # 1 for the state a stream is in; under workers, the whole server's (MetricsMirror).
     "state": _Family("restreamer_stream_state", "1 for the state the stream is in (idle, connecting, "
                      "online, waiting, offline, disabled), 0 for the others.",
                      ("stream", "state"), gauge="livemax"),
@@ -153,7 +153,14 @@ class MetricsMirror:
     """This worker's counters, mirrored into prometheus_client's multiprocess
     files at every statistics sample and scrape, so that any worker's scrape
     sums every worker's (the dead ones' counters included, their gauges not:
-    gunicorn's ``child_exit`` hook marks them dead)."""
+    gunicorn's ``child_exit`` hook marks them dead).
+
+    A stream's state is not mirrored: no multiprocess mode combines one-hot
+    gauges into one state (``livemax`` gives 1 for each state some worker is
+    in: a follower's idle beside its owner's online).  It is the whole
+    server's, from ``server_states`` (the statistics' own combination, the
+    worker closest to serving the stream), read at each scrape.
+    """
 
     def __init__(self, streams: Mapping[str, "Stream"]):
         from prometheus_client import Counter, Gauge
@@ -162,12 +169,16 @@ class MetricsMirror:
         self.metrics = {
             key: (Gauge(f.name, f.help, f.labels, registry=None, multiprocess_mode=f.gauge)
                   if f.gauge else Counter(f.name, f.help, f.labels, registry=None))
-            for key, f in FAMILIES.items()}
+            for key, f in FAMILIES.items() if key != "state"}
         self._mirrored: dict[tuple, float] = {}
+        #: Each stream's state across the workers; None: this worker's own.
+        self.server_states: Callable[[], Mapping[str, str]] | None = None
 
     def sync(self) -> None:
         for path, stream in self.streams.items():
             for key, labels, value in _samples(path, stream, every_url=False):
+                if key == "state":
+                    continue
                 metric = self.metrics[key].labels(*labels)
                 if FAMILIES[key].gauge:
                     metric.set(value)
@@ -183,7 +194,14 @@ class MetricsMirror:
 
     def collect(self) -> Iterator[Metric]:
         self.sync()  # this worker's figures fresh; the others' are a sample old
-        return iter(())
+        f = FAMILIES["state"]
+        family = GaugeMetricFamily(f.name, f.help, labels=list(f.labels))
+        states = (self.server_states() if self.server_states is not None
+                  else {path: stream.state for path, stream in self.streams.items()})
+        for path, current in states.items():
+            for name in STATES:
+                family.add_metric((path, name), 1 if name == current else 0)
+        yield family
 
 
 def create_shared_registry(mirror: MetricsMirror) -> CollectorRegistry:

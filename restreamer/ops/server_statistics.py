@@ -86,6 +86,10 @@ class ServerStatistics(Statistics):
                    for worker in workers for rates in worker["rates"].values())
         return self.health_report(self.census.total(), sent, self._server_states(workers))
 
+    def server_states(self) -> dict[str, str]:
+        """Each stream's state across the live workers (see :meth:`_server_states`)."""
+        return self._server_states(self._workers())
+
     def _server_states(self, workers: list[dict]) -> dict[str, str]:
         """A stream's state in the worker closest to serving it: one online worker
         makes it online, whatever the idle others say."""
