@@ -30,12 +30,13 @@ _SIZE = (RECORDS + 1) * _RECORD_SIZE
 def _open_records(directory: Path) -> int:
     """The census file, its whole size allocated: on a full disk that is
     ENOSPC here, where a sparse file would be SIGBUS at the first count."""
-    fd = os.open(directory / "viewers", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    path = directory / "viewers"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         os.posix_fallocate(fd, 0, _SIZE)
-    except OSError:
+    except OSError as e:
         os.close(fd)
-        raise
+        raise OSError(e.errno, e.strerror, str(path)) from None
     return fd
 
 

@@ -12,7 +12,9 @@ shown redacted.
 
 from __future__ import annotations
 
+import collections
 import copy
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
 
@@ -32,6 +34,10 @@ if TYPE_CHECKING:
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Samples formatted between two yields to the event loop.
 SAMPLES_PER_SLICE = 500
+#: Bytes reserved per sample in a worker's multiprocess files: a sample's key
+#: (its name, labels and help as JSON) and value take about 240 with a URL label.
+_SAMPLE_BYTES = 384
+_RESERVE_STEP = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,7 @@ class MetricsMirror:
         from prometheus_client import Counter, Gauge
 
         self.streams = streams
+        self._reserve()
         self.metrics = {
             key: (Gauge(f.name, f.help, f.labels, registry=None, multiprocess_mode=f.gauge)
                   if f.gauge else Counter(f.name, f.help, f.labels, registry=None))
@@ -173,6 +180,37 @@ class MetricsMirror:
         self._mirrored: dict[tuple, float] = {}
         #: Each stream's state across the workers; None: this worker's own.
         self.server_states: Callable[[], Mapping[str, str]] | None = None
+
+    def _reserve(self) -> None:
+        """This worker's multiprocess files, made and allocated before
+        prometheus_client maps them.
+
+        prometheus_client makes each file sparse (and grows it so), and a
+        write through the map to a page a full disk cannot hold kills the
+        worker with SIGBUS, again at every restart.  A file that exists keeps
+        its size as prometheus_client's capacity, so allocating it here for
+        the samples this config needs makes a full disk ENOSPC now: one line,
+        and the worker stops (wsgi.py).  The files are named as
+        prometheus_client names them (``{type}_{pid}.db``, gauges with their
+        mode), as its ``mark_process_dead`` finds them.
+        """
+        samples: collections.Counter[str] = collections.Counter()
+        for stream in self.streams.values():
+            for key, family in FAMILIES.items():
+                if key != "state":
+                    prefix = f"gauge_{family.gauge}" if family.gauge else "counter"
+                    samples[prefix] += len(stream.resource.remotes) if "url" in family.labels else 1
+        directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        for prefix, count in samples.items():
+            size = -(-count * _SAMPLE_BYTES // _RESERVE_STEP) * _RESERVE_STEP
+            path = os.path.join(directory, f"{prefix}_{os.getpid()}.db")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, size)
+            except OSError as e:
+                raise OSError(e.errno, e.strerror, path) from None
+            finally:
+                os.close(fd)
 
     def sync(self) -> None:
         for path, stream in self.streams.items():
