@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.server import RestreamerProcess  # noqa: E402
 from tests.support.ts import load_sample  # noqa: E402
 from tests.support.upstream import TSUpstream  # noqa: E402
-from tests.support.viewer import Viewer  # noqa: E402
+from tests.support.viewer import HttpViewer  # noqa: E402
 
 
 def log_time(entry: dict) -> float:
@@ -46,7 +46,7 @@ def main() -> None:
         first_byte = []
         for i in range(args.channels):
             began = time.monotonic()
-            viewer = Viewer(server.url(f"/c{i}.ts"))
+            viewer = HttpViewer(server.url(f"/c{i}.ts"))
             viewer.wait_bytes(1)
             first_byte.append(time.monotonic() - began)
             viewer.close()

@@ -1,12 +1,30 @@
-"""Fixtures shared by all tests: the sample stream and self-cleaning factories
-for upstreams, viewers and restreamer processes."""
+"""Fixtures shared by all tests: the sample stream, self-cleaning factories
+for upstreams, viewers and restreamer processes, and seeded randomness."""
+
+import os
+import random
 
 import pytest
 
 from tests.support.server import RestreamerProcess
 from tests.support.ts import load_sample
-from tests.support.upstream import TSUpstream, UDPTSSender, UnixTSUpstream
-from tests.support.viewer import Viewer
+from tests.support.upstream import TSUpstream, UDPTSSender, UnixTSUpstream, refusing_port
+from tests.support.viewer import HttpViewer
+
+
+#: Every random choice of a run derives from this seed, shown in pytest's
+#: header; TEST_SEED=N replays a run's choices.
+SEED = int(os.environ.get("TEST_SEED") or random.SystemRandom().randrange(2**32))
+
+
+def pytest_report_header():
+    return f"TEST_SEED={SEED}"
+
+
+@pytest.fixture
+def rng(request) -> random.Random:
+    """A random generator seeded from TEST_SEED and the test's id."""
+    return random.Random(f"{SEED} {request.node.nodeid}")
 
 
 @pytest.fixture(scope="session")
@@ -61,12 +79,19 @@ def udp_sender(sample):
 
 
 @pytest.fixture
+def refused_port():
+    """A port on 127.0.0.1 where every connection is refused, for the test's length."""
+    with refusing_port() as sock:
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
 def viewer():
-    """viewer(url, **kwargs) -> a connected Viewer, closed at teardown."""
+    """viewer(url, **kwargs) -> a connected HttpViewer, closed at teardown."""
     viewers = []
 
     def make(url, **kwargs):
-        client = Viewer(url, **kwargs)
+        client = HttpViewer(url, **kwargs)
         viewers.append(client)
         return client
 

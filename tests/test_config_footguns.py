@@ -11,7 +11,6 @@ import sys
 import pytest
 
 from tests.support.polling import poll
-from tests.support.upstream import free_port
 from tests.support.viewer import http_get
 
 LOOP = {"type": "stream", "serve": "/s.ts", "remote": "loop:sample"}
@@ -32,6 +31,8 @@ def check(restreamer, config, path=None, fmt="json"):
     ('{"userlist": {"tv:1": {"password": "x"}}}', "userlist.tv:1", "must not contain ':'"),
     ('{"resources": [{"type": "stream", "serve": "/ch/<name>.ts", "remote": "loop:sample"}]}',
      "resources[0].serve", "must not contain '<' or '>'"),
+    ('{"resources": [{"type": "stream", "serve": "/s\\r.ts", "remote": "loop:sample"}]}',
+     "resources[0].serve", "must not contain control characters, got '/s\\r.ts'"),
 ])
 def test_a_refused_config_is_one_line_and_exit_2(restreamer, text, where, problem):
     code, rs = check(restreamer, text)
@@ -85,10 +86,9 @@ def test_an_empty_bearer_token_never_matches_an_empty_password(restreamer):
 
 def test_gunicorn_writes_the_log_named_in_the_config(restreamer, tmp_path):
     logfile = tmp_path / "restreamer.log"
-    port = free_port()
     rs = restreamer({"log": str(logfile), "resources": [LOOP]}, start=False,
                     cmd=[sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
-                         "-b", f"127.0.0.1:{port}", "--graceful-timeout", "3", "wsgi:app"])
+                         "-b", "127.0.0.1:0", "--graceful-timeout", "3", "wsgi:app"])
     rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
     rs.launch()
     lines = poll(lambda: logfile.read_text().splitlines() if logfile.exists() else [],
@@ -103,7 +103,7 @@ def test_gunicorn_stops_on_a_bad_config_with_one_log_line_and_no_secret(restream
     config = {"resources": [{**LOOP, "remote": "http://admin:PLANTEDPASS@[::1/live.ts?token=PLANTEDTOKEN"}]}
     rs = restreamer(config, start=False,
                     cmd=[sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
-                         "-b", f"127.0.0.1:{free_port()}", "wsgi:app"])
+                         "-b", "127.0.0.1:0", "wsgi:app"])
     rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
     assert rs.launch().wait_exit(15) == 4  # gunicorn's "App failed to load": no restart loop
     (error,) = rs.find_logs("config error")

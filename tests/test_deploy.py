@@ -13,7 +13,6 @@ from tests.support import REPO_ROOT
 from tests.support.polling import poll
 from tests.support.procs import ProcessWatch
 from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_clean_start
-from tests.support.upstream import free_port
 from tests.support.viewer import http_get
 
 RATE = 2_000_000
@@ -43,15 +42,13 @@ def assert_viewers_get(clients, sent):
 @pytest.mark.parametrize("worker", ["-k gevent", "-c config/gunicorn.conf.py"])
 def test_gunicorn_serves_a_stream(upstream, restreamer, viewer, worker):
     up = upstream(rate=RATE)
-    port = free_port()
     rs = restreamer(stream_config(up.url), start=False,
-                    cmd=[sys.executable, "-m", "gunicorn", *worker.split(), "-b", f"127.0.0.1:{port}",
+                    cmd=[sys.executable, "-m", "gunicorn", *worker.split(), "-b", "127.0.0.1:0",
                          "--workers", "1", "--graceful-timeout", "3", "wsgi:app"])
     rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
-    rs.launch()
+    rs.launch().wait_gunicorn_port()
     # The worker starts the upstream itself; its logs are restreamer's JSON.
     rs.wait_log("stream online", timeout=15)
-    rs.port = port
     clients = [viewer(rs.url("/s.ts")) for _ in range(2)]
     assert_viewers_get(clients, lambda: up.connections[0].sent)
     assert len(up.connections) == 1  # one worker, one upstream connection
@@ -99,10 +96,9 @@ def test_gunicorn_worker_reaps_forked_children_on_shutdown(restreamer):
     # helper holds no end of the stream's pipe: only a stop that signals the
     # child's process group ends it.
     url = f"fork://{sys.executable}?{TSPLAY}+{SAMPLE_PATH}+2000000+helper"
-    port = free_port()
     rs = restreamer(stream_config(url), start=False,
                     cmd=[sys.executable, "-m", "gunicorn", "-k", "restreamer.web.worker.Worker",
-                         "-b", f"127.0.0.1:{port}", "--workers", "1", "--graceful-timeout", "3",
+                         "-b", "127.0.0.1:0", "--workers", "1", "--graceful-timeout", "3",
                          "wsgi:app"])
     rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
     rs.launch()
@@ -116,16 +112,14 @@ def test_gunicorn_worker_reaps_forked_children_on_shutdown(restreamer):
 
 def test_sigusr1_to_gunicorns_master_reopens_restreamers_log_file_in_the_worker(restreamer, tmp_path):
     log, rotated = tmp_path / "restreamer.log", tmp_path / "restreamer.log.1"
-    port = free_port()
     config = dict(stream_config("loop:sample"), log=str(log),
                   resources=stream_config("loop:sample")["resources"] + [
                       {"type": "api", "api": "health", "serve": "/health"}])
     rs = restreamer(config, start=False,
                     cmd=[sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
-                         "-b", f"127.0.0.1:{port}", "--workers", "1", "wsgi:app"])
+                         "-b", "127.0.0.1:0", "--workers", "1", "wsgi:app"])
     rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
-    rs.launch()
-    rs.port = port
+    rs.launch().wait_gunicorn_port()
     poll(lambda: "stream online" in log.read_text() if log.exists() else False, bool, 15,
          f"stream online in {log}")
     os.rename(log, rotated)
@@ -135,4 +129,19 @@ def test_sigusr1_to_gunicorns_master_reopens_restreamers_log_file_in_the_worker(
          f"a new log file at {log}")
     assert '"event": "request"' in log.read_text()
     assert "stream online" in rotated.read_text() and "stream online" not in log.read_text()
+    assert rs.stop(signal.SIGTERM) == 0
+
+
+def test_a_host_app_under_flasks_development_server_is_told_why_not(restreamer):
+    # Its threads never run gevent's loop, so upstreams would never run:
+    # every request to the relay gets the reason at once, not a 404 later.
+    rs = restreamer(stream_config("loop:sample"),
+                    cmd=[sys.executable, "-m", "tests.support.devserver", "{config}"])
+    status, headers, body = http_get(rs.url("/tv/s.ts"))
+    assert (status, headers["Content-Type"]) == (500, "text/plain; charset=utf-8")
+    assert b"gunicorn -k gevent" in body and b"gevent.pywsgi.WSGIServer" in body
+    assert http_get(rs.url("/tv/s.ts"))[0] == 500
+    assert http_get(rs.url("/"))[::2] == (200, b"host app index\n")  # the host's own pages work
+    assert [e["event"] for e in rs.logs if e.get("level") == "error"] == ["no gevent server"]
+    assert not rs.find_logs("upstream connecting")
     assert rs.stop(signal.SIGTERM) == 0

@@ -7,8 +7,7 @@ import pytest
 
 from tests.support.haproxy import HAProxy
 from tests.support.polling import poll
-from tests.support.upstream import free_port
-from tests.support.viewer import Viewer
+from tests.support.viewer import HttpViewer
 
 RATE = 1_000_000
 ENOUGH = 20_000
@@ -33,7 +32,7 @@ def cluster(upstream, restreamer):
         for edge in edges:
             for ch in CHANNELS:
                 edge.wait_log(lambda e: e.get("event") == "stream online" and e["stream"] == ch)
-        proxy = HAProxy(free_port(), [f"127.0.0.1:{edge.port}" for edge in edges])
+        proxy = HAProxy([f"127.0.0.1:{edge.port}" for edge in edges])
         proxies.append(proxy)
         return ups, origin, edges, proxy
 
@@ -51,7 +50,7 @@ def edges_serving(edges, channel, since=(0, 0)):
 def reconnect(url, deadline):
     """A viewer that retries until it is answered 200, as a player does; fails after ``deadline``."""
     while True:
-        client = Viewer(url)
+        client = HttpViewer(url)
         try:
             if client.wait_status(max(0.1, deadline - time.monotonic())) == 200:
                 return client
@@ -64,7 +63,7 @@ def reconnect(url, deadline):
 
 def test_each_channel_sits_on_one_edge_and_survives_losing_it(cluster):
     ups, origin, edges, proxy = cluster()
-    viewers = [Viewer(proxy.url(ch)) for ch in CHANNELS for _ in range(5)]
+    viewers = [HttpViewer(proxy.url(ch)) for ch in CHANNELS for _ in range(5)]
     try:
         for client in viewers:
             assert client.wait_status() == 200
@@ -111,7 +110,7 @@ def test_an_edge_at_fullconnections_takes_no_new_viewers(cluster):
     ups, origin, edges, proxy = cluster(fullconnections=2)
     channel = CHANNELS[0]
     mark = proxy.mark()
-    first = [Viewer(proxy.url(channel)) for _ in range(2)]
+    first = [HttpViewer(proxy.url(channel)) for _ in range(2)]
     try:
         for client in first:
             assert client.wait_status() == 200
@@ -121,7 +120,7 @@ def test_an_edge_at_fullconnections_takes_no_new_viewers(cluster):
         full = home[0]
         proxy.wait_line(f"edges/edge{full + 1} is DOWN", since=mark)
         marks = [edge.mark() for edge in edges]
-        later = [Viewer(proxy.url(channel)) for _ in range(2)]
+        later = [HttpViewer(proxy.url(channel)) for _ in range(2)]
         first += later
         for client in later:
             assert client.wait_status() == 200

@@ -3,7 +3,6 @@ sample: fast start at PAT, PMT and a RAP; joins at the live edge with fast
 start off; a GOP longer than the backlog; keepalive null packets during a
 stall; the response head at once; a viewer arriving during a reconnect."""
 
-import random
 import socket
 import subprocess
 import sys
@@ -12,7 +11,6 @@ import time
 
 import pytest
 
-from tests.support.upstream import free_port
 from tests.support.viewer import SlowReader, http_get
 from tests.support.waiting import wait_for
 
@@ -40,6 +38,7 @@ class PausingUpstream:
         self.progress = threading.Condition()
         self.running = threading.Event()
         self.running.set()
+        self.paused = threading.Event()
         self.stopped = threading.Event()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/s.ts"
@@ -59,6 +58,7 @@ class PausingUpstream:
                 position, started, total = 0, time.monotonic(), 0
                 while not self.stopped.is_set():
                     if not self.running.is_set():
+                        self.paused.set()
                         self.running.wait(0.1)
                         started, total = time.monotonic(), 0
                         continue
@@ -75,6 +75,12 @@ class PausingUpstream:
                     delay = started + total * 8 / RATE - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
+
+    def pause(self) -> None:
+        """Stop sending; returns once the sender has stopped (nothing more is in its hands)."""
+        self.paused.clear()
+        self.running.clear()
+        assert self.paused.wait(5), "the upstream did not pause"
 
     def wait_sent(self, n: int) -> None:
         wait_for(self.progress, lambda: len(self.sent) >= n, 10, f"{n} bytes sent upstream")
@@ -101,11 +107,12 @@ def first_frame(data: bytes) -> tuple[str, str]:
     return result.stdout.decode().strip().splitlines()[0], result.stderr.decode()
 
 
-def test_a_join_at_a_random_moment_starts_at_pat_pmt_and_a_keyframe(upstream, restreamer, viewer):
+def test_a_join_at_a_random_moment_starts_at_pat_pmt_and_a_keyframe(upstream, restreamer, viewer, rng):
     up = upstream(rate=RATE)
     rs = restreamer(config(up.url))
     rs.wait_log("stream online")
-    time.sleep(random.uniform(0.5, 2.0))  # a random moment in the GOP, not synchronisation
+    # a random moment in the GOP: 0.5 to 2 s of the stream on
+    up.connections[0].wait_sent(len(up.connections[0].sent) + rng.randrange(RATE // 16, RATE // 4))
     client = viewer(rs.url("/s.ts"))
     assert client.wait_status() == 200
     data = whole(client.wait_bytes(200_000, timeout=10))
@@ -194,7 +201,7 @@ def test_null_packets_keep_a_stalled_viewer_alive_and_stop_when_data_returns(pau
 def test_no_null_packet_before_the_first_pat(pausing, restreamer, viewer):
     rs = restreamer(config(pausing.url, keepalive=0.2, backlogseconds=0.1))
     rs.wait_log("stream online")
-    pausing.running.clear()
+    pausing.pause()
     time.sleep(0.5)  # the backlog ages out: a new viewer has no start to begin at
     client = viewer(rs.url("/s.ts"))
     assert client.wait_status() == 200  # the head at once, on a stalled stream
@@ -209,8 +216,7 @@ def test_no_null_packet_before_the_first_pat(pausing, restreamer, viewer):
 def test_the_response_head_comes_at_once_on_a_stalled_stream(pausing, restreamer, viewer):
     rs = restreamer(config(pausing.url, keepalive=0))
     rs.wait_log("stream online")
-    pausing.running.clear()
-    time.sleep(0.3)
+    pausing.pause()
     client = viewer(rs.url("/s.ts"))
     assert client.wait_status(timeout=2) == 200
 
@@ -300,17 +306,14 @@ def test_a_half_speed_viewer_resumes_only_at_raps_with_no_cc_error_inside_a_gop(
 def test_under_gunicorn_a_stalled_stream_gives_its_head_at_once_then_null_packets(
         pausing, restreamer, viewer, worker):
     # -k gevent is the generator path, the deployment config's worker the direct one
-    port = free_port()
     rs = restreamer(config(pausing.url, keepalive=0.3), start=False,
-                    cmd=[sys.executable, "-m", "gunicorn", *worker.split(), "-b", f"127.0.0.1:{port}",
+                    cmd=[sys.executable, "-m", "gunicorn", *worker.split(), "-b", "127.0.0.1:0",
                          "--workers", "1", "--graceful-timeout", "3", "wsgi:app"])
     rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
-    rs.launch()
+    rs.launch().wait_gunicorn_port()
     rs.wait_log("stream online", timeout=15)
-    rs.port = port
     pausing.wait_sent(200_000)  # a GOP and more
-    pausing.running.clear()
-    time.sleep(0.3)
+    pausing.pause()
     client = viewer(rs.url("/s.ts"))
     assert client.wait_status(timeout=2) == 200
     deadline = time.monotonic() + 5

@@ -11,7 +11,7 @@ import pytest
 from tests.support.server import RestreamerProcess
 from tests.support.ts import PACKET_SIZE
 from tests.support.upstream import TSUpstream
-from tests.support.viewer import Viewer
+from tests.support.viewer import HttpViewer
 
 RATE = 300_000
 
@@ -38,7 +38,7 @@ def test_the_soft_limit_is_raised_to_the_hard_one(tmp_path, source):
         limit = rs.wait_log("file descriptor limit")
         assert (limit["was"], limit["soft"], limit["hard"]) == (64, 256, 256)
         assert rs.find_logs("file descriptor limit below maxconnections") == []
-        clients = [Viewer(rs.url("/s.ts")) for _ in range(150)]
+        clients = [HttpViewer(rs.url("/s.ts")) for _ in range(150)]
         for client in clients:
             assert client.wait_status(10) == 200
             client.wait_bytes(PACKET_SIZE * 7, 10)
@@ -52,7 +52,7 @@ def test_the_soft_limit_is_raised_to_the_hard_one(tmp_path, source):
 def test_running_out_of_descriptors_pauses_accepting_and_spares_viewers(tmp_path, source):
     rs = under_limit(tmp_path, source, 40, 40, maxconnections=100)
     idle = []
-    healthy = Viewer(rs.url("/s.ts"))
+    healthy = HttpViewer(rs.url("/s.ts"))
     try:
         warning = rs.wait_log("file descriptor limit below maxconnections")
         assert warning["maxconnections"] == 100 and warning["viewers_possible"] < 100
@@ -68,7 +68,7 @@ def test_running_out_of_descriptors_pauses_accepting_and_spares_viewers(tmp_path
             sock.close()
         idle = []
         # Once descriptors are free again, accepting resumes by itself.
-        late = Viewer(rs.url("/s.ts"))
+        late = HttpViewer(rs.url("/s.ts"))
         assert late.wait_status(10) == 200
         late.close()
     finally:

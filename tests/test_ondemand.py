@@ -9,7 +9,6 @@ import time
 
 from tests.support.polling import poll
 from tests.support.ts import PACKET_SIZE, assert_contiguous
-from tests.support.upstream import free_port
 from tests.support.viewer import http_get
 from tests.support.server import event
 from tests.support.ts import whole
@@ -97,10 +96,10 @@ def test_200_on_demand_channels_with_3_watched_pull_exactly_3_upstreams(upstream
     assert len(up.connections) == len(WATCHED)
 
 
-def test_a_viewer_of_an_unreachable_on_demand_stream_gets_404_within_timeout(restreamer, viewer):
+def test_a_viewer_of_an_unreachable_on_demand_stream_gets_404_within_timeout(restreamer, viewer, refused_port):
     rs = restreamer({"ondemand": True, "idletimeout": 1, "graceperiod": 5, "timeout": 2,
                      "reconnect": 0.2, "resources": [
-                         {"type": "stream", "serve": "/s.ts", "remote": f"tcp://127.0.0.1:{free_port()}"},
+                         {"type": "stream", "serve": "/s.ts", "remote": f"tcp://127.0.0.1:{refused_port}"},
                          *apis()[:1]]})
     began = time.monotonic()
     client = viewer(rs.url("/s.ts"))

@@ -18,8 +18,6 @@ import time
 
 import pytest
 
-from tests.support.upstream import free_port
-
 NOBODY = pwd.getpwnam("nobody").pw_uid
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
             "--graceful-timeout", "2", "wsgi:app"]
@@ -31,11 +29,10 @@ def config(up, **keys):
 
 
 def gunicorn(restreamer, conf, prefix=(), env=None, workers=2):
-    port = free_port()
+    """Launched, not awaited: most of these servers must refuse to start."""
     rs = restreamer(conf, start=False, env=env,
-                    cmd=[*prefix, *GUNICORN, "-b", f"127.0.0.1:{port}", "--workers", str(workers)])
+                    cmd=[*prefix, *GUNICORN, "-b", "127.0.0.1:0", "--workers", str(workers)])
     rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
-    rs.port = port
     return rs.launch()
 
 

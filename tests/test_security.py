@@ -16,7 +16,7 @@ import pytest
 from tests.support import REPO_ROOT
 from tests.support.sink import RecordingHTTPServer
 from tests.support.ts import PACKET_SIZE, SAMPLE_PATH
-from tests.support.viewer import Viewer, http_get
+from tests.support.viewer import HttpViewer, http_get
 
 TSPLAY = REPO_ROOT / "tests" / "support" / "tsplay.py"
 SECRETS = ["UPSTREAM-PW", "STATIC-PW", "NOTIFY-PW", "QUERY-TOKEN", "HEADER-TOKEN"]
@@ -63,7 +63,7 @@ def test_passwords_in_urls_and_tokens_in_requests_are_never_logged(restreamer, u
     rs.wait_log("static fetch failed")
     sink.wait_requests(1, "/hook")
     rs.wait_log("notification sent")
-    client = Viewer(rs.url("/s.ts?token=QUERY-TOKEN"), headers={"X-Api-Key": "HEADER-TOKEN"})
+    client = HttpViewer(rs.url("/s.ts?token=QUERY-TOKEN"), headers={"X-Api-Key": "HEADER-TOKEN"})
     client.wait_bytes(PACKET_SIZE)
     client.close()
     rs.wait_log("viewer disconnected")

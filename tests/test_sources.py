@@ -3,7 +3,6 @@ several real viewers, each of which must get a byte-identical, contiguous
 run of what the source sent, starting at a packet boundary."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,8 @@ import pytest
 from tests.support import REPO_ROOT
 from tests.support.ts import (PACKET_SIZE, SAMPLE_PATH, assert_aligned, assert_clean_runs, assert_joined,
                               packet_pid, packets_of, random_access, with_pcr_jump)
-from tests.support.upstream import FIFOWriter, UDPTSSender, UnixPacketTSUpstream, free_port, self_signed_tls
+from tests.support.procs import udp_ports
+from tests.support.upstream import FIFOWriter, UDPTSSender, UnixPacketTSUpstream, self_signed_tls
 
 SERVE = "/s.ts"
 VIEWERS = 3
@@ -101,24 +101,28 @@ def test_unixgram(sample, tmp_path, restreamer, viewer):
         assert_delivered(join(rs, viewer), lambda: sender.sent)
 
 
+def udp_port(rs) -> int:
+    """The port a restreamer told ``udp://...:0`` bound, once it logged "upstream connected"."""
+    (port,) = udp_ports(rs.proc.pid)
+    return port
+
+
 def test_udp_unicast(restreamer, viewer, udp_sender):
-    port = free_port(socket.SOCK_DGRAM)
-    rs = restreamer(stream_config(f"udp://127.0.0.1:{port}"))
+    rs = restreamer(stream_config("udp://127.0.0.1:0"))
     rs.wait_log("upstream connected")  # bound: nothing sent before this can be lost
-    sender = udp_sender(port, rate=RATE)
+    sender = udp_sender(udp_port(rs), rate=RATE)
     assert_delivered(join(rs, viewer), lambda: sender.sent)
 
 
 def test_udp_multicast_on_loopback(restreamer, viewer, udp_sender):
     # Multicast joins work in this sandbox; the group stays on lo through
     # clientinterface (receiving) and the sender's outgoing interface.
-    port = free_port(socket.SOCK_DGRAM)
-    group = f"239.255.{os.getpid() % 250}.{port % 250 + 1}"
-    config = stream_config(f"udp://{group}:{port}")
+    group = f"239.255.{os.getpid() % 250}.{os.getpid() // 250 % 250 + 1}"
+    config = stream_config(f"udp://{group}:0")
     config["resources"][0]["clientinterface"] = "lo"
     rs = restreamer(config)
     rs.wait_log("upstream connected")
-    sender = udp_sender(port, host=group, interface="127.0.0.1", rate=RATE)
+    sender = udp_sender(udp_port(rs), host=group, interface="127.0.0.1", rate=RATE)
     assert_delivered(join(rs, viewer), lambda: sender.sent)
 
 
@@ -239,10 +243,9 @@ def test_tcp_keepalive_is_on_for_tcp_and_http_upstreams(upstream, restreamer, mo
 
 
 def test_udp_on_all_interfaces(restreamer, viewer, udp_sender):
-    port = free_port(socket.SOCK_DGRAM)
-    rs = restreamer(stream_config(f"udp://:{port}"))
+    rs = restreamer(stream_config("udp://:0"))
     rs.wait_log("upstream connected")
-    sender = udp_sender(port, rate=RATE)
+    sender = udp_sender(udp_port(rs), rate=RATE)
     assert_delivered(join(rs, viewer), lambda: sender.sent)
 
 

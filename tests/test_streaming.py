@@ -18,7 +18,7 @@ from tests.support.server import RestreamerProcess
 from tests.support.ts import (PACKET_SIZE, PIECE_PACKETS, assert_aligned, assert_clean_runs,
                               assert_clean_start, assert_contiguous, assert_runs, make_packets,
                               packet_seq, packets_of)
-from tests.support.upstream import TSUpstream, free_port
+from tests.support.upstream import TSUpstream, refusing_port
 from tests.support.viewer import http_get
 from tests.support.server import event
 from tests.support.ts import whole
@@ -73,11 +73,12 @@ def shared(sample, tmp_path_factory):
     )
     preamble = make_packets(3, pid=0x1FF0)
     (tmp / "preamble.ts").write_bytes(preamble)
+    refused = refusing_port()
     remotes = {
         "/live.ts": ups.live.url, "/garbage.ts": ups.garbage.url, "/e404.ts": ups.e404.url,
         "/e500.ts": ups.e500.url, "/portal.ts": ups.portal.url, "/big-page.ts": ups.big_page.url,
         "/stall.ts": ups.stall.url, "/preamble.ts": ups.pre.url,
-        "/refused.ts": f"http://127.0.0.1:{free_port()}/gone.ts",
+        "/refused.ts": f"http://127.0.0.1:{refused.getsockname()[1]}/gone.ts",
         "/dns.ts": "http://nonexistent.invalid/stream.ts",
     }
     resources = [{"type": "stream", "serve": serve, "remote": url} for serve, url in remotes.items()]
@@ -89,6 +90,7 @@ def shared(sample, tmp_path_factory):
     rs = RestreamerProcess(config, tmp).start()
     yield SimpleNamespace(rs=rs, ups=ups, remotes=remotes, numbered=numbered, preamble=preamble)
     rs.close()
+    refused.close()
     for up in vars(ups).values():
         up.stop()
 
@@ -165,7 +167,7 @@ def test_failing_upstream_is_logged_with_url_and_reason(shared, serve, reason):
     # It is retried, and viewers are turned away meanwhile.
     shared.rs.wait_log(event("upstream connecting", stream=serve, attempt=2))
     status, headers, body = http_get(shared.rs.url(serve))
-    assert (status, body, headers["Content-Type"]) == (404, b"", "video/mpeg")
+    assert (status, body, headers["Content-Type"]) == (404, b"", "text/plain; charset=utf-8")
 
 
 @pytest.mark.parametrize("serve, reason", [
@@ -203,10 +205,10 @@ def test_an_upstream_that_never_answers_times_out(restreamer):
         assert (log_time(error) - log_time(rs.wait_log("upstream connecting"))).total_seconds() >= 0.25
 
 
-def test_failover_to_the_next_remote(upstream, restreamer, viewer):
+def test_failover_to_the_next_remote(upstream, restreamer, viewer, refused_port):
     good = upstream(rate=RATE)
     missing = upstream(status=404)
-    refused = f"http://127.0.0.1:{free_port()}/gone.ts"
+    refused = f"http://127.0.0.1:{refused_port}/gone.ts"
     rs = restreamer(stream_config(refused, missing.url, good.url, graceperiod=3))
     rs.wait_log(event("stream online", url=good.url))
     clients = connect(rs, viewer, 2)
@@ -281,7 +283,7 @@ def test_maxconnections_turns_extra_viewers_away(upstream, restreamer, viewer, l
     extra = viewer(rs.url("/s.ts"))
     assert extra.wait_status() == (limitstatus or 404)
     assert extra.wait_closed() == b""
-    assert extra.headers["Content-Type"] == "video/mpeg"
+    assert extra.headers["Content-Type"] == "text/plain; charset=utf-8"  # not video to a player
     refused = rs.wait_log("viewer refused")
     assert (refused["reason"], refused["status"]) == ("connection limit reached", limitstatus or 404)
     for client in clients:

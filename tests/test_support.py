@@ -214,7 +214,7 @@ def test_udp_sender_sends_paced_datagrams(udp_sender, sample):
     assert sender.wait_sent(5 * PIECE_SIZE).startswith(b"".join(datagrams))
 
 
-# -- Viewer and http_get --------------------------------------------------------
+# -- HttpViewer and http_get ----------------------------------------------------
 
 class _FramingHandler(http.server.BaseHTTPRequestHandler):
     """Serves fixed bodies with each kind of HTTP framing."""

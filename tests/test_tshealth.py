@@ -17,9 +17,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.polling import poll
+from tests.support.procs import listening_ports, udp_ports
 from tests.support.server import RestreamerProcess
 from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, load_sample, packet_pid, seamless_laps
-from tests.support.upstream import GARBAGE_PATTERN, TSUpstream, free_port
+from tests.support.upstream import GARBAGE_PATTERN, TSUpstream
 from tests.support.viewer import http_get
 
 SAMPLE = load_sample()
@@ -163,36 +164,31 @@ FFMPEG = ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1
 WINDOW = 12  # seconds of stream
 
 
-def _listening(port: int) -> bool:
-    """Whether a TCP socket on 127.0.0.1 listens on ``port`` (/proc/net/tcp: state 0A)."""
-    with open("/proc/net/tcp") as table:
-        return any(f"0100007F:{port:04X}" == fields[1] and fields[3] == "0A"
-                   for fields in (line.split() for line in list(table)[1:]))
-
-
 def ffmpeg_http_server():
     """ffmpeg serving the looped sample to one HTTP client (``-listen 1``), and its URL.
 
-    ffmpeg cannot be handed a bound socket, nor asked which port it took: it
-    is given a port that was free a moment ago and watched in /proc/net/tcp
-    until it listens there, never probed with a connection (its one client);
-    if another process took the port meanwhile, ffmpeg exits and another port
-    is tried.
+    ffmpeg refuses port 0, so it is given a port that a socket of ours holds
+    bound but not listening (both with SO_REUSEADDR, which Linux lets share a
+    port until one listens): no other process can take it meanwhile.  ffmpeg
+    is watched in /proc until it listens, never probed with a connection (its
+    one client).
     """
-    for _ in range(3):
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/live.ts"
+    with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{held.getsockname()[1]}/live.ts"
         process = subprocess.Popen([*FFMPEG, "-listen", "1", url], stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   start_new_session=True)
         try:
-            if poll(lambda: process.poll() is not None or _listening(port), bool, 10,
-                    "ffmpeg listening") and process.poll() is None:
-                return process, url
+            poll(lambda: process.poll() is not None or listening_ports(process.pid), bool, 10,
+                 "ffmpeg listening")
         except BaseException:
             process.kill()
             raise
-        process.wait()
-    raise AssertionError(f"ffmpeg could not listen: {process.stderr.read().decode()}")
+    if process.poll() is not None:
+        raise AssertionError(f"ffmpeg could not listen: {process.stderr.read().decode()}")
+    return process, url
 
 
 @pytest.fixture
@@ -207,12 +203,12 @@ def ffmpeg_processes():
 def test_a_clean_ffmpeg_stream_over_http_and_udp_has_no_errors(restreamer, ffmpeg_processes):
     http, url = ffmpeg_http_server()
     ffmpeg_processes.append(http)
-    udp_port = free_port(socket.SOCK_DGRAM)
     rs = restreamer({"reconnect": 1, "resources": [
         {"type": "stream", "serve": "/http.ts", "remote": url},
-        {"type": "stream", "serve": "/udp.ts", "remote": f"udp://127.0.0.1:{udp_port}"},
+        {"type": "stream", "serve": "/udp.ts", "remote": "udp://127.0.0.1:0"},
         {"type": "api", "api": "statistics", "serve": "/statistics"}]})
     rs.wait_log(lambda e: e.get("event") == "upstream connected" and e.get("stream") == "/udp.ts")
+    (udp_port,) = udp_ports(rs.proc.pid)
     ffmpeg_processes.append(subprocess.Popen(
         [*FFMPEG, f"udp://127.0.0.1:{udp_port}?pkt_size=1316"], stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

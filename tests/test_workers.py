@@ -14,8 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.polling import poll
 from tests.support.sink import RecordingHTTPServer
-from tests.support.upstream import free_port
-from tests.support.viewer import Viewer, http_get
+from tests.support.viewer import HttpViewer, http_get
 
 WORKERS = 3
 RATE = 2_000_000
@@ -42,15 +41,12 @@ def server_config(upstreams, sink):
 
 
 def launch_gunicorn(restreamer, config, runtime_dir):
-    port = free_port()
     rs = restreamer(dict(config, runtimedir=str(runtime_dir)), start=False,
                     cmd=[sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
-                         "-b", f"127.0.0.1:{port}", "--workers", str(WORKERS),
+                         "-b", "127.0.0.1:0", "--workers", str(WORKERS),
                          "--graceful-timeout", "3", "wsgi:app"])
     rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
-    rs.launch()
-    rs.port = port
-    return rs
+    return rs.launch().wait_gunicorn_port()
 
 
 def roles(rs, stream):
@@ -120,7 +116,7 @@ def test_gunicorn_workers_share_upstreams_limits_and_figures(upstream, restreame
         owner = owner_of(rs, stream)
         total = len(viewers)
         while len(viewers) < cap and sum(p != owner for p in connected_pids(rs, stream)) < off_owner:
-            viewers.append(Viewer(rs.url(stream)))
+            viewers.append(HttpViewer(rs.url(stream)))
             viewers[-1].wait_status()
             total += 1
             poll(lambda: sum(len(connected_pids(rs, s)) for s in STREAMS), lambda n: n == total, 5,
@@ -132,7 +128,7 @@ def test_gunicorn_workers_share_upstreams_limits_and_figures(upstream, restreame
         open_viewers("/a.ts", 2, LIMIT - 3)
         open_viewers("/b.ts", 1, LIMIT)
         while len(viewers) < LIMIT:
-            viewers.append(Viewer(rs.url("/b.ts")))
+            viewers.append(HttpViewer(rs.url("/b.ts")))
         for client in viewers:
             assert client.wait_status() == 200
             client.wait_bytes(ENOUGH, timeout=10)
@@ -141,7 +137,7 @@ def test_gunicorn_workers_share_upstreams_limits_and_figures(upstream, restreame
 
         # The 11th viewer is refused, on whichever worker it reaches.
         for _ in range(4):
-            with Viewer(rs.url("/b.ts")) as extra:
+            with HttpViewer(rs.url("/b.ts")) as extra:
                 assert extra.wait_status() == 503
 
         # Whole-server figures, whichever worker answers.
@@ -198,7 +194,7 @@ def test_gunicorn_workers_share_upstreams_limits_and_figures(upstream, restreame
         # The dead worker's slots are free again.
         poll(lambda: json.loads(http_get(rs.url("/health"))[2])["viewer"],
              lambda n: n == len(survivors), 5, "the viewer count without the dead worker's")
-        with Viewer(rs.url("/a.ts")) as late:
+        with HttpViewer(rs.url("/a.ts")) as late:
             assert late.wait_status() == 200
             late.wait_bytes(ENOUGH, timeout=10)
     finally:
@@ -233,7 +229,7 @@ def test_on_demand_under_gunicorn_workers_pulls_once_while_any_worker_has_viewer
     try:
         # Viewers until two workers serve some (the kernel picks the worker).
         while len(viewers) < 20 and len(set(connected_pids(rs, "/a.ts"))) < 2:
-            viewers.append(Viewer(rs.url("/a.ts")))
+            viewers.append(HttpViewer(rs.url("/a.ts")))
             assert viewers[-1].wait_status(timeout=10) == 200
             poll(lambda: len(connected_pids(rs, "/a.ts")), lambda n: n == len(viewers), 5,
                  "the viewer's connected line")

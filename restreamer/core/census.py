@@ -11,12 +11,11 @@ and an increment, so ``maxconnections`` holds exactly across workers.
 
 from __future__ import annotations
 
-import fcntl
 import mmap
 import os
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+
+from ..base.lockfile import LockFile
 
 #: Workers one server may have.
 RECORDS = 256
@@ -51,9 +50,9 @@ class Census:
 
     def __init__(self, directory: Path):
         self.directory = directory
-        self._admission = os.open(directory / "admission.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        self._peers: dict[int, int] = {}  # record -> fd for liveness checks
-        with self._serialised():
+        self._admission = LockFile(directory / "admission.lock")
+        self._peers: dict[int, LockFile] = {}  # record -> its lock file, for liveness checks
+        with self._admission.held():
             fd = _open_records(directory)
             try:
                 self._map = mmap.mmap(fd, _SIZE)
@@ -63,39 +62,25 @@ class Census:
             self.index, self._own = self._claim()
             self._counts[self.index] = 0
 
-    def _claim(self) -> tuple[int, int]:
+    def _claim(self) -> tuple[int, LockFile]:
         for index in range(RECORDS):
-            fd = os.open(self.directory / f"worker-{index}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            return index, fd
+            lock = LockFile(self._record_lock(index))
+            if lock.acquire():
+                return index, lock
+            lock.close()
         raise RuntimeError(f"more than {RECORDS} workers share {self.directory}")
 
-    @contextmanager
-    def _serialised(self) -> Iterator[None]:
-        fcntl.flock(self._admission, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._admission, fcntl.LOCK_UN)
+    def _record_lock(self, index: int) -> Path:
+        return self.directory / f"worker-{index}.lock"
 
     def alive(self, index: int) -> bool:
         """Whether the worker of record ``index`` still runs (holds its lock)."""
         if index == self.index:
             return True
-        fd = self._peers.get(index)
-        if fd is None:
-            fd = self._peers[index] = os.open(self.directory / f"worker-{index}.lock",
-                                              os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
+        lock = self._peers.get(index)
+        if lock is None:
+            lock = self._peers[index] = LockFile(self._record_lock(index))
+        return lock.taken()
 
     def _total(self) -> int:
         counts = self._counts
@@ -111,12 +96,12 @@ class Census:
 
     def total(self) -> int:
         """Viewers of every live worker."""
-        with self._serialised():
+        with self._admission.held():
             return self._total()
 
     def admit(self, limit: int) -> bool:
         """Count one more viewer of this worker unless the server has ``limit`` (0: none)."""
-        with self._serialised():
+        with self._admission.held():
             if limit and self._total() >= limit:
                 return False
             self._counts[self.index] += 1
@@ -124,13 +109,13 @@ class Census:
 
     def release(self) -> None:
         """One viewer of this worker has left."""
-        with self._serialised():
+        with self._admission.held():
             self._counts[self.index] -= 1
 
     def crossed(self, limit: int) -> bool | None:
         """True if the server's viewers have reached ``limit`` since any worker
         last asked, False if they have fallen below it, None if neither."""
-        with self._serialised():
+        with self._admission.held():
             full = self._total() >= limit
             if full == bool(self._counts[_FULL]):
                 return None

@@ -3,29 +3,26 @@ chunk from the upstream to them.
 
 The upstream's data is gathered for a short window and appended to the
 stream's :class:`~restreamer.core.backlog.Backlog` as one shared chunk.  Each
-viewer is a position in that backlog.  Viewers that keep up and whose socket
-the web layer lent (the direct path) are written to here, by a non-blocking
-send per chunk; the others are woken to take what is new from their
-position.  A viewer that falls out of the backlog resumes, whole GOPs later,
-at a place where a decoder can start (PAT, PMT, then a RAP).
+viewer is a :class:`~restreamer.core.cursor.Cursor` in that backlog, which
+the hub moves.  Viewers that keep up and whose socket the web layer lent are
+*direct*: written to here, by a non-blocking send per chunk; the others are
+woken to take what is new from their cursor.  A viewer that falls out of the
+backlog resumes, whole GOPs later, at a place where a decoder can start (PAT,
+PMT, then a RAP).
 
-A hub outlives upstream connections.  It is *online* from the first packet
-of a connection until that connection ends; then it waits for a grace period
-for the upstream to come back (letting viewers in meanwhile), and closes its
-viewers if it does not.  Counters are kept per chunk, never per packet.
+Whether the upstream is up, waiting or gone is not the hub's business: the
+stream's :class:`~restreamer.core.lifecycle.Lifecycle` tells it when a new
+connection begins (:meth:`Hub.restart_at_rap`) and when to close its viewers.
+Counters are kept per chunk, never per packet.
 """
 
 from __future__ import annotations
 
-import time
-
-import gevent
-from gevent.event import Event
-
 from .backlog import Backlog
+from .clock import REAL, Clock
 from .counters import Traffic
+from .settings import Settings
 from ..log import get_logger
-from ..redact import redact_url
 from ..ts.packets import PACKET_SIZE
 from ..ts.psi import NULL_PACKET
 from ..ts.starts import StartPoints
@@ -52,53 +49,38 @@ NO_PAT_SECONDS = 0.5
 class Hub:
     """Fan-out point of a stream: ``publish()`` in, viewers out."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, settings: Settings, clock: Clock = REAL):
         self.name = name
-        self.graceperiod = 10.0
-        self.faststart = True
-        self.keepalive = 1.0
-        self.backlog = Backlog(16 * 1024 * 1024, 6.0)
+        self.clock = clock
+        self.log = _log.bind(stream=name)
+        self.backlog = Backlog(settings.backlogbytes, settings.backlogseconds)
+        self.faststart = settings.faststart
+        self.keepalive = settings.keepalive
         self.viewers: set[Viewer] = set()
-        self._live: set[Viewer] = set()  # caught up, written to by publish's greenlet
+        self._direct: set[Viewer] = set()  # caught up, written to by publish's greenlet
         self._others: set[Viewer] = set()  # every other viewer
-        self.enabled = True  # the control API's online/offline switch
-        self.online = False  # an upstream is delivering packets
-        self.url: str | None = None  # the upstream currently connected
-        self._grace: gevent.Greenlet | None = None
-        # Cleared when an upstream starts; set once its first attempt has
-        # delivered a packet or ended.
-        self._first_attempt_over = Event()
-        self._first_attempt_over.set()
         # Totals since start; those of viewers still connected are added on read.
         self.packets_received = 0
         self.bytes_received = 0
         self.departed = Traffic()  # counters of viewers that have left
-        self._received_by_url: dict[str, tuple[int, int]] = {}  # of finished connections
-        self._received_at_connect = (0, 0)
-        # Switches: connections replaced while viewers were held.
-        self.switches = 0
-        self.switch_gap = 0.0  # seconds viewers saw no data, over all switches
-        self._lost_url: str | None = None  # the connection the held viewers had
         self._pending: list[bytes] = []  # chunks gathered for the current window
         self._pending_bytes = 0
         self._timer = None  # ends the current window
         self._points = StartPoints()  # of the current connection
-        self._connected_at = time.monotonic()
+        self._connected_at = clock.now()
         self._raw = False  # the current connection carries no PAT: served as it comes
         self._pats = 0  # PATs seen by _points when the last PAT was recorded
         self._pat_chunk = -1  # index of the newest chunk that holds a PAT
-        self._last_data = time.monotonic()
+        self.last_data = clock.now()  # when the last chunk was handed out
         self._last_null = 0.0
         self._keepalive = None
 
-    def configure(self, *, graceperiod: float, faststart: bool, backlog_bytes: int,
-                  backlog_seconds: float, keepalive: float) -> None:
-        """Set the grace period, fast start, the backlog's bounds and the keepalive interval."""
-        self.graceperiod = graceperiod
-        self.faststart = faststart
-        self.backlog.max_bytes = backlog_bytes
-        self.backlog.max_seconds = backlog_seconds
-        self.keepalive = keepalive
+    def configure(self, settings: Settings) -> None:
+        """Take a reloaded stream's fast start, backlog bounds and keepalive interval."""
+        self.faststart = settings.faststart
+        self.backlog.max_bytes = settings.backlogbytes
+        self.backlog.max_seconds = settings.backlogseconds
+        self.keepalive = settings.keepalive
 
     # -- upstream side -----------------------------------------------------
 
@@ -111,8 +93,6 @@ class Hub:
         """
         self.packets_received += len(chunk) // PACKET_SIZE
         self.bytes_received += len(chunk)
-        if not self.online:
-            self._come_online()
         if self._pending_bytes + len(chunk) > FLUSH_BYTES:
             self.flush()
         self._pending.append(chunk)
@@ -120,8 +100,7 @@ class Hub:
         if at_once:
             self.flush()
         elif self._timer is None:
-            self._timer = gevent.get_hub().loop.timer(self.window)
-            self._timer.start(self.flush)
+            self._timer = self.clock.later(self.window, self.flush)
 
     @property
     def window(self) -> float:
@@ -139,8 +118,8 @@ class Hub:
         self._pending = []
         self._pending_bytes = 0
         chunk = pending[0] if len(pending) == 1 else b"".join(pending)
-        now = time.monotonic()
-        self._last_data = now
+        now = self.clock.now()
+        self.last_data = now
         points = self._points
         starts = points.scan(chunk)
         backlog = self.backlog
@@ -150,20 +129,38 @@ class Hub:
             self._pat_chunk = backlog.end - 1
         if not self._raw and self._pats == 0 and now - self._connected_at > NO_PAT_SECONDS:
             self._raw = True
-        self._deliver(first)
+        self._hand_out(first)
         self._trim(now)
 
-    def _deliver(self, first: int) -> None:
-        """Write the new chunks to the live viewers, wake the others."""
+    def _hand_out(self, first: int) -> None:
+        """Write the new chunks (``first`` on) to the direct viewers, wake the others."""
         backlog = self.backlog
+        direct = self._direct
+        caught_up = []
+        for viewer in self._others:
+            cursor = viewer.cursor
+            if cursor.index is None:
+                self._place(viewer, first)
+            if viewer.idle:
+                if viewer.send is not None and not viewer.closed and cursor.caught_up(first):
+                    caught_up.append(viewer)  # the direct path's viewer waits for this
+                else:
+                    viewer.wake()
+        for viewer in caught_up:
+            viewer.cursor.direct = True
+            self._others.discard(viewer)
+            direct.add(viewer)
         fallen = []
-        if self._live:
+        if direct:
             # Usually one chunk; more where the window was split at a start.
             pieces = []
             for index in range(first, backlog.end):
                 chunk = backlog.chunk(index)
                 pieces.append((index, chunk, len(chunk), len(chunk) // PACKET_SIZE))
-            for viewer in self._live:
+            for viewer in direct:
+                if viewer.closed:  # its cursor stopped at the end of what it was sent
+                    fallen.append((viewer, None, 0))
+                    continue
                 for index, chunk, size, packets in pieces:
                     try:
                         sent = viewer.send(chunk)
@@ -177,39 +174,25 @@ class Hub:
                     viewer.bytes_sent += size
                     viewer.packets_sent += packets
         for viewer, index, sent in fallen:
+            if index is None:
+                self._undirect(viewer)
+                continue
             self._fall(viewer, index, max(sent, 0))
             if sent < 0:
                 viewer.closed = True  # the client is gone: its greenlet finds out by sending
-                viewer.stop_at = viewer.next
-        for viewer in self._others:
-            if viewer.next is None:
-                self._place(viewer, first)
-            if viewer.idle:
-                viewer.wake()
+                viewer.cursor.stop_at = viewer.cursor.index
+
+    def _undirect(self, viewer: Viewer) -> None:
+        self._direct.discard(viewer)
+        self._others.add(viewer)
 
     def _fall(self, viewer: Viewer, index: int, sent: int) -> None:
-        """A live viewer's socket is full: its own greenlet takes over from chunk ``index``."""
+        """A direct viewer's socket is full: its own greenlet takes over from chunk ``index``."""
         viewer.bytes_sent += sent
         viewer.packets_sent = viewer.bytes_sent // PACKET_SIZE
-        viewer.next = index
-        viewer.offset = sent
-        viewer.pos = self.backlog.position(index) + sent
-        viewer.live = False
-        self._live.discard(viewer)
-        self._others.add(viewer)
+        viewer.cursor.resume(index, sent, self.backlog.position(index) + sent)
+        self._undirect(viewer)
         viewer.wake()
-
-    def fall_behind(self, viewer: Viewer, sent: int) -> None:
-        """Stop writing to ``viewer`` here (it ends, or waits elsewhere)."""
-        if viewer.live:
-            self._fall(viewer, self.backlog.end, sent)
-
-    def go_live(self, viewer: Viewer) -> None:
-        """A viewer of the direct path has caught up: write to it from now on."""
-        if viewer in self.viewers and not viewer.closed:
-            viewer.live = True
-            self._others.discard(viewer)
-            self._live.add(viewer)
 
     def _trim(self, now: float) -> None:
         """Drop what is beyond the backlog's bounds; viewers still on it skip ahead."""
@@ -219,36 +202,20 @@ class Hub:
             return
         first = backlog.first + drop
         for viewer in self._others:
-            if viewer.next is not None and viewer.next < first:
-                self._cut(viewer)
-                self._count_drop(viewer, backlog.position(first))
-                viewer.pos = backlog.position(first)
-                if viewer.stop_at is None:
-                    if viewer.dropping_since is None:
-                        viewer.dropping_since = now
+            cursor = viewer.cursor
+            if cursor.index is not None and cursor.index < first:
+                cursor.cut(backlog)
+                cursor.skip_to(backlog.position(first))
+                if cursor.stop_at is None:
+                    if cursor.dropping_since is None:
+                        cursor.dropping_since = now
                     self._place(viewer, first)
                 else:
-                    viewer.next = viewer.stop_at  # closing: what is gone is not sent
-            elif viewer.next is None and viewer.stop_at is None and viewer.pos:
+                    cursor.index = cursor.stop_at  # closing: what is gone is not sent
+            elif cursor.index is None and cursor.stop_at is None and cursor.position:
                 # waiting for a start after a skip: what passes meanwhile is lost too
-                self._count_drop(viewer, backlog.position(first))
-                viewer.pos = max(viewer.pos, backlog.position(first))
+                cursor.skip_to(backlog.position(first))
         backlog.drop(drop)
-
-    def _cut(self, viewer: Viewer) -> None:
-        """Take a viewer off its position, finishing the packet it is in the
-        middle of (viewers get whole packets only).  What its head still
-        holds of whole packets (a start's PAT and PMT, a null packet) goes too."""
-        if viewer.bytes_sent:
-            torn = len(viewer.head) % PACKET_SIZE
-            viewer.head = viewer.head[:torn] if torn else b""
-        if viewer.offset % PACKET_SIZE:
-            chunk = self.backlog.chunk(viewer.next)
-            tail = PACKET_SIZE - viewer.offset % PACKET_SIZE
-            viewer.head = bytes(viewer.head) + chunk[viewer.offset:viewer.offset + tail]
-            viewer.pos += tail
-        viewer.next = None
-        viewer.offset = 0
 
     def _place(self, viewer: Viewer, since: int) -> None:
         """Give a viewer waiting for a start the oldest one at or after chunk ``since``.
@@ -260,27 +227,13 @@ class Hub:
         start = backlog.start_from(since)
         if start is not None:
             index, prefix = start
-            if prefix or self._points.at_pats:
-                viewer.psi = True
-            if prefix:
-                viewer.head = bytes(viewer.head) + prefix
+            viewer.cursor.place(index, backlog.position(index), prefix,
+                                had_pat=bool(prefix) or self._points.at_pats)
         elif self._raw:
-            index = since
+            viewer.cursor.place(since, backlog.position(since), b"", had_pat=False)
         else:
             return  # the next start is still to come
-        self._count_drop(viewer, backlog.position(index))
-        viewer.next = index
-        viewer.offset = 0
-        viewer.start_index = index
-        viewer.pos = backlog.position(index)
         viewer.wake()
-
-    @staticmethod
-    def _count_drop(viewer: Viewer, position: int) -> None:
-        if viewer.pos and position > viewer.pos:
-            skipped = position - viewer.pos
-            viewer.bytes_dropped += skipped
-            viewer.packets_dropped += skipped // PACKET_SIZE
 
     def restart_at_rap(self) -> None:
         """A new upstream connection: viewers continue at its first start
@@ -292,104 +245,26 @@ class Hub:
         self.flush()
         had_pat = self._pats > 0
         self._points = StartPoints()
-        self._connected_at = time.monotonic()
+        self._connected_at = self.clock.now()
         self._pats = 0
+        self._raw = False
         if not self.faststart or not had_pat:
             return
         backlog = self.backlog
         backlog.clear_starts()
-        for viewer in list(self._live):
+        for viewer in list(self._direct):
             self._fall(viewer, backlog.end, 0)
         for viewer in self._others:
-            if viewer.stop_at is None and viewer.next is not None:
-                self._cut(viewer)
-                self._count_drop(viewer, backlog.total)
-                viewer.pos = backlog.total
-
-    def upstream_connected(self, url: str) -> None:
-        self.url = url
-        self._received_at_connect = (self.packets_received, self.bytes_received)
-        self.restart_at_rap()
-        self._raw = False
-
-    def upstream_lost(self) -> None:
-        """The upstream connection ended: wait for it for the grace period,
-        letting viewers in meanwhile, whether or not anyone watches now."""
-        self.flush()
-        if self.url is not None:
-            self._received_by_url = self.received_by_url()
-        url, self.url = self.url, None
-        if not self.online:
-            return
-        self.online = False
-        if self.graceperiod > 0:
-            self._grace = gevent.spawn_later(self.graceperiod, self._grace_expired)
-            self._lost_url = url
-            _log.info("stream waiting", stream=self.name, viewers=len(self.viewers),
-                          graceperiod=self.graceperiod)
-        else:
-            self.close_viewers()
-
-    def upstream_gone(self) -> None:
-        """No further upstream attempt will be made: nobody waits for one."""
-        self.first_attempt_over()
-        if self._grace is not None:
-            self._grace.kill(block=False)
-            self._grace = None
-            _log.info("stream offline", stream=self.name, viewers=len(self.viewers),
-                      reason="no further upstream attempt")
-            self.close_viewers()
-
-    def received_by_url(self) -> dict[str, tuple[int, int]]:
-        """(packets, bytes) received from each upstream URL, the current one included."""
-        totals = dict(self._received_by_url)
-        if self.url is not None:
-            packets, size = totals.get(self.url, (0, 0))
-            base_packets, base_bytes = self._received_at_connect
-            totals[self.url] = (packets + self.packets_received - base_packets,
-                                size + self.bytes_received - base_bytes)
-        return totals
-
-    def upstream_starting(self) -> None:
-        """An upstream starts (at start-up, on demand, with new remotes): viewers
-        joining now wait for its first attempt (see :meth:`join`)."""
-        self._first_attempt_over.clear()
-
-    def first_attempt_over(self) -> None:
-        """The upstream's first attempt has ended: viewers held by :meth:`join` stop waiting."""
-        self._first_attempt_over.set()
-
-    def _come_online(self) -> None:
-        self.online = True
-        self._first_attempt_over.set()
-        if self._grace is not None:
-            self._grace.kill(block=False)
-            self._grace = None
-            if self.viewers:  # a reconnect with nobody watching is no switch: nobody saw a gap
-                self._switched()
-        _log.info("stream online", stream=self.name, url=self.url)
-
-    def _switched(self) -> None:
-        """Held viewers continue with a new connection: count and log the gap they saw."""
-        gap = time.monotonic() - self._last_data
-        self.switches += 1
-        self.switch_gap += gap
-        _log.info("upstream switched", stream=self.name, old_url=redact_url(self._lost_url or ""),
-                  new_url=redact_url(self.url or ""), gap=round(gap, 3), viewers=len(self.viewers))
-
-    def _grace_expired(self) -> None:
-        self._grace = None
-        _log.info("stream offline", stream=self.name, viewers=len(self.viewers),
-                  reason="upstream did not come back within the grace period")
-        self.close_viewers()
+            cursor = viewer.cursor
+            if cursor.stop_at is None and cursor.index is not None:
+                cursor.cut(backlog)
+                cursor.skip_to(backlog.total)
 
     # -- keepalive -----------------------------------------------------------
 
     def _arm_keepalive(self) -> None:
         if self.keepalive > 0 and self._keepalive is None:
-            tick = self.keepalive / 4
-            self._keepalive = gevent.get_hub().loop.timer(tick, tick)
-            self._keepalive.start(self._keep_alive)
+            self._keepalive = self.clock.every(self.keepalive / 4, self._keep_alive)
 
     def _keep_alive(self) -> None:
         """While no data comes, a null packet every ``keepalive`` s to each
@@ -399,15 +274,17 @@ class Hub:
             self._keepalive.close()
             self._keepalive = None
             return
-        now = time.monotonic()
-        if now - max(self._last_data, self._last_null) < self.keepalive:
+        now = self.clock.now()
+        if now - max(self.last_data, self._last_null) < self.keepalive:
             return
         self._last_null = now
         end = self.backlog.end
         fallen = []
-        for viewer in self._live:
-            if viewer.keepalive and (viewer.psi or self._pat_chunk >= viewer.start_index):
-                viewer.psi = True
+        for viewer in self._direct:
+            cursor = viewer.cursor
+            if (viewer.keepalive and not viewer.closed
+                    and (cursor.had_pat or self._pat_chunk >= cursor.first_index)):
+                cursor.had_pat = True
                 try:
                     sent = viewer.send(NULL_PACKET)
                 except BlockingIOError:
@@ -421,96 +298,59 @@ class Hub:
                     viewer.packets_sent += 1
         for viewer, sent in fallen:
             self._fall(viewer, end, 0)
-            viewer.head = memoryview(NULL_PACKET)[sent:]
+            viewer.cursor.head = memoryview(NULL_PACKET)[sent:]
         for viewer in self._others:
-            if (viewer.idle and viewer.keepalive and not viewer.head and viewer.stop_at is None
-                    and (viewer.next is None or viewer.next >= end)
-                    and (viewer.psi or (viewer.next is not None
-                                        and viewer.start_index <= self._pat_chunk < viewer.next))):
-                viewer.psi = True
-                viewer.head = NULL_PACKET
+            cursor = viewer.cursor
+            index = cursor.index
+            if (viewer.idle and viewer.keepalive and not cursor.head and cursor.stop_at is None
+                    and (index is None or index >= end)
+                    and (cursor.had_pat or (index is not None
+                                            and cursor.first_index <= self._pat_chunk < index))):
+                cursor.had_pat = True
+                cursor.head = NULL_PACKET
                 viewer.wake()
 
     # -- viewer side ---------------------------------------------------------
 
-    @property
-    def starting(self) -> bool:
-        """The upstream's first attempt is under way: no packet yet, no failure yet."""
-        return not self._first_attempt_over.is_set()
-
-    @property
-    def state(self) -> str:
-        """disabled, online, waiting (grace period), connecting (first attempt) or offline."""
-        if not self.enabled:
-            return "disabled"
-        if self.online:
-            return "online"
-        if self._grace is not None:
-            return "waiting"
-        return "connecting" if self.starting else "offline"
-
-    @property
-    def accepting(self) -> bool:
-        """New viewers are let in while data flows, may soon flow again, or is
-        about to flow for the first time."""
-        return self.enabled and (self.online or self._grace is not None or self.starting)
-
-    def join(self, remote: str = "", head: bytes = b"", keepalive: bool = True) -> Viewer | None:
-        """A new viewer of this stream, or None if the stream does not take one now.
+    def add(self, remote: str = "", head: bytes = b"", keepalive: bool = True,
+            current: bool = True) -> Viewer:
+        """A new viewer of this stream.
 
         With fast start the viewer is placed at the newest start in the
-        backlog (PAT, PMT, RAP), or waits for the next one (always, while
-        the upstream is away); without, on a stream that cannot be parsed,
-        or on a connection that has sent no PAT yet, it joins at the live edge.  ``head`` is
-        sent before anything else (the preamble).  ``keepalive`` False: no
-        null packets for this viewer (a sibling worker's hub, which keeps its
-        own viewers alive and must not take null packets for a stream back).
-
-        Right after a start (of the server, a gunicorn worker, the app whose
-        first request starts the upstreams, or an on-demand upstream) the
-        stream is not online for a moment.  A viewer that tunes in then is added at once, so it misses
-        no packet, and waits up to ``graceperiod`` seconds for the first one:
-        a set-top box switching to the channel gets the stream, not a 404.
-        If the first attempt fails, or the stream is switched off meanwhile,
-        the viewer is taken out again and refused.
+        backlog (PAT, PMT, RAP), or waits for the next one; without, on a
+        stream that cannot be parsed, or on a connection that has sent no PAT
+        yet, it joins at the live edge.  ``current`` False: the backlog is the
+        past (the upstream is away), so the viewer waits for the next
+        connection's first start.  ``head`` is sent before anything else (the
+        preamble).  ``keepalive`` False: no null packets for this viewer (a
+        sibling worker, which keeps its own viewers alive and must not take
+        null packets for a stream back).
         """
-        if not self.accepting:
-            return None
-        viewer = Viewer(self, remote=remote, stream=self.name, head=head)
-        viewer.keepalive = keepalive
+        viewer = Viewer(self.backlog, self.log, self.clock.now, remote=remote, head=head,
+                        keepalive=keepalive)
         backlog = self.backlog
-        self._trim(time.monotonic())
+        self._trim(self.clock.now())
         if self.faststart and not self._raw and self._pats:
-            # While the upstream is away the backlog is the past: a viewer
-            # arriving then starts with the next connection.
-            start = backlog.newest_start() if self.online else None
+            start = backlog.newest_start() if current else None
             if start is not None:
                 self._place(viewer, start[0])
         else:
-            viewer.next = viewer.start_index = backlog.end
-            viewer.pos = backlog.total
+            viewer.cursor.at_edge(backlog)
         self.viewers.add(viewer)
         self._others.add(viewer)
         self._arm_keepalive()
-        if self.starting:
-            _log.info("viewer waiting", stream=self.name, remote=remote,
-                      reason="the stream's first upstream attempt is under way")
-            self._first_attempt_over.wait(self.graceperiod)
-            if not self.online or not self.enabled or viewer.closed:
-                self.forget(viewer)  # it has received nothing: no counters to keep
-                return None
         return viewer
 
-    def forget(self, viewer: Viewer) -> None:
-        """Take a viewer out without adding its counters to the stream's."""
-        viewer.live = False
+    def remove(self, viewer: Viewer, counted: bool = True) -> None:
+        """Take a viewer out; ``counted``: its counters stay in the stream's totals
+        (not for a viewer that received nothing, or a sibling worker's)."""
+        if viewer not in self.viewers:
+            return
+        viewer.cursor.direct = False
         self.viewers.discard(viewer)
-        self._live.discard(viewer)
+        self._direct.discard(viewer)
         self._others.discard(viewer)
-
-    def leave(self, viewer: Viewer) -> None:
-        if viewer in self.viewers:
-            self.forget(viewer)
+        if counted:
             self.departed.add(viewer, viewer.duration)
 
     def traffic(self) -> Traffic:
@@ -521,27 +361,19 @@ class Hub:
             total.add(viewer, viewer.duration)
         return total
 
-    def evict_stalled(self, droptimeout: float, now: float) -> int:
+    def evict_stalled(self, droptimeout: float) -> int:
         """Disconnect viewers that have done nothing but drop for ``droptimeout`` s."""
-        stalled = [v for v in self.viewers
-                   if v.dropping_since is not None and now - v.dropping_since >= droptimeout]
+        now = self.clock.now()
+        stalled = [v for v in self.viewers if v.cursor.dropping_since is not None
+                   and now - v.cursor.dropping_since >= droptimeout]
         for viewer in stalled:
-            _log.info("viewer evicted", stream=self.name, remote=viewer.remote,
-                      reason=f"only dropping for {droptimeout:g} s (droptimeout)",
-                      dropped_packets=viewer.packets_dropped)
+            viewer.log.info("viewer evicted", reason=f"only dropping for {droptimeout:g} s (droptimeout)",
+                            dropped_packets=viewer.packets_dropped)
             viewer.evict()
         return len(stalled)
 
-    def set_enabled(self, enabled: bool) -> None:
-        """Switch the stream on or off; off closes every viewer and refuses new ones."""
-        self.enabled = enabled
-        if not enabled:
-            self.close_viewers()
-
     def close_viewers(self) -> None:
-        self.flush()  # what was accepted goes out before the end
-        if self._grace is not None:
-            self._grace.kill(block=False)
-            self._grace = None
+        """End every viewer's response once what was accepted has gone out."""
+        self.flush()
         for viewer in list(self.viewers):
             viewer.close()

@@ -22,8 +22,6 @@ owner pulls while any worker has viewers.
 
 from __future__ import annotations
 
-import fcntl
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -31,12 +29,15 @@ import gevent
 from gevent import socket
 from gevent.server import StreamServer
 
-from ..log import get_logger
+from ..base.lockfile import LockFile
+from ..base.periodic import Periodic
+from .admission import join
 from .runtime import stream_key
 from .viewer import Viewer
 
 if TYPE_CHECKING:
     from .hub import Hub
+    from .lifecycle import Lifecycle
     from .upstream import Upstream
 
 #: Seconds between a follower's tries for the lock: how long a dead owner's
@@ -44,131 +45,127 @@ if TYPE_CHECKING:
 POLL = 0.25
 #: Seconds between a follower's attempts to reach the owner's socket.
 FOLLOW_RECONNECT = 0.25
-#: Seconds between checks whether an offline stream takes a socket client yet.
-RELAY_WAIT = 0.5
-#: What the owner's hub and logs call a socket client.
-RELAY_REMOTE = "worker"
-
-_log = get_logger("streaming")
+#: Seconds between checks whether an offline stream takes a sibling yet.
+SIBLING_WAIT = 0.5
+#: What the owner's hub and logs call a socket client (a sibling worker).
+SIBLING_REMOTE = "worker"
 
 
 class Ownership:
     """This worker's role for one stream: owner (pulls, serves the socket) or follower."""
 
-    def __init__(self, hub: "Hub", directory: Path,
+    def __init__(self, hub: "Hub", lifecycle: "Lifecycle", directory: Path,
                  owned: "Upstream", follow: Callable[[str], "Upstream"],
-                 relay_left: Callable[[], None] = lambda: None):
+                 sibling_left: Callable[[], None] = lambda: None):
         key = stream_key(hub.name)
         self.hub = hub
+        self.lifecycle = lifecycle
+        self.log = hub.log
         self.lock_path = directory / f"{key}.lock"
         self.socket_path = directory / f"{key}.sock"
         self.follow_url = f"unix://{self.socket_path}"
         self.owned = owned  # the upstream of the stream's remotes, run while owner
         self._follow = follow
-        self._relay_left = relay_left  # an on-demand owner may be left without viewers
+        self._sibling_left = sibling_left  # an on-demand owner may be left without viewers
         self.owner = False
-        #: The owner's socket clients (other workers), in its hub but nobody's audience.
-        self.relays: set[Viewer] = set()
-        self._lock_fd: int | None = None
-        self._greenlet: gevent.Greenlet | None = None
+        #: The owner's socket clients (sibling workers), in its hub but nobody's audience.
+        self.siblings: set[Viewer] = set()
+        self._lock: LockFile | None = None
+        self._poll = Periodic(self._check, POLL)
+        self._was_online = False
         self._follower: "Upstream | None" = None
         self._server: StreamServer | None = None
 
     def start(self) -> None:
-        if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._run)
+        if self._lock is None:
+            self._lock = LockFile(self.lock_path)
+        self._poll.start()
 
     @property
     def running(self) -> bool:
         """Started and not stopped: as :class:`Upstream`'s, for whatever starts either on demand."""
-        return self._greenlet is not None
+        return self._poll.running
 
-    def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True, timeout=5)
-            self._greenlet = None
+    def stop(self, hold: bool = True) -> None:
+        """As :meth:`Upstream.stop`: ``hold=False`` holds nobody for a next connection."""
+        self._poll.stop(wait=True)
         if self._follower is not None:
-            self._follower.stop()
+            self._follower.stop(hold)
             self._follower = None
         if self._server is not None:
             self._server.close()
             self._server = None
             self.socket_path.unlink(missing_ok=True)
-        self.owned.stop()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the lock: a sibling takes over
-            self._lock_fd = None
+        self.owned.stop(hold)
+        if self._lock is not None:
+            self._lock.close()  # releases the lock: a sibling takes over
+            self._lock = None
         self.owner = False
 
-    def _run(self) -> None:
-        self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        while not self._try_lock():
-            if self._follower is None:
-                _log.info("stream following", stream=self.hub.name, socket=str(self.socket_path))
-                self._follower = self._follow(self.follow_url)
-                self._follower.start()
-            gevent.sleep(POLL)
+    def _check(self) -> None:
+        """Every :data:`POLL` seconds: a follower tries for the lock, the owner
+        watches its upstream."""
+        if self.owner:
+            self._end_siblings_when_offline()
+        elif self._lock is not None and self._lock.acquire():
+            self._take_over()
+        elif self._follower is None:
+            self.log.info("stream following", socket=str(self.socket_path))
+            self._follower = self._follow(self.follow_url)
+            self._follower.start()
+
+    def _take_over(self) -> None:
         if self._follower is not None:
             self._follower.stop()  # its hub holds the viewers for the grace period
             self._follower = None
         self.owner = True
-        _log.info("stream owned", stream=self.hub.name, socket=str(self.socket_path))
+        self._was_online = False
+        self.log.info("stream owned", socket=str(self.socket_path))
         self._listen()
         self.owned.start()
-        self._end_relays_when_offline()
 
-    def _end_relays_when_offline(self) -> None:
+    def _end_siblings_when_offline(self) -> None:
         """When this hub loses its upstream, end its siblings' connections too.
 
         Their hubs then start their grace periods with this one's, and their
         viewers are closed when these are, instead of a grace period later.
         The siblings reconnect at once and wait, silent, for the stream.
         """
-        was_online = False
-        while True:
-            gevent.sleep(POLL)
-            online = self.hub.online
-            if was_online and not online:
-                for relay in list(self.relays):
-                    relay.close()
-            was_online = online
-
-    def _try_lock(self) -> bool:
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
+        online = self.lifecycle.online
+        if self._was_online and not online:
+            for sibling in list(self.siblings):
+                sibling.close()
+        self._was_online = online
 
     def _listen(self) -> None:
         # A dead owner's socket file stays behind; binding needs the path free.
         self.socket_path.unlink(missing_ok=True)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(self.socket_path))
-        os.chmod(self.socket_path, 0o600)  # the stream is for this server's workers only
+        self.socket_path.chmod(0o600)  # the stream is for this server's workers only
         listener.listen(128)
-        self._server = StreamServer(listener, self._relay)
+        self._server = StreamServer(listener, self._serve_sibling)
         self._server.start()
 
-    def _relay(self, sock: socket.socket, _address: object) -> None:
+    def _serve_sibling(self, sock: socket.socket, _address: object) -> None:
         """Serve one sibling worker the raw stream, as a viewer of this hub."""
         hub = self.hub
-        viewer = hub.join(RELAY_REMOTE, keepalive=False)
+        viewer = join(hub, self.lifecycle, SIBLING_REMOTE, keepalive=False)
         # An offline stream takes no viewer; the sibling's hub, which lost its
         # upstream too, runs out its own grace period meanwhile.
         while viewer is None:
-            gevent.sleep(RELAY_WAIT)
-            viewer = hub.join(RELAY_REMOTE, keepalive=False)
-        self.relays.add(viewer)
+            gevent.sleep(SIBLING_WAIT)
+            viewer = join(hub, self.lifecycle, SIBLING_REMOTE, keepalive=False)
+        self.siblings.add(viewer)
         try:
             for data in viewer.chunks():
                 sock.sendall(data)
         except OSError:
             pass  # the sibling has gone; it reconnects if it still runs
         finally:
-            self.relays.discard(viewer)
-            # Not hub.leave(): what a sibling relays is counted by the sibling,
+            self.siblings.discard(viewer)
+            # Not counted: what a sibling passes on is counted by the sibling,
             # for its own viewers, not as this worker's audience.
-            hub.forget(viewer)
+            hub.remove(viewer, counted=False)
             sock.close()
-            self._relay_left()
+            self._sibling_left()

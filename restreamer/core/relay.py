@@ -1,24 +1,25 @@
 """The relay: every stream of one configuration, what is global across them
-(viewer admission and limits, statistics, metrics, notifications), and the
-lifecycle (start, stop) that the CLI, gunicorn and a host app share."""
+(viewer admission and limits, the droptimeout watchdog), and their lifecycle
+(start, stop).  Operations (statistics, metrics, notifications) are wired to
+it from above, by :mod:`restreamer.assembly`, through :attr:`Relay.on_configure`
+and :attr:`Relay.on_viewers_changed`."""
 
 from __future__ import annotations
 
 import atexit
-import time
 from dataclasses import dataclass
+from typing import Callable
 
 import gevent
 
-from ..config import ApiConfig, Config
+from ..base.periodic import Periodic
+from ..config import Config
 from ..log import get_logger
-from ..ops.metrics import MetricsMirror, create_registry, create_shared_registry
-from ..ops.notifications import Notifier
-from ..ops.overview import Overview
-from ..ops.server_statistics import ServerStatistics
-from ..ops.statistics import Limits, Statistics
 from ..sources import open_connection
+from .admission import join
 from .census import Census
+from .clock import REAL, Clock
+from .limits import Limits
 from .runtime import shared_directory
 from .stream import Stream, viewer_count
 from .upstream import Opener
@@ -38,29 +39,24 @@ class Refusal:
 class Relay:
     """All streams of a config and what is global across them."""
 
-    def __init__(self, config: Config, opener: Opener = open_connection):
+    def __init__(self, config: Config, opener: Opener = open_connection, clock: Clock = REAL):
         self.config = config
         self.opener = opener
+        self.clock = clock  # the streams' time
         # Under gunicorn -w N the workers share a runtime directory: one owner
         # per stream, one viewer count, whole-server figures.
         self.shared = shared_directory()
         self.census = None if self.shared is None else Census(self.shared)
-        self.streams: dict[str, Stream] = {r.serve: Stream(r, config, opener, self.shared)
-                                           for r in config.streams}
-        self.limits = Limits(config.maxconnections, config.fullconnections)
-        if self.census is None:
-            self.statistics = Statistics(self.streams, self.limits, enabled=not config.nostats)
-            self.metrics = create_registry(self.streams)
-        else:
-            mirror = MetricsMirror(self.streams)
-            self.metrics = create_shared_registry(mirror)
-            self.statistics = ServerStatistics(self.streams, self.limits, self.census,
-                                               enabled=not config.nostats, on_sample=mirror.sync)
-            mirror.server_states = self.statistics.server_states
-        self.notifier = self._notifier(config)
-        self.overview = Overview(self.streams, self.limits, _controls(config))
+        self.streams: dict[str, Stream] = {
+            r.serve: Stream(r, config, opener, self.shared, clock=clock) for r in config.streams}
+        self.limits = Limits.of(config)
+        #: Called with (old config, new config) once a reloaded config applies.
+        self.on_configure: list[Callable[[Config, Config], None]] = []
+        #: Called with the server's viewer count whenever a viewer joins or leaves.
+        self.on_viewers_changed: list[Callable[[int], None]] = []
         self.started = False
-        self._watchdog: gevent.Greenlet | None = None
+        self._watchdog = Periodic(self._evict_stalled, lambda: min(1.0, self.config.droptimeout / 4),
+                                  wait_first=True)
 
     def start(self) -> None:
         """Start every stream's upstream and the background tasks; again does nothing."""
@@ -72,16 +68,12 @@ class Relay:
         atexit.register(self.stop)
         for warning in self.config.warnings:
             _log.warning("config warning", detail=warning)
+        for note in self.config.notes:
+            _log.info("config note", detail=note)
         for stream in self.streams.values():
             stream.start()
-        self.statistics.start()
-        self.overview.start()
-        self.notifier.start()
-        self._start_watchdog()
-
-    def _start_watchdog(self) -> None:
-        if self.config.droptimeout > 0 and self._watchdog is None:
-            self._watchdog = gevent.spawn(self._evict_stalled_forever)
+        if self.config.droptimeout > 0:
+            self._watchdog.start()
 
     def stop(self) -> None:
         """Close every viewer and upstream (forked children are reaped)."""
@@ -89,52 +81,26 @@ class Relay:
             return
         self.started = False
         atexit.unregister(self.stop)
-        self.statistics.stop()
-        self.overview.stop()
-        self.notifier.stop()
-        if self._watchdog is not None:
-            self._watchdog.kill(block=False)
-            self._watchdog = None
+        self._watchdog.stop()
         gevent.joinall([gevent.spawn(s.stop) for s in self.streams.values()], timeout=10)
 
     def configure(self, config: Config) -> None:
         """Take a reloaded config's global settings (see :mod:`.reload` for the streams):
-        limits, statistics, notifications and droptimeout apply from now on."""
+        limits and droptimeout apply from now on, and :attr:`on_configure` is told."""
         old, self.config = self.config, config
-        self.limits = Limits(config.maxconnections, config.fullconnections)
-        self.statistics.limits = self.overview.limits = self.limits
-        self.overview.controls = _controls(config)
-        self.statistics.enabled = not config.nostats
-        if _notifying(old) != _notifying(config):
-            self.notifier.stop()
-            self.notifier = self._notifier(config)
-        else:
-            self.notifier.config = config
-        if not self.started:
-            return
-        if self.statistics.enabled:
-            self.statistics.start()
-        else:
-            self.statistics.stop()
-        self.notifier.start()
-        if config.droptimeout <= 0 and self._watchdog is not None:
-            self._watchdog.kill(block=False)
-            self._watchdog = None
-        self._start_watchdog()
+        self.limits = Limits.of(config)
+        if self.started:
+            if config.droptimeout > 0:
+                self._watchdog.start()
+            else:
+                self._watchdog.stop()
+        for listener in self.on_configure:
+            listener(old, config)
 
-    def _notifier(self, config: Config) -> Notifier:
-        if self.census is None:
-            return Notifier(config)
-        census = self.census
-        return Notifier(config, crossed=census.crossed, beats=lambda: census.first)
-
-    def _evict_stalled_forever(self) -> None:
+    def _evict_stalled(self) -> None:
         """Free the slots of viewers that take nothing (half-open, stopped players)."""
-        while True:
-            gevent.sleep(min(1.0, self.config.droptimeout / 4))
-            now = time.monotonic()
-            for stream in self.streams.values():
-                stream.hub.evict_stalled(self.config.droptimeout, now)
+        for stream in self.streams.values():
+            stream.hub.evict_stalled(self.config.droptimeout)
 
     @property
     def viewer_count(self) -> int:
@@ -147,11 +113,11 @@ class Relay:
 
     def refusal(self, stream: Stream) -> Refusal | None:
         """Why a new viewer of ``stream`` may not join now, or None if it may."""
-        if not stream.hub.enabled:
+        if not stream.lifecycle.enabled:
             return Refusal("stream switched offline")
-        if not stream.accepting:
+        if not stream.lifecycle.accepting:
             return Refusal("stream offline")
-        limit = self.limits.maxconnections
+        limit = self.limits.max_viewers
         if limit and self.viewer_count >= limit:
             return Refusal("connection limit reached", self.config.limitstatus)
         return None
@@ -169,39 +135,35 @@ class Relay:
         census = self.census
         # The check above is this worker's view; the census's is the whole
         # server's, taken with its lock held.
-        if census is not None and not census.admit(self.limits.maxconnections):
+        if census is not None and not census.admit(self.limits.max_viewers):
             return Refusal("connection limit reached", self.config.limitstatus)
         stream.demand()
-        viewer = stream.hub.join(remote, head=stream.preamble)
+        viewer = join(stream.hub, stream.lifecycle, remote, head=stream.preamble)
         if viewer is None:
             if census is not None:
                 census.release()
             stream.unwatched()
             return Refusal("stream offline")
-        self.notifier.viewers_changed(self.viewer_count)
+        self._viewers_changed()
         return viewer
 
     def release(self, stream: Stream, viewer: Viewer) -> None:
         """A viewer's response has ended, however: free its slot."""
-        stream.hub.leave(viewer)
+        stream.hub.remove(viewer)
         if self.census is not None:
             self.census.release()
         stream.unwatched()
-        self.notifier.viewers_changed(self.viewer_count)
+        self._viewers_changed()
+
+    def _viewers_changed(self) -> None:
+        if self.on_viewers_changed:
+            count = self.viewer_count
+            for listener in self.on_viewers_changed:
+                listener(count)
 
     def set_stream_enabled(self, stream: Stream, enabled: bool) -> None:
         """The control API's switch: offline closes the stream's viewers and refuses new ones."""
-        if stream.hub.enabled != enabled:
-            _log.info("stream switched", stream=stream.serve, state="online" if enabled else "offline")
-        stream.hub.set_enabled(enabled)
+        if stream.lifecycle.enabled != enabled:
+            stream.log.info("stream switched", state="online" if enabled else "offline")
+        stream.lifecycle.set_enabled(enabled)
 
-
-def _notifying(config: Config) -> tuple:
-    """What the notifier is built from."""
-    return (config.notifications, config.userlist, config.heartbeatinterval, config.timeout)
-
-
-def _controls(config: Config) -> dict[str, str]:
-    """Each stream's control API path, for the dashboard's buttons."""
-    return {r.remote: r.serve for r in config.resources
-            if isinstance(r, ApiConfig) and r.api == "control"}

@@ -13,8 +13,6 @@ Standard library only: gunicorn's master imports this from
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import hashlib
 import os
 import shutil
@@ -23,6 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..base.lockfile import LockFile
 from .census import allocate
 
 #: Set in the workers' environment: the directory they share.  Unset (the
@@ -60,7 +59,7 @@ class RuntimeDirectory:
     path: Path
     #: Made by this run (so removed whole at its end), not found and reused.
     created: bool
-    _marker_fd: int
+    _marker: LockFile
 
     def release(self) -> None:
         """At the server's end: remove the directory if this run made it,
@@ -71,7 +70,7 @@ class RuntimeDirectory:
             else:
                 _clean(self.path)
         finally:
-            os.close(self._marker_fd)
+            self._marker.close()
 
 
 def shared_directory() -> Path | None:
@@ -161,17 +160,15 @@ def _has_marker(directory_fd: int) -> bool:
     return stat.S_ISREG(info.st_mode)
 
 
-def _mark(directory_fd: int, path: Path) -> int:
+def _mark(directory_fd: int, path: Path) -> LockFile:
     """Our marker in the directory, opened and locked: the lock is held while
     the server runs.  Raises :class:`RuntimeDirectoryError` if another live
     server holds it."""
-    fd = os.open(MARKER, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600, dir_fd=directory_fd)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise RuntimeDirectoryError(path, "in use by another running server") from None
-    return fd
+    marker = LockFile(MARKER, dir_fd=directory_fd)
+    if not marker.acquire():
+        marker.close()
+        raise RuntimeDirectoryError(path, "in use by another running server")
+    return marker
 
 
 def _clean(path: Path) -> None:
@@ -203,19 +200,16 @@ def _remove_stale(parent: Path) -> None:
         try:
             if not _has_marker(fd):
                 continue
-            marker = os.open(MARKER, os.O_RDWR | os.O_NOFOLLOW, dir_fd=fd)
+            marker = LockFile(MARKER, dir_fd=fd)
         except OSError:
             continue
         finally:
             os.close(fd)
         try:
-            fcntl.flock(marker, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            shutil.rmtree(entry.path, ignore_errors=True)
-        except OSError as e:
-            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise
+            if marker.acquire():  # no running server holds it
+                shutil.rmtree(entry.path, ignore_errors=True)
         finally:
-            os.close(marker)
+            marker.close()
 
 
 def stream_key(serve: str) -> str:

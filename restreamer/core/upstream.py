@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 import gevent
 
 from .hub import Hub
-from ..log import get_logger
+from .lifecycle import Lifecycle
 from ..redact import redact_url
 from ..sources import Connection, SourceError, SourceSettings, open_connection
 from ..sources.base import READ_SIZE, describe
@@ -28,9 +28,6 @@ NO_PACKET_LIMIT = 10.0
 #: Bytes already waiting that are read together into one hand-out: a window of
 #: a fast upstream, but never so much that viewers wait on one reader.
 GATHER_LIMIT = 4 * READ_SIZE
-
-_log = get_logger("streaming")
-
 
 #: Opens a connection to a remote URL: :func:`restreamer.sources.open_connection`,
 #: or a test's stand-in that injects faults.
@@ -50,10 +47,13 @@ class Upstream:
     is only one attempt and the stream stays offline after it.
     """
 
-    def __init__(self, hub: Hub, remotes: Sequence[str], settings: SourceSettings, *,
+    def __init__(self, hub: Hub, lifecycle: Lifecycle, remotes: Sequence[str],
+                 settings: SourceSettings, *,
                  reconnect: float, readtimeout: float,
                  opener: Opener = open_connection, analyser: Analyser | None = None):
         self.hub = hub
+        self.lifecycle = lifecycle  # told of each connection, its data and its end
+        self.log = hub.log
         self.analyser = analyser  # sees every packet the hub gets, if the stream is analysed
         self.opener = opener
         self.remotes = random.sample(list(remotes), len(remotes))
@@ -71,14 +71,17 @@ class Upstream:
 
     def start(self) -> None:
         if self._greenlet is None:
-            self.hub.upstream_starting()
+            self.lifecycle.begin()
             self._greenlet = gevent.spawn(self._run)
 
-    def stop(self) -> None:
+    def stop(self, hold: bool = True) -> None:
+        """End the connection and attempts; ``hold=False``: nobody is held for
+        a next connection either (an on-demand stream that went idle)."""
         if self._greenlet is not None:
+            self.lifecycle.hold = hold
             self._greenlet.kill(block=True, timeout=5)
             self._greenlet = None
-        self.hub.first_attempt_over()  # nobody waits for an upstream that is gone
+        self.lifecycle.attempt_over()  # nobody waits for an upstream that is gone
 
     def _run(self) -> None:
         while True:
@@ -88,20 +91,19 @@ class Upstream:
             try:
                 self._pull(url)
             except Exception:  # a bug in one stream's source must not end the stream for good
-                _log.exception("upstream crashed", stream=self.hub.name, url=redact_url(url))
-            self.hub.first_attempt_over()
+                self.log.exception("upstream crashed", url=redact_url(url))
+            self.lifecycle.attempt_over()
             if self.reconnect <= 0:
-                _log.info("stream stays offline", stream=self.hub.name,
-                          reason="reconnect is 0: no further attempts")
-                self.hub.upstream_gone()
+                self.log.info("stream stays offline", reason="reconnect is 0: no further attempts")
+                self.lifecycle.given_up()
                 return
             gevent.sleep(max(0.0, began + self.reconnect - time.monotonic()))
 
     def _pull(self, url: str) -> None:
         """One attempt: connect, stream until the end, log how it ended."""
-        name = self.hub.name
         shown = redact_url(url)  # the URL itself may hold a password or token
-        _log.info("upstream connecting", stream=name, url=shown, attempt=self.attempts)
+        log = self.log.bind(url=shown)
+        log.info("upstream connecting", attempt=self.attempts)
         # readtimeout counts from the connect: a remote that accepts and never
         # answers is given up as soon as one that stops sending.
         began = time.monotonic()
@@ -113,25 +115,25 @@ class Upstream:
             else:
                 connection = self.opener(url, self.settings)
         except (SourceError, OSError, ReadTimeout) as e:
-            _log.warning("upstream error", stream=name, url=shown, reason=_reason(e))
+            log.warning("upstream error", reason=_reason(e))
             return
         self._connection = connection
-        self.hub.upstream_connected(url)
-        _log.info("upstream connected", stream=name, url=shown)
+        self.lifecycle.connected(url)
+        log.info("upstream connected")
         aligner = PacketAligner()
         if self.analyser is not None:
             self.analyser.connected(aligner, time.monotonic())
         try:
             self._stream(connection, aligner, began)
-            _log.info("upstream closed", stream=name, url=shown, reason="end of stream",
-                      packets=aligner.packets, skipped_bytes=aligner.skipped)
+            log.info("upstream closed", reason="end of stream",
+                     packets=aligner.packets, skipped_bytes=aligner.skipped)
         except (SourceError, OSError, ReadTimeout) as e:
-            _log.warning("upstream error", stream=name, url=shown, reason=_reason(e),
-                         packets=aligner.packets, skipped_bytes=aligner.skipped)
+            log.warning("upstream error", reason=_reason(e),
+                        packets=aligner.packets, skipped_bytes=aligner.skipped)
         finally:
             self._connection = None
             connection.close()
-            self.hub.upstream_lost()
+            self.lifecycle.disconnected()
 
     def _stream(self, connection, aligner: PacketAligner, began: float) -> None:
         """Move data from the connection to the hub until it ends (the
@@ -161,6 +163,7 @@ class Upstream:
         gathers = getattr(connection, "gathers", False)
         pending = getattr(connection, "pending", None)
         hub = self.hub
+        lifecycle = self.lifecycle
         analyse = self.analyser.feed if self.analyser is not None else None
         clock = time.monotonic
         last_packet = began
@@ -190,6 +193,8 @@ class Upstream:
                 last_packet = clock()
                 if analyse is not None:
                     analyse(chunk, last_packet)
+                if not lifecycle.online:
+                    lifecycle.delivering()
                 publish(chunk, at_once=gathers)
             elif not aligner.packets and aligner.skipped > NOT_TS_LIMIT:
                 raise SourceError(f"not MPEG-TS: no packet in the first {aligner.skipped} bytes")
@@ -210,6 +215,8 @@ class Upstream:
         if tail:
             if analyse is not None:
                 analyse(tail, time.monotonic())
+            if not lifecycle.online:
+                lifecycle.delivering()
             publish(tail)
         if not aligner.packets:
             raise SourceError(f"not MPEG-TS: ended after {aligner.skipped} bytes without a packet"

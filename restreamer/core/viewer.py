@@ -1,32 +1,32 @@
-"""One HTTP client of a stream: a position in the stream's backlog, and the two
+"""One HTTP client of a stream: a cursor in the stream's backlog, and the two
 ways its bytes reach the client.
 
 - The direct path (:meth:`Viewer.serve`), where restreamer's own server owns
   the client's socket: while the viewer keeps up, the hub's greenlet writes
   each new chunk to its socket with a non-blocking send; the viewer's own
   greenlet sleeps, and is woken only when its socket is full, to wait for
-  the socket and catch up from its position.
+  the socket and catch up from its cursor.
 - The generator path (:meth:`Viewer.chunks`), for any WSGI server (gunicorn's
   gevent worker, a host app): the viewer's greenlet is woken for new chunks
   and yields them one by one, as they are, to the server.
 
-Neither copies a chunk: the backlog's chunks are shared by every viewer.
+Neither copies a chunk: the backlog's chunks are shared by every viewer.  The
+viewer never calls its hub: it advances its cursor as it sends, and the hub
+finds a caught-up direct viewer idle at its next hand-out.
 """
 
 from __future__ import annotations
 
 import errno
-import time
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import gevent
 from gevent.event import Event
 
+from .backlog import Backlog
 from .counters import Traffic
+from .cursor import Cursor
 from ..ts.packets import PACKET_SIZE
-
-if TYPE_CHECKING:
-    from .hub import Hub
 
 
 class Sink(Protocol):
@@ -41,41 +41,24 @@ class Sink(Protocol):
 
 
 class Viewer(Traffic):
-    """A viewer's place in its stream and its counters.
+    """A viewer of a stream: its cursor, its counters and the greenlet writing to it."""
 
-    ``next`` is the backlog index of the chunk to send next (None while the
-    viewer waits for a place to start), ``offset`` the bytes of it already
-    sent, ``pos`` the stream byte offset that is (kept while the viewer is not
-    written to by the hub), ``head`` bytes to send before that chunk (the
-    preamble, the PAT and PMT before a RAP, a null packet, the end of a packet
-    cut short).
-    """
+    __slots__ = ("backlog", "remote", "log", "now", "started", "closed", "cursor", "keepalive",
+                 "send", "idle", "_wake", "_greenlet")
 
-    __slots__ = (
-        "hub", "remote", "stream", "started", "closed", "dropping_since",
-        "next", "offset", "pos", "head", "psi", "keepalive", "start_index", "send", "live", "idle",
-        "stop_at", "_wake", "_greenlet",
-    )
-
-    def __init__(self, hub: "Hub", remote: str = "", stream: str = "", head: bytes = b""):
+    def __init__(self, backlog: Backlog, log: Any, now: Callable[[], float], remote: str = "",
+                 head: bytes = b"", keepalive: bool = True):
         super().__init__()
-        self.hub = hub
+        self.backlog = backlog
         self.remote = remote
-        self.stream = stream
-        self.started = time.monotonic()
+        self.log = log.bind(remote=remote)
+        self.now = now
+        self.started = now()
         self.closed = False
-        self.dropping_since: float | None = None  # first drop since the last write
-        self.next: int | None = None
-        self.offset = 0
-        self.pos = 0
-        self.head = head
-        self.psi = False  # has been sent a PAT (keepalive null packets only after one)
-        self.keepalive = True  # gets null packets while its stream waits for data
-        self.start_index = 0  # where a viewer that joined at the live edge began
+        self.cursor = Cursor(self, head)
+        self.keepalive = keepalive  # gets null packets while its stream waits for data
         self.send: Callable[[bytes], int] | None = None  # the direct path's sink.send
-        self.live = False  # in the hub's set of viewers it writes to itself
         self.idle = False  # waiting for the hub: for data, or for a place to start
-        self.stop_at: int | None = None  # after close(): the end of what it still gets
         self._wake = Event()
         self._greenlet = None  # the greenlet writing to the client
 
@@ -88,8 +71,7 @@ class Viewer(Traffic):
         """End the response once what the backlog holds for it now has been sent."""
         if not self.closed:
             self.closed = True
-            self.stop_at = self.hub.backlog.end
-            self.hub.fall_behind(self, 0)
+            self.cursor.stop(self.backlog)
             self._wake.set()
 
     def evict(self) -> None:
@@ -101,8 +83,7 @@ class Viewer(Traffic):
         frees the viewer.
         """
         self.closed = True
-        self.stop_at = self.hub.backlog.end
-        self.hub.fall_behind(self, 0)
+        self.cursor.stop(self.backlog)
         if self._greenlet is not None:
             gevent.kill(self._greenlet, BrokenPipeError(errno.EPIPE, "viewer stalled (droptimeout)"))
 
@@ -116,6 +97,7 @@ class Viewer(Traffic):
         yield b""
         wake = self._wake
         take = self._take
+        cursor = self.cursor
         while True:
             data = take()
             if data is None:
@@ -127,28 +109,29 @@ class Viewer(Traffic):
                 self.idle = False
                 continue
             yield data
-            self.dropping_since = None  # the write went through
+            cursor.dropping_since = None  # the write went through
 
     def _take(self) -> bytes | None:
         """The next piece to write, counted as sent; None if there is none now."""
-        head = self.head
+        cursor = self.cursor
+        head = cursor.head
         if head:
-            self.head = b""
+            cursor.head = b""
             data = bytes(head)
             self.bytes_sent += len(data)
             self.packets_sent = self.bytes_sent // PACKET_SIZE
             return data
-        index = self.next
-        backlog = self.hub.backlog
-        end = backlog.end if self.stop_at is None else self.stop_at
+        index = cursor.index
+        backlog = self.backlog
+        end = backlog.end if cursor.stop_at is None else cursor.stop_at
         if index is None or index >= end:
             return None
         chunk = backlog.chunk(index)
-        if self.offset:
-            chunk = chunk[self.offset:]
-            self.offset = 0
-        self.next = index + 1
-        self.pos += len(chunk)
+        if cursor.offset:
+            chunk = chunk[cursor.offset:]
+            cursor.offset = 0
+        cursor.index = index + 1
+        cursor.position += len(chunk)
         self.bytes_sent += len(chunk)
         self.packets_sent = self.bytes_sent // PACKET_SIZE
         return chunk
@@ -156,20 +139,20 @@ class Viewer(Traffic):
     # -- the direct path -----------------------------------------------------
 
     def serve(self, sink: Sink) -> None:
-        """Send the stream to ``sink`` until the response ends (run by the client's greenlet)."""
+        """Send the stream to ``sink`` until the response ends (run by the client's greenlet).
+
+        Once caught up it waits, idle: the hub's next hand-out makes it direct
+        (see :meth:`Hub.hand_out`) and wakes it only when a send falls short.
+        """
         self._greenlet = gevent.getcurrent()
         self.send = sink.send
         wake = self._wake
-        hub = self.hub
         while True:
             if self._pump():
                 if self.closed:
                     return
                 wake.clear()
-                if self.next is not None and not self.head:
-                    hub.go_live(self)
-                else:
-                    self.idle = True
+                self.idle = True
                 wake.wait()
                 self.idle = False
             else:
@@ -179,39 +162,40 @@ class Viewer(Traffic):
         """Send what there is without blocking: True once all of it went out,
         False when the socket is full."""
         send = self.send
-        backlog = self.hub.backlog
+        backlog = self.backlog
+        cursor = self.cursor
         while True:
-            head = self.head
+            head = cursor.head
             if head:
                 sent = _send(send, head)
                 self.bytes_sent += sent
                 self.packets_sent = self.bytes_sent // PACKET_SIZE
                 if sent < len(head):
-                    self.head = memoryview(head)[sent:]
+                    cursor.head = memoryview(head)[sent:]
                     return False
-                self.head = b""
-                self.dropping_since = None
+                cursor.head = b""
+                cursor.dropping_since = None
                 continue
-            index = self.next
-            end = backlog.end if self.stop_at is None else self.stop_at
+            index = cursor.index
+            end = backlog.end if cursor.stop_at is None else cursor.stop_at
             if index is None or index >= end:
                 return True
             chunk = backlog.chunk(index)
-            data = memoryview(chunk)[self.offset:] if self.offset else chunk
+            data = memoryview(chunk)[cursor.offset:] if cursor.offset else chunk
             sent = _send(send, data)
             self.bytes_sent += sent
             self.packets_sent = self.bytes_sent // PACKET_SIZE
-            self.pos += sent
+            cursor.position += sent
             if sent < len(data):
-                self.offset += sent
+                cursor.offset += sent
                 return False
-            self.next = index + 1
-            self.offset = 0
-            self.dropping_since = None
+            cursor.index = index + 1
+            cursor.offset = 0
+            cursor.dropping_since = None
 
     @property
     def duration(self) -> float:
-        return time.monotonic() - self.started
+        return self.now() - self.started
 
 
 def _send(send: Callable[[bytes], int], data) -> int:

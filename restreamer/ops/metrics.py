@@ -8,6 +8,12 @@ path never calls into this module.  A scrape yields to the event loop every
 few hundred streams it reads and every few hundred samples it formats, so
 with thousands of streams it never holds the viewers up for long.  URLs are
 shown redacted.
+
+The metric names stay the original's, so existing scrapes and dashboards
+keep working, even where our words differ: ``streaming_connections`` counts
+a stream's viewers, and ``streaming_source_connected`` is 1 for the remote
+that is online (delivering) now.  Whether the control API has switched a
+stream off (enabled) is ``restreamer_stream_state{state="disabled"}``.
 """
 
 from __future__ import annotations
@@ -16,20 +22,17 @@ import collections
 import copy
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import gevent
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
-from ..core.stream import STATES
+from ..core.lifecycle import STATES
+from ..core.view import StreamView
 from .snapshot import PAUSE, sliced
-from .statistics import stream_totals
 from .tshealth import TSCollector
-
-if TYPE_CHECKING:
-    from ..core.stream import Stream
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Samples formatted between two yields to the event loop.
@@ -57,10 +60,10 @@ FAMILIES = {
     "bytes_sent": _Family("streaming_bytes_sent", "Total bytes sent to viewers."),
     "packets_dropped": _Family("streaming_packets_dropped", "Total packets dropped for slow viewers."),
     "bytes_dropped": _Family("streaming_bytes_dropped", "Total bytes dropped for slow viewers."),
-    "connections": _Family("streaming_connections", "Number of connected viewers.", gauge="livesum"),
+    "viewers": _Family("streaming_connections", "Number of connected viewers.", gauge="livesum"),
     "stream_time_ns": _Family("streaming_duration",
                               "Total time viewers spent streaming, in nanoseconds."),
-    "connected": _Family("streaming_source_connected", "Connection status, 0=disconnected 1=connected.",
+    "online": _Family("streaming_source_connected", "Connection status, 0=disconnected 1=connected.",
                          ("stream", "url"), gauge="livemax"),
     "packets_received": _Family("streaming_packets_received",
                                 "Total packets received from the upstream.", ("stream", "url")),
@@ -75,18 +78,18 @@ FAMILIES = {
     "switch_gap": _Family("restreamer_upstream_switch_gap_seconds",
                           "Total time held viewers saw no data across switches."),
 }
-_PER_VIEWER = ("packets_sent", "bytes_sent", "packets_dropped", "bytes_dropped", "connections",
+_PER_VIEWER = ("packets_sent", "bytes_sent", "packets_dropped", "bytes_dropped", "viewers",
                "stream_time_ns")
 
 
-def _samples(path: str, stream: "Stream", every_url: bool) -> Iterator[tuple[str, tuple, float]]:
+def _samples(path: str, stream: StreamView, every_url: bool) -> Iterator[tuple[str, tuple, float]]:
     """(family key, label values, value) of every per-stream sample of ``stream``.
 
     Received counts are per remote; ``every_url`` adds the URLs the stream
     had before a reload changed its remotes, where a worker's mirror leaves
     out its owner's socket too.
     """
-    totals = stream_totals(stream)
+    totals = stream.totals()
     for key in _PER_VIEWER:
         yield key, (path,), totals[key]
     current = stream.state
@@ -94,21 +97,17 @@ def _samples(path: str, stream: "Stream", every_url: bool) -> Iterator[tuple[str
         yield "state", (path, name), 1 if name == current else 0
     yield "switches", (path,), totals["switches"]
     yield "switch_gap", (path,), totals["switch_gap_ns"] / 1e9
-    hub = stream.hub
-    received = dict.fromkeys(stream.resource.remotes, (0, 0))
-    received.update((url, counts) for url, counts in hub.received_by_url().items()
-                    if every_url or url in received)
-    for url, (packets, size) in received.items():
-        labels = (path, stream.shown_urls.get(url, url))
-        yield "connected", labels, 1 if hub.online and hub.url == url else 0
-        yield "packets_received", labels, packets
-        yield "bytes_received", labels, size
+    for received in stream.received(every_url):
+        labels = (path, received.url)
+        yield "online", labels, 1 if received.online else 0
+        yield "packets_received", labels, received.packets_received
+        yield "bytes_received", labels, received.bytes_received
 
 
 class StreamCollector:
     """Collects every stream's counters when Prometheus scrapes."""
 
-    def __init__(self, streams: Mapping[str, "Stream"]):
+    def __init__(self, streams: Mapping[str, StreamView]):
         self.streams = streams
 
     def describe(self) -> list:
@@ -144,7 +143,7 @@ def register_connection_gauge(registry: CollectorRegistry, count: Callable[[], i
     registry.register(_ConnectionCollector(count))
 
 
-def create_registry(streams: Mapping[str, "Stream"]) -> CollectorRegistry:
+def create_registry(streams: Mapping[str, StreamView]) -> CollectorRegistry:
     """A registry of these streams' metrics plus the process's own."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StreamCollector(streams))
@@ -168,7 +167,7 @@ class MetricsMirror:
     worker closest to serving the stream), read at each scrape.
     """
 
-    def __init__(self, streams: Mapping[str, "Stream"]):
+    def __init__(self, streams: Mapping[str, StreamView]):
         from prometheus_client import Counter, Gauge
 
         self.streams = streams
@@ -190,7 +189,7 @@ class MetricsMirror:
         worker with SIGBUS, again at every restart.  A file that exists keeps
         its size as prometheus_client's capacity, so allocating it here for
         the samples this config needs makes a full disk ENOSPC now: one line,
-        and the worker stops (wsgi.py).  The files are named as
+        and the worker stops (restreamer.wsgi).  The files are named as
         prometheus_client names them (``{type}_{pid}.db``, gauges with their
         mode), as its ``mark_process_dead`` finds them.
         """
@@ -199,7 +198,7 @@ class MetricsMirror:
             for key, family in FAMILIES.items():
                 if key != "state":
                     prefix = f"gauge_{family.gauge}" if family.gauge else "counter"
-                    samples[prefix] += len(stream.resource.remotes) if "url" in family.labels else 1
+                    samples[prefix] += len(stream.remotes) if "url" in family.labels else 1
         directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
         for prefix, count in samples.items():
             size = -(-count * _SAMPLE_BYTES // _RESERVE_STEP) * _RESERVE_STEP

@@ -22,13 +22,14 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 import gevent
-import requests
 from gevent.queue import Full, Queue
 
+from ..base import outbound
+from ..base.periodic import Periodic
 from ..core.credentials import authorization_header
 from ..log import get_logger
 from ..redact import redact_url
-from ..sources.base import USER_AGENT, timeout_or_none
+from ..sources.base import timeout_or_none
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -61,7 +62,7 @@ class _Target:
                          reason="too many notifications waiting", **context)
 
     def send_forever(self) -> None:
-        session = requests.Session()
+        session = outbound.session()
         for event in self.queue:
             try:
                 response = session.get(self.url, headers=self.headers, timeout=self.timeout)
@@ -88,10 +89,10 @@ class Notifier:
         timeout = timeout_or_none(config.timeout, fallback=DEFAULT_TIMEOUT)
         self._targets: dict[str, list[_Target]] = {}
         for n in config.notifications:
-            headers = {"User-Agent": USER_AGENT,
-                       **authorization_header(n.authentication, config.userlist)}
+            headers = authorization_header(n.authentication, config.userlist)
             self._targets.setdefault(n.event, []).append(_Target(n.url, headers, timeout))
         self._greenlets: list[gevent.Greenlet] = []
+        self._heartbeat = Periodic(self._beat, lambda: self.config.heartbeatinterval, wait_first=True)
         self._over_limit = False  # the state now
         self._announced = False  # the state last announced
         self._announced_at = float("-inf")
@@ -104,7 +105,7 @@ class Notifier:
         for targets in self._targets.values():
             self._greenlets += [gevent.spawn(target.send_forever) for target in targets]
         if "heartbeat" in self._targets and self.config.heartbeatinterval > 0:
-            self._greenlets.append(gevent.spawn(self._heartbeat_forever))
+            self._heartbeat.start()
 
     def stop(self) -> None:
         if self._settling is not None:
@@ -112,6 +113,7 @@ class Notifier:
             self._settling = None
         gevent.killall(self._greenlets, block=False)
         self._greenlets = []
+        self._heartbeat.stop()
 
     def viewers_changed(self, count: int) -> None:
         """Called whenever the global viewer count changes; announces crossings (see HOLD)."""
@@ -147,8 +149,6 @@ class Notifier:
         for target in self._targets.get(event, ()):
             target.put(event, context)
 
-    def _heartbeat_forever(self) -> None:
-        while True:
-            gevent.sleep(self.config.heartbeatinterval)
-            if self._beats():
-                self._emit("heartbeat")
+    def _beat(self) -> None:
+        if self._beats():
+            self._emit("heartbeat")

@@ -14,14 +14,15 @@ import json
 import os
 from typing import TYPE_CHECKING, Callable, Mapping
 
-from ..core.stream import STATES
+from ..core.limits import Limits
+from ..core.lifecycle import STATES
+from ..core.view import StreamView
 from ..log import get_logger
 from ..sources.base import describe
-from .statistics import Limits, Statistics, all_totals
+from .statistics import Statistics, all_totals
 
 if TYPE_CHECKING:
     from ..core.census import Census
-    from ..core.stream import Stream
 
 _log = get_logger("statistics")
 
@@ -29,9 +30,9 @@ _log = get_logger("statistics")
 class ServerStatistics(Statistics):
     """:class:`Statistics` summed over the workers that share a census."""
 
-    def __init__(self, streams: Mapping[str, "Stream"], limits: Limits, census: "Census",
-                 enabled: bool = True, on_sample: Callable[[], None] = lambda: None):
-        super().__init__(streams, limits, enabled)
+    def __init__(self, streams: Mapping[str, StreamView], limits: Limits, census: "Census",
+                 collecting: bool = True, on_sample: Callable[[], None] = lambda: None):
+        super().__init__(streams, limits, collecting)
         self.census = census
         self.on_sample = on_sample  # the metrics' mirror keeps pace with the samples
         self.path = census.directory / f"stats-{census.index}.json"
@@ -59,9 +60,8 @@ class ServerStatistics(Statistics):
             "totals": totals,
             "rates": self._rates,
             # The owner's upstream is one of the remotes; a follower's is its owner.
-            "upstream": {path: s.shown_urls[s.hub.url] for path, s in self.streams.items()
-                         if s.hub.online and s.hub.url in s.resource.remotes},
-            "online": [path for path, s in self.streams.items() if s.hub.online],
+            "upstream": {path: s.pulled for path, s in self.streams.items() if s.pulled is not None},
+            "online": [path for path, s in self.streams.items() if s.online],
             "states": self.states(),
         }
 
@@ -79,7 +79,7 @@ class ServerStatistics(Statistics):
         return figures
 
     def health(self) -> dict:
-        if not self.enabled:
+        if not self.collecting:
             return super().health()
         workers = self._workers()
         sent = sum(rates.get("bytes_sent", 0.0)
@@ -101,11 +101,11 @@ class ServerStatistics(Statistics):
         return states
 
     def statistics(self) -> dict:
-        if not self.enabled:
+        if not self.collecting:
             return super().statistics()
         totals: dict[str, dict] = {path: {} for path in self.streams}
         rates: dict[str, dict] = {path: {} for path in self.streams}
-        connected: dict[str, bool] = dict.fromkeys(self.streams, False)
+        online: dict[str, bool] = dict.fromkeys(self.streams, False)
         upstream: dict[str, str | None] = dict.fromkeys(self.streams)
         workers = self._workers()
         for worker in workers:
@@ -116,7 +116,7 @@ class ServerStatistics(Statistics):
                         for name, value in values.items():
                             merged[name] = merged.get(name, 0) + value
             for path in worker["online"]:
-                if path in connected:
-                    connected[path] = True
+                if path in online:
+                    online[path] = True
             upstream.update((p, url) for p, url in worker["upstream"].items() if p in self.streams)
-        return self.assemble(totals, rates, connected, upstream, self._server_states(workers))
+        return self.assemble(totals, rates, online, upstream, self._server_states(workers))

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import collections
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import Iterable, Mapping
 
-from ..core.counters import Traffic
-from ..core.stream import viewer_count
-from .sampler import Sampler
+from ..base.periodic import Periodic
+from ..core.limits import Limits
+from ..core.view import StreamView
 from .snapshot import sliced
 from .tshealth import ts_report
-
-if TYPE_CHECKING:
-    from ..core.stream import Stream
 
 #: Seconds the per-second rates are averaged over.
 WINDOW = 5.0
@@ -33,62 +29,11 @@ _COUNTERS = ("packets_received", "packets_sent", "packets_dropped",
              "bytes_received", "bytes_sent", "bytes_dropped")
 
 
-@dataclass(frozen=True)
-class Limits:
-    """The viewer limits health and statistics report against."""
-
-    maxconnections: int = 0
-    fullconnections: int = 0
-
-    def status(self, connections: int) -> str:
-        """overload at ``maxconnections``, full at ``fullconnections``, else ok."""
-        if self.maxconnections and connections >= self.maxconnections:
-            return "overload"
-        if self.fullconnections and connections >= self.fullconnections:
-            return "full"
-        return "ok"
-
-
-def stream_totals(stream: "Stream") -> dict[str, int]:
-    """Counters of one stream since start, viewers still connected included."""
-    hub = stream.hub
-    traffic = hub.traffic()
-    relays = stream.relays
-    if stream.ownership is None:
-        received = (hub.packets_received, hub.bytes_received)
-    else:
-        traffic = _audience(traffic, relays)
-        received = _from_remotes(stream)
-    # A follower worker's switches mirror its owner's: only the owner's count.
-    switching = stream.ownership is None or stream.ownership.owner
-    return dict(traffic.as_dict(), connections=len(hub.viewers) - len(relays),
-                packets_received=received[0], bytes_received=received[1],
-                stream_time_ns=int(traffic.stream_time * 1e9),
-                switches=hub.switches if switching else 0,
-                switch_gap_ns=int(hub.switch_gap * 1e9) if switching else 0)
-
-
-def _audience(traffic: Traffic, relays: Iterable) -> Traffic:
-    """``traffic`` without what went to sibling workers (they count their own viewers')."""
-    for relay in relays:
-        for name in Traffic.COUNTERS:
-            setattr(traffic, name, getattr(traffic, name) - getattr(relay, name))
-        traffic.stream_time -= relay.duration
-    return traffic
-
-
-def _from_remotes(stream: "Stream") -> tuple[int, int]:
-    """(packets, bytes) received from the stream's remotes, not from its owner worker."""
-    remotes = set(stream.resource.remotes)
-    received = [counts for url, counts in stream.hub.received_by_url().items() if url in remotes]
-    return sum(p for p, _ in received), sum(b for _, b in received)
-
-
-def all_totals(streams: Mapping[str, "Stream"]) -> dict[str, dict[str, int]]:
-    """:func:`stream_totals` of every stream, by path."""
+def all_totals(streams: Mapping[str, StreamView]) -> dict[str, dict[str, int]]:
+    """:meth:`StreamView.totals` of every stream, by path."""
     totals = {}
     for path, stream in sliced(streams.items()):
-        totals[path] = stream_totals(stream)
+        totals[path] = stream.totals()
     return totals
 
 
@@ -99,21 +44,24 @@ def _sum(parts: Iterable[dict[str, int]]) -> dict[str, int]:
     return dict(total)
 
 
-class Statistics(Sampler):
+class Statistics:
     """What the health and statistics APIs report; zeros when ``nostats`` is set."""
 
-    interval = INTERVAL
-
-    def __init__(self, streams: Mapping[str, "Stream"], limits: Limits, enabled: bool = True):
+    def __init__(self, streams: Mapping[str, StreamView], limits: Limits, collecting: bool = True):
         self.streams = streams
         self.limits = limits
-        self.enabled = enabled
+        self.collecting = collecting  # false under ``nostats``
         self._samples: collections.deque = collections.deque()
         self._rates: dict[str, dict[str, float]] = {}
+        self._sampler = Periodic(self.sample, INTERVAL)
 
     def start(self) -> None:
-        if self.enabled:
-            super().start()
+        """Sample every :data:`INTERVAL` seconds from now on (unless ``nostats``)."""
+        if self.collecting:
+            self._sampler.start()
+
+    def stop(self) -> None:
+        self._sampler.stop()
 
     def sample(self) -> None:
         """Record the counters now and update the rates over the window."""
@@ -139,8 +87,8 @@ class Statistics(Sampler):
     # -- reports -----------------------------------------------------------
 
     def health(self) -> dict:
-        viewers = viewer_count(self.streams.values()) if self.enabled else 0
-        sent_per_second = sum(r["bytes_sent"] for r in self._rates.values()) if self.enabled else 0
+        viewers = sum(s.viewers for s in self.streams.values()) if self.collecting else 0
+        sent_per_second = sum(r["bytes_sent"] for r in self._rates.values()) if self.collecting else 0
         return self.health_report(viewers, sent_per_second, self.states())
 
     def health_report(self, viewers: int, sent_per_second: float, states: Mapping[str, str]) -> dict:
@@ -148,43 +96,47 @@ class Statistics(Sampler):
         return {
             "status": "ok" if limits.status(viewers) == "ok" else "full",
             "viewer": viewers,
-            "limit": limits.fullconnections,
-            "max": limits.maxconnections,
+            "limit": limits.full_viewers,
+            "max": limits.max_viewers,
             "bandwidth": int(sent_per_second * 8 / 1024),
             "streams": dict(states),
         }
 
     def states(self) -> dict[str, str]:
-        """Each stream's state (see :data:`restreamer.core.stream.STATES`)."""
+        """Each stream's state (see :data:`restreamer.core.lifecycle.STATES`)."""
         return {path: stream.state for path, stream in self.streams.items()}
 
     def statistics(self) -> dict:
         # With nostats nothing is read and nothing was sampled: all zeros.
-        totals = all_totals(self.streams) if self.enabled else dict.fromkeys(self.streams, {})
-        connected = {path: bool(self.enabled and s.hub.online) for path, s in self.streams.items()}
-        upstream = {path: s.shown_upstream if self.enabled else None for path, s in self.streams.items()}
-        return self.assemble(totals, self._rates, connected, upstream, self.states())
+        totals = all_totals(self.streams) if self.collecting else dict.fromkeys(self.streams, {})
+        online = {path: self.collecting and s.online for path, s in self.streams.items()}
+        upstream = {path: s.upstream if self.collecting else None for path, s in self.streams.items()}
+        return self.assemble(totals, self._rates, online, upstream, self.states())
 
     def assemble(self, totals: Mapping[str, dict], rates: Mapping[str, dict],
-                 connected: Mapping[str, bool], upstream: Mapping[str, str | None],
+                 online: Mapping[str, bool], upstream: Mapping[str, str | None],
                  states: Mapping[str, str]) -> dict:
-        """The statistics API's answer from per-stream totals, rates and upstream state."""
+        """The statistics API's answer from per-stream totals, rates and upstream state.
+
+        The field names are the Go original's: ``connected`` says the stream
+        is online, and ``connections`` counts its viewers.
+        """
         streams = {}
         for path, stream in sliced(self.streams.items()):
             streams[path] = dict(self._report(totals.get(path, {}), rates.get(path, {})),
-                                 connected=connected.get(path, False), upstream=upstream.get(path),
-                                 ts=ts_report(stream) if self.enabled else None,
+                                 connected=online.get(path, False), upstream=upstream.get(path),
+                                 ts=ts_report(stream) if self.collecting else None,
                                  state=states.get(path))
         return dict(self._report(_sum(totals.values()), _sum(rates.values())), streams=streams)
 
     def _report(self, totals: dict, rates: dict) -> dict:
         limits = self.limits
-        connections = totals.get("connections", 0)
+        viewers = totals.get("viewers", 0)
         report = {
-            "status": limits.status(connections),
-            "connections": connections,
-            "max_connections": limits.maxconnections,
-            "full_connections": limits.fullconnections,
+            "status": limits.status(viewers),
+            "connections": viewers,
+            "max_connections": limits.max_viewers,
+            "full_connections": limits.full_viewers,
         }
         for name in _COUNTERS:
             report[f"total_{name}"] = totals.get(name, 0)

@@ -16,7 +16,7 @@ from ..log import get_logger
 from .snapshot import sliced
 
 if TYPE_CHECKING:
-    from ..core.stream import Stream
+    from ..core.view import StreamView
 
 #: Seconds between two log lines about one stream's health.
 LOG_INTERVAL = 60.0
@@ -35,7 +35,7 @@ ERROR_METRICS = {
 }
 
 
-def ts_report(stream: "Stream", now: float | None = None) -> dict | None:
+def ts_report(stream: "StreamView", now: float | None = None) -> dict | None:
     """The statistics API's ``ts`` object of a stream; None if it is not analysed."""
     if stream.analyser is None:
         return None
@@ -49,7 +49,7 @@ class TSCollector:
     of stray PIDs cannot blow up the label sets.
     """
 
-    def __init__(self, streams: Mapping[str, "Stream"]):
+    def __init__(self, streams: Mapping[str, "StreamView"]):
         self.streams = streams
 
     def describe(self) -> list:
@@ -104,9 +104,8 @@ class HealthLog:
     the last line.
     """
 
-    def __init__(self, streams: Mapping[str, "Stream"], log: Any = None):
+    def __init__(self, streams: Mapping[str, "StreamView"]):
         self.streams = streams
-        self.log = log if log is not None else get_logger("tshealth")
         self._state: dict[str, _Health] = {}
 
     def check(self, now: float) -> None:
@@ -116,7 +115,8 @@ class HealthLog:
             counts = stream.analyser.error_counts()
             health = self._state.get(path)
             if health is None:
-                health = self._state[path] = _Health(dict.fromkeys(counts, 0))
+                health = self._state[path] = _Health(dict.fromkeys(counts, 0),
+                                                     get_logger("tshealth", stream=path))
             total = sum(counts.values())
             if total > health.total:
                 health.total = total
@@ -127,17 +127,18 @@ class HealthLog:
             since = {name: n - health.logged_counts[name] for name, n in counts.items()
                      if n > health.logged_counts[name]}
             if bad:
-                self.log.warning("stream has TS errors", stream=path, errors=since)
+                health.log.warning("stream has TS errors", errors=since)
             else:
-                self.log.info("stream TS clean again", stream=path, errors=since,
+                health.log.info("stream TS clean again", errors=since,
                               clean_for=round(now - health.error_at, 1))
             health.logged_bad, health.logged_at, health.logged_counts = bad, now, counts
 
 
 class _Health:
-    __slots__ = ("total", "error_at", "logged_bad", "logged_at", "logged_counts")
+    __slots__ = ("total", "error_at", "logged_bad", "logged_at", "logged_counts", "log")
 
-    def __init__(self, counts: dict[str, int]):
+    def __init__(self, counts: dict[str, int], log: Any):
+        self.log = log
         self.total = sum(counts.values())
         self.error_at: float | None = None
         self.logged_bad = False

@@ -8,13 +8,9 @@ import socket
 from dataclasses import dataclass
 from typing import Protocol
 
+from urllib.parse import unquote, urlsplit
+
 from gevent.monkey import get_original
-
-from ..version import __version__
-
-#: What restreamer calls itself in every HTTP request it makes (upstreams,
-#: statics, notifications).
-USER_AGENT = f"restreamer/{__version__}"
 
 #: Largest single read from an upstream.  Reads return what has arrived, so
 #: this caps burst size only; it never makes a read wait for more data.
@@ -50,6 +46,12 @@ def describe(error: OSError) -> str:
 def resolve_path(base_dir: str, path: str) -> str:
     """A path from the config (``~`` expanded), relative to the config file's directory."""
     return os.path.normpath(os.path.join(base_dir, os.path.expanduser(path)))
+
+
+def file_path(url: str, base_dir: str) -> str:
+    """The file a ``file://`` URL names (an upstream's or a static resource's),
+    resolved as :func:`resolve_path` resolves a path from the config."""
+    return resolve_path(base_dir, unquote(urlsplit(url).path))
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ processes on one machine are kept apart the same way.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import tempfile
 
+from ..base.lockfile import LockFile
 from .base import SourceError
 
 
@@ -32,19 +32,13 @@ class Claim:
 
     def __init__(self, identity: str, shown: str):
         name = hashlib.sha256(identity.encode()).hexdigest()[:24]
-        path = os.path.join(lock_directory(), f"{name}.lock")
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self._fd, 32, 0).decode("ascii", "replace").strip() or "?"
+        self._lock = LockFile(os.path.join(lock_directory(), f"{name}.lock"))
+        if not self._lock.acquire():
+            holder = self._lock.read() or "?"
             self.release()
             raise SourceError(f"{shown} is read by another process (pid {holder}); it can have "
-                              f"one reader only (under gunicorn, one worker's)") from None
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+                              f"one reader only (under gunicorn, one worker's)")
+        self._lock.write(f"{os.getpid()}\n")
 
     def release(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)  # closing drops the lock
-            self._fd = -1
+        self._lock.close()

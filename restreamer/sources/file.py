@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import stat
-from urllib.parse import unquote, urlsplit
 
 import gevent
 from gevent.os import make_nonblocking, nb_read
 
-from .base import READ_SIZE, SourceError, SourceSettings, resolve_path
+from .base import READ_SIZE, SourceError, SourceSettings, file_path
 from .exclusive import Claim
 
 
@@ -22,7 +21,7 @@ class FileConnection:
     """
 
     def __init__(self, url: str, settings: SourceSettings):
-        path = resolve_path(settings.base_dir, unquote(urlsplit(url).path))
+        path = file_path(url, settings.base_dir)
         self._claim = None
         try:
             self._fifo = stat.S_ISFIFO(os.stat(path).st_mode)

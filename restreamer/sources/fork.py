@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import time
+from typing import Any
 from urllib.parse import unquote, unquote_plus, urlsplit
 
 import gevent
@@ -18,8 +19,6 @@ from gevent import subprocess
 
 from ..log import get_logger
 from .base import READ_SIZE, SourceError, SourceSettings, describe
-
-_log = get_logger("source")
 
 #: How long the child's process group gets to exit after SIGTERM before it is killed.
 _STOP_GRACE = 2.0
@@ -47,7 +46,8 @@ class ForkConnection:
         except OSError as e:
             raise SourceError(f"cannot run {command}: {describe(e)}") from None
         self._stdout = self._child.stdout
-        self._lines = _StderrLines(stream=settings.stream, command=command, pid=self._child.pid)
+        self._log = get_logger("source", stream=settings.stream, command=command, pid=self._child.pid)
+        self._lines = _StderrLines(self._log)
         self._stderr_reader = gevent.spawn(self._read_stderr)
         self.gathers = True  # a pipe read returns all that the child has written
 
@@ -87,7 +87,7 @@ class ForkConnection:
         self._stderr_reader.kill()
         child.stdout.close()
         child.stderr.close()
-        self._lines.log("child exited", **_exit_status(child.returncode))
+        self._log.info("child exited", **_exit_status(child.returncode))
 
     def _signal_group(self, signum: int) -> bool:
         """Signal the child's process group (it leads one: start_new_session);
@@ -118,16 +118,13 @@ class _StderrLines:
     LINE_LIMIT bytes are kept.
     """
 
-    def __init__(self, **fields):
-        self._fields = fields
+    def __init__(self, log: Any):
+        self._log = log  # bound to the stream, command and child
         self._partial = b""
         self._overlong = False  # the current line passed LINE_LIMIT; the rest is dropped
         self._tokens = float(LINES_BURST)
         self._refilled = time.monotonic()
         self._dropped = 0
-
-    def log(self, event: str, **fields) -> None:
-        _log.info(event, **self._fields, **fields)
 
     def feed(self, data: bytes) -> None:
         pieces = _LINE_END.split(data)
@@ -163,10 +160,10 @@ class _StderrLines:
         self._tokens -= 1
         self._report_dropped()
         extra = {"truncated": True} if truncated else {}
-        self.log("child stderr", line=line.decode("utf-8", "replace").rstrip(), **extra)
+        self._log.info("child stderr", line=line.decode("utf-8", "replace").rstrip(), **extra)
 
     def _report_dropped(self) -> None:
         if self._dropped:
-            self.log("child stderr dropped", lines=self._dropped,
+            self._log.info("child stderr dropped", lines=self._dropped,
                      reason=f"more than {LINES_PER_SECOND} lines a second")
             self._dropped = 0

@@ -8,10 +8,9 @@ import gevent
 import requests
 import urllib3
 
-from requests.adapters import HTTPAdapter
-
-from .base import (KEEPALIVE_OPTIONS, READ_SIZE, USER_AGENT, Pending, SourceError, SourceSettings, describe,
-                    timeout_or_none)
+from ..base import outbound
+from .base import (KEEPALIVE_OPTIONS, READ_SIZE, Pending, SourceError, SourceSettings, describe,
+                   timeout_or_none)
 
 #: With ``timeout`` 0, seconds to connect, and then to wait for the response
 #: head: an upstream that accepts but never answers must not hold the stream
@@ -20,24 +19,13 @@ from .base import (KEEPALIVE_OPTIONS, READ_SIZE, USER_AGENT, Pending, SourceErro
 HEAD_TIMEOUT = 10.0
 
 
-class _KeepAliveAdapter(HTTPAdapter):
-    """requests' adapter, with TCP keepalive on the sockets it opens."""
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["socket_options"] = urllib3.connection.HTTPConnection.default_socket_options + KEEPALIVE_OPTIONS
-        super().init_poolmanager(*args, **kwargs)
-
-
 class HTTPConnection:
     """A streaming GET.  ``timeout`` bounds connecting and waiting for the headers;
     after that the body is read as it arrives, however slowly (``readtimeout``
     is enforced by the upstream loop for every kind of source alike)."""
 
     def __init__(self, url: str, settings: SourceSettings):
-        self._session = requests.Session()
-        adapter = _KeepAliveAdapter()
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        self._session = outbound.session(socket_options=KEEPALIVE_OPTIONS)
         limit = timeout_or_none(settings.timeout, fallback=HEAD_TIMEOUT)
         # One deadline for connecting and the response head together, and no
         # socket timeout at all: a socket timeout would outlive the head and
@@ -46,7 +34,7 @@ class HTTPConnection:
             with gevent.Timeout(limit, SourceError(f"no response within {limit:g} s")):
                 response = self._session.get(
                     url, stream=True, verify=settings.verify,
-                    headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+                    headers={"Accept-Encoding": "identity"},
                 )
         except requests.RequestException as e:
             self._session.close()

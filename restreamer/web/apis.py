@@ -18,26 +18,28 @@ from ..ops.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from ..config import ApiConfig
-    from ..core.relay import Relay
+    from ..assembly import Service
 
 JSON = "application/json"
 TEXT = "text/plain"
 
 
-def view_for(relay: "Relay", resource: "ApiConfig") -> Callable[[], Response]:
+def view_for(service: "Service", resource: "ApiConfig") -> Callable[[], Response]:
     """The Flask view function of an API resource."""
     kind = resource.api
     if kind == "health":
-        return lambda: _json(relay.statistics.health())
+        return lambda: _json(service.statistics.health())
     # These two read every stream: a poll reuses an answer up to a second old.
     if kind == "statistics":
-        statistics = Snapshot(lambda: json.dumps(relay.statistics.statistics()))
+        # Encoded once: a shared answer is not copied per response.
+        statistics = Snapshot(lambda: json.dumps(service.statistics.statistics()).encode())
         return lambda: Response(statistics.get(), status=200, content_type=JSON)
     if kind == "prometheus":
-        metrics = Snapshot(lambda: exposition(relay.metrics))
+        metrics = Snapshot(lambda: exposition(service.metrics))
         return lambda: Response(metrics.get(), content_type=PROMETHEUS_CONTENT_TYPE)
     if kind == "dashboard":
-        return dashboard.view_for(relay, resource)
+        return dashboard.view_for(service, resource)
+    relay = service.relay
     stream = relay.streams[resource.remote]
     if kind == "check":
         # A stream switched offline serves nobody, so a load balancer should
@@ -73,18 +75,38 @@ CONTENT_TYPES = {"health": JSON, "statistics": JSON, "check": TEXT, "control": T
 
 
 def _cross_site() -> bool:
-    """Whether the browser says this request comes from another site.
+    """Whether any sign this request carries says it may come from elsewhere.
 
-    Browsers send ``Sec-Fetch-Site`` with every request (recent ones) and
-    ``Origin`` with cross-origin ones; clients that are not browsers send
-    neither and are let through.
+    A browser sends ``Sec-Fetch-Site`` (recent ones, with every request),
+    ``Origin`` (with cross-origin ones) and ``Referer`` (unless told not to):
+    each one present must name this very origin, scheme included (an
+    ``https`` page is another origin than this ``http`` server).  Clients
+    that are not browsers send none and are let through.
     """
-    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+    headers = request.headers
+    site = headers.get("Sec-Fetch-Site")
+    if site is not None and site.lower() not in ("same-origin", "none"):
         return True
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return False
-    return urlsplit(origin).netloc.lower() != request.host.lower()
+    origin = headers.get("Origin")
+    if origin is not None and _origin(origin) != _origin(request.host_url):
+        return True
+    referer = headers.get("Referer")
+    return referer is not None and _origin(referer) != _origin(request.host_url)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of a URL, the port spelled out; None if it has none."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    return parts.scheme.lower(), parts.hostname.lower(), port
 
 
 def _json(data: dict) -> Response:

@@ -6,19 +6,19 @@ import os
 
 from flask import Flask
 
-from ..config import Config, load_config
+from ..config import Config
 from ..core.relay import Relay
+from ..assembly import Service
 from .blueprint import create_blueprint
 
 
-def create_app(config: str | os.PathLike | dict | Config | Relay) -> Flask:
+def create_app(config: str | os.PathLike | dict | Config | Relay | Service) -> Flask:
     """A Flask app with every resource of ``config`` mounted at the root.
 
-    ``app.extensions["restreamer"]`` is the :class:`~restreamer.core.relay.Relay`;
+    ``app.extensions["restreamer"]`` is the :class:`~restreamer.assembly.Service`;
     call its ``start()`` once the process will serve (the CLI and the gunicorn
     worker do), or the first request starts it.
     """
-    relay = config if isinstance(config, Relay) else Relay(load_config(config))
     app = Flask("restreamer", static_folder=None)
-    app.register_blueprint(create_blueprint(relay))
+    app.register_blueprint(create_blueprint(Service.of(config)))
     return app

@@ -12,18 +12,20 @@ import os
 from dataclasses import replace
 from typing import Callable
 
+import gevent
 from flask import Blueprint, Flask, Response, abort, request
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.http import http_date
 
-from ..config import Authentication, Config, Resource, StaticConfig, StreamConfig, load_config
+from ..config import Authentication, Config, Resource, StaticConfig, StreamConfig
 from ..core.credentials import Authenticator
 from ..core.relay import Refusal, Relay
 from ..core.stream import Stream
 from ..core.viewer import Viewer
 from ..log import get_logger
+from ..assembly import Service
 from . import apis
-from .auth import denial
+from .auth import TEXT, denial
 from .body import ResponseBody
 from .static import StaticResource
 
@@ -38,6 +40,13 @@ STREAM_HEADERS = {
 LIVE_HEADERS = {"Connection": "close"}
 
 _access_log = get_logger("access")
+_log = get_logger("restreamer")
+
+#: Why a server that does not run gevent's loop cannot serve the relay, and what can.
+NO_GEVENT = ("restreamer needs a server that runs gevent's loop: restreamer's own CLI, gunicorn "
+             "-k gevent (or -k restreamer.web.worker.Worker), or gevent.pywsgi.WSGIServer; this "
+             "server handles requests in threads, where upstreams never run (Flask's development "
+             "server, a threaded WSGI server)")
 
 
 #: Methods the dispatch sees, so that a resource answers 405 to the others and an
@@ -46,42 +55,73 @@ _METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH", "TRACE"]
 _ALLOWED = ["GET", "HEAD", "OPTIONS"]
 
 
-def create_blueprint(config: str | os.PathLike | dict | Config | Relay,
+def create_blueprint(config: str | os.PathLike | dict | Config | Relay | Service,
                      name: str = "restreamer") -> Blueprint:
     """A blueprint serving every resource of ``config``.
 
     Upstreams start with the first request the app handles (or at once when
-    ``relay.start()`` is called), so nothing runs in a process that only
-    imports the app, such as a pre-forking master.  ``blueprint.relay`` is the
-    :class:`~restreamer.core.relay.Relay`; the app finds it in
+    ``service.start()`` is called), so nothing runs in a process that only
+    imports the app, such as a pre-forking master.  ``blueprint.service`` is
+    the :class:`~restreamer.assembly.Service`; the app finds it in
     ``app.extensions["restreamer"]``.
 
     Flask fixes a blueprint's routes when it is registered, but a reload
     changes the resources: so one catch-all route dispatches through a table
     of the relay's current resources (:class:`Routes`).
     """
-    relay = config if isinstance(config, Relay) else Relay(load_config(config))
+    service = Service.of(config)
     blueprint = Blueprint(name, __name__)
-    blueprint.relay = relay  # type: ignore[attr-defined]
-    routes = Routes(relay)
+    blueprint.service = service  # type: ignore[attr-defined]
+    routes = Routes(service)
     blueprint.add_url_rule("/", endpoint="resource", view_func=routes.dispatch,
                            defaults={"path": ""}, methods=_METHODS)
     blueprint.add_url_rule("/<path:path>", endpoint="resource", view_func=routes.dispatch,
                            methods=_METHODS)
-    blueprint.before_app_request(relay.start)
-    blueprint.record_once(lambda state: _attach(state.app, relay))
+    blueprint.before_app_request(functools.partial(_start, service, Warned()))
+    blueprint.before_request(_refuse_without_gevent)
+    blueprint.record_once(lambda state: _attach(state.app, service))
     return blueprint
 
 
-def _attach(app: Flask, relay: Relay) -> None:
-    app.extensions["restreamer"] = relay
+def _attach(app: Flask, service: Service) -> None:
+    app.extensions["restreamer"] = service
+
+
+def _under_gevent() -> bool:
+    """Whether this request runs in a greenlet of gevent's loop, which then also
+    runs the upstreams between requests: a plain thread (or the main greenlet
+    of one) never lets them run."""
+    return isinstance(gevent.getcurrent(), gevent.Greenlet)
+
+
+class Warned:
+    """Whether the app's missing gevent server has been logged (once is enough)."""
+
+    done = False
+
+
+def _start(service: Service, warned: Warned) -> None:
+    if service.started:
+        return
+    if _under_gevent():
+        service.start()
+    elif not warned.done:
+        warned.done = True
+        _log.error("no gevent server", detail=NO_GEVENT)
+
+
+def _refuse_without_gevent() -> Response | None:
+    if _under_gevent():
+        return None
+    return Response(NO_GEVENT + "\n", status=500, content_type=TEXT)
 
 
 class Routes:
     """The relay's resources by ``serve`` path, rebuilt when its config changes."""
 
-    def __init__(self, relay: Relay):
-        self.relay = relay
+    def __init__(self, service: Service):
+        self.service = service
+        self.relay = service.relay
         self._config: Config | None = None
         self._views: dict[str, Callable[[], Response]] = {}
         self._statics: dict[tuple, StaticResource] = {}
@@ -123,7 +163,7 @@ class Routes:
                    config.timeout, config.base_dir)
             static = statics[key] = self._statics.get(key) or StaticResource(resource, config)
             return (lambda: static.respond(request)), {}
-        return apis.view_for(relay, resource), {"Content-Type": apis.CONTENT_TYPES[resource.api]}
+        return apis.view_for(self.service, resource), {"Content-Type": apis.CONTENT_TYPES[resource.api]}
 
 
 def _guard(authenticator: Authenticator, resource: Resource, view: Callable[[], Response],
@@ -168,7 +208,7 @@ def serve_stream(relay: Relay, stream: Stream) -> Response:
 def _refuse(stream: Stream, refusal: Refusal, headers: dict[str, str]) -> Response:
     _access_log.info("viewer refused", remote=request.remote_addr, path=request.path,
                      stream=stream.serve, status=refusal.status, reason=refusal.reason)
-    return Response(b"", status=refusal.status, headers=headers)
+    return Response(b"", status=refusal.status, headers=dict(headers, **{"Content-Type": TEXT}))
 
 
 def _viewer_left(relay: Relay, stream: Stream, viewer: Viewer, path: str) -> None:

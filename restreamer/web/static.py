@@ -16,24 +16,29 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
+import re
 import stat
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-import requests
 import gevent
+import requests
 from flask import Request, Response
 
+from ..base import outbound
 from ..config import Config, StaticConfig
 from ..log import get_logger
 from ..ops.snapshot import Snapshot
 from ..redact import redact_url
-from ..sources.base import USER_AGENT, describe, resolve_path, timeout_or_none
+from ..sources.base import describe, file_path, timeout_or_none
 
 #: Larger bodies are refused (502), as in the original: this is not a file server.
 MAX_SIZE = 10 * 1024 * 1024
 #: Seconds a fetch from a URL may take when ``timeout`` is 0.
 DEFAULT_TIMEOUT = 30.0
+#: A Content-Length as RFC 9110 spells it, ASCII digits only (str.isdigit()
+#: takes "²", which int() refuses), and short enough for int().
+_LENGTH = re.compile(r"[0-9]{1,18}")
 
 _log = get_logger("static")
 
@@ -75,9 +80,8 @@ class StaticResource:
         return response.make_conditional(request)  # If-None-Match: 304
 
     def _fetch(self) -> _Entry:
-        parts = urlsplit(self.url)
-        if parts.scheme == "file":
-            entry = self._read_file(resolve_path(self.base_dir, unquote(parts.path)))
+        if urlsplit(self.url).scheme == "file":
+            entry = self._read_file(file_path(self.url, self.base_dir))
         else:
             entry = self._download()
         if entry.status != 200:
@@ -121,18 +125,21 @@ class StaticResource:
         try:
             # identity: the body is served as it is, and its length is the
             # one the upstream announced (requests would decode a gzip body).
-            with requests.get(self.url, stream=True, timeout=self.timeout,
-                              headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}) as response:
+            with outbound.session() as session, session.get(
+                    self.url, stream=True, timeout=self.timeout,
+                    headers={"Accept-Encoding": "identity"}) as response:
                 if response.status_code != 200:
                     return self._failed(502, f"HTTP {response.status_code} {response.reason}")
                 headers = response.headers
                 length = headers.get("Content-Length")
                 chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
-                if not chunked and (length is None or not length.isdigit()):
+                if length is not None and not _LENGTH.fullmatch(length):
+                    return self._failed(502, "upstream sent a malformed Content-Length")
+                if not chunked and length is None:
                     # A close-delimited body cut short looks complete.
                     return self._failed(502, "upstream sent neither a Content-Length nor chunks")
-                if length is not None and length.isdigit() and int(length) > MAX_SIZE:
-                    return self._failed(502, f"upstream body is {length} bytes, more than {MAX_SIZE}")
+                if length is not None and int(length) > MAX_SIZE:
+                    return self._failed(502, f"upstream body is {int(length)} bytes, more than {MAX_SIZE}")
                 body = _read_body(response, MAX_SIZE)
                 if len(body) > MAX_SIZE:
                     return self._failed(502, f"upstream body is more than {MAX_SIZE} bytes")

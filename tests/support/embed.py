@@ -35,10 +35,10 @@ def main() -> None:
     server = WSGIServer(("127.0.0.1", 0), app, log=None)
     server.start()
     log.get_logger("embed").info("listening", port=server.address[1])
-    blueprint.relay.start()
+    blueprint.service.start()
     gevent.signal_handler(signal.SIGTERM, server.stop)
     server.serve_forever()
-    blueprint.relay.stop()
+    blueprint.service.stop()
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import gevent  # noqa: E402
 from restreamer import cli, log  # noqa: E402
 from restreamer.config import load  # noqa: E402
 from restreamer.core.relay import Relay  # noqa: E402
+from restreamer.assembly import Service  # noqa: E402
 from restreamer.sources import open_connection  # noqa: E402
 from restreamer.web.app import create_app  # noqa: E402
 
@@ -92,10 +93,10 @@ def main(path: str) -> int:
         if urlsplit(url).hostname == START_CRASH_HOST:
             raise RuntimeError(f"injected fault at start-up with {url}")
     log.configure(config.log)
-    relay = Relay(config, opener=_open_connection)
-    app = create_app(relay)
+    service = Service(Relay(config, opener=_open_connection))
+    app = create_app(service)
     app.wsgi_app = _crash_on_request(app.wsgi_app)
-    return cli.serve(relay, app)
+    return cli.serve(service, app)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import time
 import weakref
 
 from . import REPO_ROOT
+from .viewer import http_get
 from .waiting import wait_for
 
 CONFIG = REPO_ROOT / "deploy" / "haproxy.cfg"
@@ -21,15 +22,20 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 class HAProxy:
-    """haproxy in the foreground, its log lines (stdout) recorded."""
+    """haproxy in the foreground, its log lines (stdout) recorded.
 
-    def __init__(self, front_port: int, edges: list[str], config=CONFIG):
-        self.port = front_port
-        env = dict(os.environ, RESTREAMER_FRONT=f"127.0.0.1:{front_port}",
-                   **{f"RESTREAMER_EDGE{i}": edge for i, edge in enumerate(edges, 1)})
-        self.proc = subprocess.Popen(["haproxy", "-db", "-f", str(config)], env=env,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
+    haproxy refuses to bind port 0, so it is handed a socket already
+    listening on one the kernel chose (``bind fd@N``, its own syntax).
+    """
+
+    def __init__(self, edges: list[str], config=CONFIG):
+        with socket.create_server(("127.0.0.1", 0)) as front:
+            self.port = front.getsockname()[1]
+            env = dict(os.environ, RESTREAMER_FRONT=f"fd@{front.fileno()}",
+                       **{f"RESTREAMER_EDGE{i}": edge for i, edge in enumerate(edges, 1)})
+            self.proc = subprocess.Popen(["haproxy", "-db", "-f", str(config)], env=env,
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, pass_fds=[front.fileno()])
         weakref.finalize(self, _kill, self.proc)
         self.lines: list[str] = []
         self._cond = threading.Condition()
@@ -43,10 +49,12 @@ class HAProxy:
                 self._cond.notify_all()
 
     def _wait_listening(self, timeout: float = 10) -> None:
+        """Until haproxy answers a request on the front socket (its health
+        check's path, so no edge counts a viewer)."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                http_get(self.url("/health"), timeout=1)
                 return
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:

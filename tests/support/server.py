@@ -3,6 +3,7 @@
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,9 @@ LogMatch = Union[str, Callable[[dict], bool]]
 _KILL_WAIT = 5.0
 #: What wait_log's search reports when stdout has ended without a match.
 _EXITED = {"event": "<stdout closed>"}
+#: gunicorn's arbiter names the address it bound: a JSON log line's event with
+#: the shipped config, a plain stderr line without it.
+_GUNICORN_LISTENING = re.compile(r"Listening at: http://\S+:(\d+) \(")
 
 
 class _Output:
@@ -51,6 +55,7 @@ class _Output:
         for raw in pipe:
             with self.cond:
                 self.stderr_lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+                self.cond.notify_all()
 
 
 def _parse_log_line(line: str) -> dict:
@@ -111,6 +116,7 @@ class RestreamerProcess:
             cmd = [sys.executable, "-m", "restreamer", "{config}"]
         self.args = [arg.replace("{config}", str(self.config_path)) for arg in cmd] + list(extra_args)
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.cwd = REPO_ROOT  # another directory runs what is installed, not the checkout
         self.port: Optional[int] = None
         self.proc: Optional[subprocess.Popen] = None
         self._output = _Output()
@@ -130,10 +136,27 @@ class RestreamerProcess:
         self.port = int(event["port"])
         return self
 
+    def wait_gunicorn_port(self, timeout: float = 15) -> "RestreamerProcess":
+        """For a gunicorn command bound to port 0 (``-b 127.0.0.1:0``): wait
+        for its "Listening at" line and take the port it names."""
+        def found():
+            lines = [str(entry.get("event", entry.get("raw"))) for entry in self.logs] + self.stderr_lines
+            return (next((int(m[1]) for line in lines if (m := _GUNICORN_LISTENING.search(line))), None)
+                    or (_EXITED if self._output.stdout_done else None))
+
+        try:
+            port = wait_for(self._output.cond, found, timeout, "gunicorn's 'Listening at' line")
+        except WaitTimeout as e:
+            raise WaitTimeout(f"{e}\n{self.output_tail()}") from None
+        if port is _EXITED:
+            raise AssertionError(f"gunicorn exited before listening\n{self.output_tail()}")
+        self.port = port
+        return self
+
     def launch(self) -> "RestreamerProcess":
         """Start the process without waiting for it to listen (e.g. to see it reject a config)."""
         assert self.proc is None, "already started"
-        self.proc = subprocess.Popen(self.args, cwd=REPO_ROOT, env=self.env, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.args, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True)
         weakref.finalize(self, _kill, self.proc)

@@ -629,11 +629,13 @@ class FIFOWriter:
         self._thread.join(_IO_TIMEOUT)
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port on 127.0.0.1 that was free a moment ago, for servers that must be told one."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def refusing_port() -> socket.socket:
+    """A TCP socket bound to a port on 127.0.0.1 that never listens: every
+    connection to that port is refused, and no other server can take it,
+    until the socket is closed."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 def self_signed_tls(directory) -> tuple[ssl.SSLContext, str]:

@@ -1,4 +1,4 @@
-"""HTTP clients for tests: a raw-socket streaming Viewer and a one-shot http_get."""
+"""HTTP clients for tests: a raw-socket streaming HttpViewer and a one-shot http_get."""
 
 import http.client
 import socket
@@ -14,7 +14,7 @@ _JOIN_TIMEOUT = 5.0
 _READ_SIZE = 65536
 
 
-class Viewer:
+class HttpViewer:
     """A streaming HTTP client on its own thread, recording everything it gets.
 
     Built on a raw socket rather than http.client so a test sees exactly what

@@ -3,11 +3,13 @@ opener: idle until a viewer, connecting, online, kept for idletimeout after
 the last viewer, idle again; a viewer coming back in time keeps the connection.
 (tests/test_ondemand.py shows the same over real sockets.)"""
 
+import gevent
 from gevent.event import Event
 
 from restreamer.config import from_dict
 from restreamer.core.relay import Refusal, Relay
 from tests.support.ts import make_packets
+from tests.unit.clock import FakeClock
 from tests.unit.conftest import first_bytes, wait_log, wait_until
 
 IDLE = 0.2
@@ -36,7 +38,8 @@ def relay_with(connections: list, graceperiod: float = 2) -> Relay:
         return connections[-1]
     relay = Relay(from_dict({"ondemand": True, "idletimeout": IDLE, "graceperiod": graceperiod,
                              "resources": [{"type": "stream", "serve": "/s.ts",
-                                            "remote": "tcp://upstream:1"}]}), opener)
+                                            "remote": "tcp://upstream:1"}]}), opener,
+                  FakeClock())
     relay.start()
     return relay
 
@@ -50,12 +53,20 @@ def test_idle_until_a_viewer_then_online_then_idle_again_after_idletimeout(logs)
         viewer = relay.admit(stream, "10.0.0.1")
         assert not isinstance(viewer, Refusal)
         assert stream.state == "online" and len(connections) == 1
+        relay.clock.advance(stream.hub.window)  # the first window is handed out
         assert first_bytes(viewer) == make_packets(7)  # from the first packet on
         relay.release(stream, viewer)
-        assert stream.state == "online"  # kept for idletimeout
-        assert connections[0].closed.wait(IDLE + 1)
+        relay.clock.advance(IDLE - 0.01)
+        gevent.idle()
+        assert stream.state == "online" and not connections[0].closed.is_set()  # kept for idletimeout
+        relay.clock.advance(0.02)
+        assert connections[0].closed.wait(1)
         assert wait_log(logs, "stream idle", stream="/s.ts")
         assert stream.state == "idle"
+        # Closed on purpose: no viewer is held for the upstream, nor is it an outage.
+        gevent.sleep(0.1)
+        assert [e["event"] for e in logs if e.get("stream") == "/s.ts"
+                and e["event"] in ("stream waiting", "stream offline")] == []
     finally:
         relay.stop()
 
@@ -69,10 +80,13 @@ def test_a_viewer_back_within_idletimeout_keeps_the_connection(logs):
         relay.release(stream, first)
         second = relay.admit(stream, "10.0.0.1")
         assert not isinstance(second, Refusal)
-        assert not connections[0].closed.wait(IDLE * 3)  # the idle timer was called off
+        relay.clock.advance(IDLE * 3)
+        gevent.idle()
+        assert not connections[0].closed.is_set()  # the idle timer was called off
         assert len(connections) == 1 and stream.state == "online"
         relay.release(stream, second)
-        assert connections[0].closed.wait(IDLE + 1)
+        relay.clock.advance(IDLE)
+        assert connections[0].closed.wait(1)
     finally:
         relay.stop()
 

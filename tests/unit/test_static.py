@@ -1,14 +1,10 @@
-"""Static resources: a real file, or a real HTTP server on loopback in a
-thread, answered through Flask's test client."""
-
-import http.server
-import threading
+"""Static resources from real files, answered through Flask's test client
+(tests/test_static_fetch.py has the same from an HTTP server)."""
 
 import pytest
 from flask import Flask, request
 
 from restreamer.config import from_dict
-from restreamer.sources.base import USER_AGENT
 from restreamer.web.static import MAX_SIZE, StaticResource
 from tests.unit.conftest import wait_log
 
@@ -64,64 +60,3 @@ def test_a_file_that_cannot_be_served_is_one_log_line_and_a_status(tmp_path, log
     assert response.status_code == status
     entry = wait_log(logs, "static fetch failed", status=status)
     assert reason in entry["reason"] and entry["serve"] == "/page"
-
-
-class _Upstream(http.server.BaseHTTPRequestHandler):
-    """Answers /ok, /no-length, /missing; remembers the request headers; /stall never answers."""
-
-    seen: list = []
-    stall = threading.Event()
-
-    def do_GET(self):
-        type(self).seen.append(dict(self.headers))
-        if self.path == "/stall":
-            self.stall.wait(5)
-            return
-        body = b"from upstream"
-        self.send_response(404 if self.path == "/missing" else 200)
-        self.send_header("Content-Type", "text/plain")
-        if self.path != "/no-length":
-            self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        self.close_connection = True
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def upstream():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    _Upstream.seen.clear()
-    _Upstream.stall.clear()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    _Upstream.stall.set()
-    server.shutdown()
-    server.server_close()
-
-
-def test_a_url_is_fetched_with_our_user_agent(upstream, tmp_path):
-    response = client(f"{upstream}/ok", str(tmp_path)).get("/page")
-    assert (response.status_code, response.data) == (200, b"from upstream")
-    assert response.headers["Content-Type"] == "text/plain"
-    assert _Upstream.seen[0]["User-Agent"] == USER_AGENT
-
-
-@pytest.mark.parametrize("path, reason", [
-    ("/missing", "HTTP 404 Not Found"),
-    ("/no-length", "upstream sent neither a Content-Length nor chunks"),
-])
-def test_a_failing_url_is_a_bad_gateway(upstream, tmp_path, logs, path, reason):
-    response = client(f"{upstream}{path}", str(tmp_path)).get("/page")
-    assert response.status_code == 502
-    assert wait_log(logs, "static fetch failed")["reason"] == reason
-
-
-def test_a_url_that_does_not_answer_within_timeout_is_a_bad_gateway(upstream, tmp_path, logs):
-    response = client(f"{upstream}/stall", str(tmp_path), timeout=0.2).get("/page")
-    assert response.status_code == 502
-    assert wait_log(logs, "static fetch failed")["reason"] == "ReadTimeout"

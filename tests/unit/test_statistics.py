@@ -5,8 +5,11 @@ import pytest
 
 import restreamer.ops.statistics as statistics_module
 from restreamer.config import from_dict
+from restreamer.core.admission import join
+from restreamer.core.limits import Limits
 from restreamer.core.stream import Stream
-from restreamer.ops.statistics import Limits, Statistics
+from restreamer.core.view import StreamViews
+from restreamer.ops.statistics import Statistics
 from tests.support.ts import PACKET_SIZE, make_packets
 
 PACKETS = make_packets(10)
@@ -37,26 +40,27 @@ def streams(*paths, **top):
 
 def feed(stream, packets: int, url: str = "tcp://up0:1") -> None:
     """The upstream delivers ``packets`` packets to every viewer of the stream."""
-    hub = stream.hub
-    if hub.url is None:
-        hub.upstream_connected(url)
-    hub.publish(PACKETS[:packets * PACKET_SIZE], at_once=True)
+    lifecycle = stream.lifecycle
+    if lifecycle.url is None:
+        lifecycle.connected(url)
+        lifecycle.delivering()
+    stream.hub.publish(PACKETS[:packets * PACKET_SIZE], at_once=True)
 
 
 def test_totals_add_up_viewers_connected_and_departed_across_streams():
     s = streams("/a.ts", "/b.ts")
     a, b = s["/a.ts"], s["/b.ts"]
     feed(a, 1)  # online, nobody watching yet
-    stays, leaves = a.hub.join("1"), a.hub.join("2")
+    stays, leaves = join(a.hub, a.lifecycle, "1"), join(a.hub, a.lifecycle, "2")
     feed(b, 1)
-    b_viewer = b.hub.join("3")
+    b_viewer = join(b.hub, b.lifecycle, "3")
     feed(a, 3)
     feed(b, 2)
     leaves.close()
     assert b"".join(leaves.chunks()) == PACKETS[:3 * PACKET_SIZE]
-    a.hub.leave(leaves)
+    a.hub.remove(leaves)
     assert stays.packets_sent == 0 and b_viewer.packets_sent == 0  # in the backlog, not yet sent
-    report = Statistics(s, Limits()).statistics()
+    report = Statistics(StreamViews(s), Limits()).statistics()
     per_a, per_b = report["streams"]["/a.ts"], report["streams"]["/b.ts"]
     assert (per_a["connections"], per_a["total_packets_received"], per_a["total_packets_sent"],
             per_a["total_bytes_sent"]) == (1, 4, 3, 3 * PACKET_SIZE)
@@ -71,10 +75,10 @@ def test_a_dropped_chunk_counts_for_its_stream_and_in_total():
     s = streams("/a.ts", backlogbytes=2 * PACKET_SIZE)
     a = s["/a.ts"]
     feed(a, 1)
-    a.hub.join()  # a viewer that takes nothing
+    join(a.hub, a.lifecycle)  # a viewer that takes nothing
     feed(a, 2)
     feed(a, 3)  # the backlog keeps only this chunk: the viewer loses the 2 packets before it
-    report = Statistics(s, Limits()).statistics()
+    report = Statistics(StreamViews(s), Limits()).statistics()
     assert report["total_packets_dropped"] == report["streams"]["/a.ts"]["total_packets_dropped"] == 2
     assert report["total_bytes_dropped"] == 2 * PACKET_SIZE
 
@@ -82,7 +86,7 @@ def test_a_dropped_chunk_counts_for_its_stream_and_in_total():
 def test_rates_are_the_counters_change_over_the_sampled_window(clock):
     s = streams("/a.ts")
     a = s["/a.ts"]
-    stats = Statistics(s, Limits())
+    stats = Statistics(StreamViews(s), Limits())
     feed(a, 1)
     stats.sample()
     clock.now += 2
@@ -103,9 +107,9 @@ def test_rates_are_the_counters_change_over_the_sampled_window(clock):
 def test_health_reports_viewers_bandwidth_and_full_against_the_limits(clock):
     s = streams("/a.ts")
     a = s["/a.ts"]
-    stats = Statistics(s, Limits(maxconnections=3, fullconnections=2))
+    stats = Statistics(StreamViews(s), Limits(max_viewers=3, full_viewers=2))
     feed(a, 1)
-    viewers = [a.hub.join(str(i)) for i in range(2)]
+    viewers = [join(a.hub, a.lifecycle, str(i)) for i in range(2)]
     writes = [v.chunks() for v in viewers]
     stats.sample()
     clock.now += 1
@@ -119,7 +123,7 @@ def test_health_reports_viewers_bandwidth_and_full_against_the_limits(clock):
                       "bandwidth": int(2 * 8 * PACKET_SIZE * 8 / 1024),
                       "streams": {path: "online" for path in stats.streams}}
     assert stats.statistics()["status"] == "full"
-    a.hub.join("3")
+    join(a.hub, a.lifecycle, "3")
     assert stats.statistics()["status"] == "overload"
     assert stats.health()["status"] == "full"  # health knows only ok and full, as the original
 
@@ -127,8 +131,8 @@ def test_health_reports_viewers_bandwidth_and_full_against_the_limits(clock):
 def test_nostats_reports_zeros():
     s = streams("/a.ts")
     feed(s["/a.ts"], 1)
-    s["/a.ts"].hub.join()
-    stats = Statistics(s, Limits(fullconnections=1), enabled=False)
+    join(s["/a.ts"].hub, s["/a.ts"].lifecycle)
+    stats = Statistics(StreamViews(s), Limits(full_viewers=1), collecting=False)
     assert stats.health()["viewer"] == 0 and stats.health()["status"] == "ok"
     report = stats.statistics()
     assert (report["connections"], report["total_packets_received"]) == (0, 0)

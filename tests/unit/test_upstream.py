@@ -7,11 +7,13 @@ import gevent
 import pytest
 from gevent.event import Event
 
+from restreamer.core.admission import join
 from restreamer.core.hub import Hub
+from restreamer.core.lifecycle import Lifecycle
 from restreamer.core.upstream import NOT_TS_LIMIT, Upstream
 from restreamer.sources import SourceError, SourceSettings
 from tests.support.ts import PACKET_SIZE, make_packets
-from tests.unit.conftest import first_bytes, source_settings, wait_log, wait_until
+from tests.unit.conftest import first_bytes, source_settings, stream_settings, wait_log, wait_until
 
 PACKETS = make_packets(20)
 
@@ -74,17 +76,17 @@ class Opener:
         return [url for url, _ in self.attempts]
 
 
-def run(opener: Opener, remotes=("tcp://a:1",), reconnect=0.01, readtimeout=0.0, hub=None):
-    """Run an upstream until the opener has seen enough attempts; return its hub."""
-    hub = hub or _hub(0)
-    upstream = Upstream(hub, remotes, source_settings(), reconnect=reconnect,
+def run(opener: Opener, remotes=("tcp://a:1",), reconnect=0.01, readtimeout=0.0, lifecycle=None):
+    """Run an upstream until the opener has seen enough attempts; return its lifecycle."""
+    lifecycle = lifecycle or _lifecycle(0)
+    upstream = Upstream(lifecycle.hub, lifecycle, remotes, source_settings(), reconnect=reconnect,
                         readtimeout=readtimeout, opener=opener)
     upstream.start()
     try:
         assert opener.enough.wait(timeout=5), f"only {len(opener.attempts)} attempts"
     finally:
         upstream.stop()
-    return hub
+    return lifecycle
 
 
 def test_remotes_are_shuffled_once_then_tried_round_robin():
@@ -125,14 +127,15 @@ def test_packets_reach_the_hub_whole_whatever_the_reads_cut(logs):
     data = PACKETS[:5 * PACKET_SIZE]
     pieces = [b"junk", data[:100], data[100:700], data[700:]]  # torn, with garbage ahead
     opener = Opener(lambda url: Script(*pieces, then=None), stop_after=1)
-    hub = _hub(1)
-    joining = gevent.spawn(hub.join)  # a viewer that tunes in as the stream starts
-    hub = run(opener, hub=hub, reconnect=10, readtimeout=0.1)
+    lifecycle = _lifecycle(1)
+    lifecycle.begin()  # as the upstream's start does, before its greenlet runs
+    joining = gevent.spawn(join, lifecycle.hub, lifecycle)  # a viewer tuning in as the stream starts
+    run(opener, lifecycle=lifecycle, reconnect=10, readtimeout=0.1)
     viewer = joining.get(timeout=1)
     assert first_bytes(viewer) == data
     error = wait_log(logs, "upstream error", url="tcp://a:1")
     assert (error["packets"], error["skipped_bytes"]) == (5, 4)
-    assert hub.packets_received == 5
+    assert lifecycle.hub.packets_received == 5
     assert opener.connections[0].closed
 
 
@@ -144,10 +147,10 @@ def test_packets_reach_the_hub_whole_whatever_the_reads_cut(logs):
 def test_an_upstream_that_sends_no_ts_is_a_failed_attempt(logs, reads, reason):
     assert b"G" not in b"".join(reads)  # no sync byte anywhere
     opener = Opener(lambda url: Script(*reads), stop_after=1)
-    hub = run(opener, reconnect=10)
+    lifecycle = run(opener, reconnect=10)
     error = wait_log(logs, "upstream error")
     assert error["reason"].startswith(reason)
-    assert hub.packets_received == 0 and not hub.online
+    assert lifecycle.hub.packets_received == 0 and not lifecycle.online
     assert not [e for e in logs if e["event"] == "upstream closed"]
 
 
@@ -180,9 +183,9 @@ def test_readtimeout_counts_from_the_connect(logs):
 
     logs.clear()
     opener = Opener(slow_head, stop_after=1)
-    hub = run(opener, reconnect=10, readtimeout=0.1)
+    lifecycle = run(opener, reconnect=10, readtimeout=0.1)
     assert wait_log(logs, "upstream error")["reason"] == "no valid packet for 0.1 s (readtimeout)"
-    assert hub.packets_received == 0
+    assert lifecycle.hub.packets_received == 0
 
 
 def _late(data: bytes, delay: float) -> Script:
@@ -223,19 +226,16 @@ def test_a_failed_connect_is_one_error_line_with_its_reason(logs, error, reason)
 
 def test_with_reconnect_0_the_stream_stays_offline_after_one_attempt(logs):
     opener = Opener(lambda url: Script(), stop_after=1)
-    hub = _hub(0)
-    upstream = Upstream(hub, ["tcp://a:1"], source_settings(), reconnect=0, readtimeout=0,
+    lifecycle = _lifecycle(0)
+    upstream = Upstream(lifecycle.hub, lifecycle, ["tcp://a:1"], source_settings(), reconnect=0, readtimeout=0,
                         opener=opener)
     upstream.start()
     assert wait_log(logs, "stream stays offline")["reason"] == "reconnect is 0: no further attempts"
     wait_until(lambda: upstream._greenlet.dead, what="the upstream greenlet to end")
     assert len(opener.attempts) == 1
     upstream.stop()
-    assert not hub.starting  # nobody waits for a first packet any more
+    assert not lifecycle.connecting  # nobody waits for a first packet any more
 
 
-def _hub(graceperiod: float) -> Hub:
-    hub = Hub("/s.ts")
-    hub.configure(graceperiod=graceperiod, faststart=True, backlog_bytes=1 << 20, backlog_seconds=6,
-                  keepalive=0)
-    return hub
+def _lifecycle(graceperiod: float) -> Lifecycle:
+    return Lifecycle(Hub("/s.ts", stream_settings(keepalive=0)), graceperiod)
