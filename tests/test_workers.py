@@ -135,6 +135,20 @@ def test_gunicorn_workers_share_upstreams_limits_and_figures(upstream, restreame
         # Every worker serves viewers, yet each upstream was pulled once.
         assert [len(up.connections) for up in ups] == [1, 1]
 
+        # Every live worker's figures are in the statistics, whichever worker
+        # answers: the server has sent at least what its viewers received
+        # (each worker's file is at most a sample old), and goes on sending.
+        def sent_and_states():
+            answers = [json.loads(http_get(rs.url("/statistics"))[2]) for _ in range(2 * WORKERS)]
+            return (min(a["total_bytes_sent"] for a in answers),
+                    {(path, a["streams"][path]["state"]) for a in answers for path in STREAMS})
+
+        online = {(path, "online") for path in STREAMS}
+        for _ in range(2):
+            received = sum(len(c.data) for c in viewers)
+            poll(sent_and_states, lambda f: f[0] >= received and f[1] == online, 5,
+                 f"every answer with the {received} bytes the viewers received, online")
+
         # The 11th viewer is refused, on whichever worker it reaches.
         for _ in range(4):
             with HttpViewer(rs.url("/b.ts")) as extra:
