@@ -17,6 +17,7 @@ from gevent import monkey
 import restreamer
 from restreamer import log
 from restreamer.config import ConfigError, load
+from restreamer.sources.base import describe
 
 #: gunicorn's exit status for an app that cannot load: its master stops
 #: instead of starting the worker again and again.
@@ -29,7 +30,11 @@ except ConfigError as e:
     log.get_logger("restreamer").error("config error", detail=str(e))
     sys.exit(APP_LOAD_ERROR)
 log.configure(config.log, pid=True, fmt="json")  # several workers may write to one stdout
-app = restreamer.create_app(config)
+try:
+    app = restreamer.create_app(config)
+except OSError as e:  # the runtime directory shared with the other workers (a full disk, say)
+    log.get_logger("restreamer").error("cannot start", path=e.filename, reason=describe(e))
+    sys.exit(APP_LOAD_ERROR)
 
 if monkey.is_module_patched("socket"):
     app.extensions["restreamer"].start()

@@ -142,6 +142,7 @@ class Ownership:
         self.socket_path.unlink(missing_ok=True)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(self.socket_path))
+        self.socket_path.chmod(0o600)  # the stream is for this server's workers only
         listener.listen(128)
         self._server = StreamServer(listener, self._serve_sibling)
         self._server.start()

@@ -163,15 +163,23 @@ class Stream:
 
     def unwatched(self) -> None:
         """A viewer left or was turned away: with none left, an on-demand stream
-        closes its upstream after ``idletimeout`` seconds."""
+        closes its upstream after ``idletimeout`` seconds.
+
+        A follower worker (``gunicorn -w N``) lets go of its owner's socket at
+        once: it is a viewer of the owner's hub, so the owner times
+        ``idletimeout`` from the last viewer of any worker, instead of a
+        follower's timeout and then its own.
+        """
         if (self.settings.ondemand and not self.hub.viewers and not self.audience
                 and self._runner.running
                 and self._idle_timer is None):
+            following = self.ownership is not None and not self.ownership.owner
             # Stopping the upstream blocks: not in the timer's callback.
             self._idle_timer = timer = self.clock.later(
-                self.settings.idletimeout, lambda: gevent.spawn(self._close_idle, timer))
+                0 if following else self.settings.idletimeout,
+                lambda: gevent.spawn(self._close_idle, timer, following))
 
-    def _close_idle(self, timer: Timer) -> None:
+    def _close_idle(self, timer: Timer, following: bool) -> None:
         with self._turn:
             if self._idle_timer is not timer:
                 return  # called off (a viewer came back) while this waited for its turn
@@ -179,7 +187,8 @@ class Stream:
             if self.hub.viewers or self.audience or not self._runner.running:
                 return
             self.log.info("stream idle",
-                          reason=f"no viewer for {self.settings.idletimeout:g} s (idletimeout)")
+                          reason="no viewer in this worker; its owner keeps it for idletimeout"
+                          if following else f"no viewer for {self.settings.idletimeout:g} s (idletimeout)")
             self._runner.stop(hold=False)
 
     def _cancel_idle(self) -> None:

@@ -118,9 +118,17 @@ class Upstream:
         shown = redact_url(url)  # the URL itself may hold a password or token
         log = self.log.bind(url=shown)
         log.info("upstream connecting", attempt=self.attempts)
+        # readtimeout counts from the connect: a remote that accepts and never
+        # answers is given up as soon as one that stops sending.
+        began = time.monotonic()
+        limit = self.readtimeout
         try:
-            connection = self.opener(url, self.settings)
-        except (SourceError, OSError) as e:
+            if limit > 0:
+                with gevent.Timeout(limit, ReadTimeout(f"no valid packet for {limit:g} s (readtimeout)")):
+                    connection = self.opener(url, self.settings)
+            else:
+                connection = self.opener(url, self.settings)
+        except (SourceError, OSError, ReadTimeout) as e:
             log.warning("upstream error", reason=_reason(e))
             self.last_error = (_reason(e), shown, time.time())
             return
@@ -133,7 +141,7 @@ class Upstream:
         if self.analyser is not None:
             self.analyser.connected(aligner, time.monotonic())
         try:
-            self._stream(connection, aligner)
+            self._stream(connection, aligner, began)
             log.info("upstream closed", reason="end of stream",
                      packets=aligner.packets, skipped_bytes=aligner.skipped)
         except (SourceError, OSError, ReadTimeout, ProgramGone) as e:
@@ -146,8 +154,9 @@ class Upstream:
             connection.close()
             self.lifecycle.disconnected()
 
-    def _stream(self, connection, aligner: PacketAligner) -> None:
-        """Move data from the connection to the hub until it ends.
+    def _stream(self, connection, aligner: PacketAligner, began: float) -> None:
+        """Move data from the connection to the hub until it ends (the
+        attempt ``began`` then, by ``time.monotonic()``).
 
         A connection may count ``breaks`` (its next read does not continue the
         last: the hub restarts its viewers at a keyframe) and ``missing``
@@ -186,7 +195,7 @@ class Upstream:
         lifecycle = self.lifecycle
         analyse = self.analyser.feed if self.analyser is not None else None
         clock = time.monotonic
-        last_packet = clock()
+        last_packet = began
         unyielded = 0  # bytes read since this greenlet last let others run
         expired = ReadTimeout(f"no valid packet for {limit:g} s (readtimeout)")
         while True:

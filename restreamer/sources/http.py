@@ -14,7 +14,8 @@ from .base import (KEEPALIVE_OPTIONS, READ_SIZE, Pending, SourceError, SourceSet
 
 #: With ``timeout`` 0, seconds to connect, and then to wait for the response
 #: head: an upstream that accepts but never answers must not hold the stream
-#: for good.  Generous, since a tuner-backed server may answer only once tuned.
+#: for good.  Generous, since a tuner-backed server may answer only once tuned;
+#: a ``readtimeout`` counts from the connect, and so may end the wait sooner.
 HEAD_TIMEOUT = 10.0
 
 
@@ -42,7 +43,7 @@ class HTTPConnection:
         except requests.RequestException as e:
             self._session.close()
             raise SourceError(reason(e)) from None
-        except SourceError:
+        except BaseException:  # our deadline, or the upstream loop's (readtimeout)
             self._session.close()
             raise
         if response.status_code >= 400:

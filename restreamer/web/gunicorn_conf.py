@@ -18,6 +18,7 @@ gevent workers, and silent or slow clients would otherwise fill
 
 import os
 import socket
+import sys
 
 
 def _config_path() -> str:
@@ -89,14 +90,17 @@ logconfig_dict = {
 # the others over a unix socket; a viewer census holds maxconnections and
 # fullconnections for the whole server; prometheus_client's multiprocess
 # files sum every worker's metrics.  The directory is $RESTREAMER_RUNTIME_DIR,
-# else the config's runtimedir, else systemd's $RUNTIME_DIRECTORY, else
-# /run/restreamer if it is ours, else one in the temp dir named after the
-# listen address and config file.
+# else the config's runtimedir, else systemd's $RUNTIME_DIRECTORY, else a new
+# one with a random name in $XDG_RUNTIME_DIR or the temp dir.
+
+#: gunicorn's exit status for an app that cannot load, as the workers use it.
+APP_LOAD_ERROR = 4
 
 
 def on_starting(server):
     # Before the first fork, and before anything imports prometheus_client:
     # it picks its multiprocess value store from the environment at import.
+    from restreamer import log
     from restreamer.config import ConfigError, load
     from restreamer.core import runtime
     from restreamer.sources.base import resolve_path
@@ -107,10 +111,22 @@ def on_starting(server):
         configured = resolve_path(config.base_dir, config.runtimedir) if config.runtimedir else ""
     except (ConfigError, OSError):
         configured = ""  # the workers report the config's problem and stop the server
-    directory = runtime.prepare_directory(runtime.choose_directory(
-        ",".join(server.cfg.bind), path, configured))
-    os.environ[runtime.ENV] = str(directory)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory / runtime.METRICS_SUBDIR)
+    try:
+        held = runtime.prepare_directory(runtime.named_directory(configured))
+    except runtime.RuntimeDirectoryError as e:
+        log.configure(pid=True, fmt="json")
+        log.get_logger("restreamer").error("cannot use runtime directory", path=e.path, reason=e.reason)
+        sys.exit(APP_LOAD_ERROR)
+    server.restreamer_runtime = held
+    os.environ[runtime.ENV] = str(held.path)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(held.path / runtime.METRICS_SUBDIR)
+
+
+def on_exit(server):
+    # After the last worker: the directory goes if this run made it.
+    held = getattr(server, "restreamer_runtime", None)
+    if held is not None:
+        held.release()
 
 
 def child_exit(server, worker):
