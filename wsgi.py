@@ -1,33 +1,7 @@
-"""WSGI entry point: ``gunicorn -k gevent wsgi:app``.
+"""``gunicorn -k gevent wsgi:app`` from a checkout: the app is the package's,
+:mod:`restreamer.wsgi` (``gunicorn restreamer.wsgi:app`` wherever restreamer
+is installed)."""
 
-The config file is ``$RESTREAMER_CONFIG`` (default ``restreamer.json``); its
-``log`` key is honoured as under the CLI.  Upstreams start in the worker: at
-once when this module is imported in a gevent worker (gunicorn's default, no
-``--preload``), otherwise on the worker's first request, so a pre-forking
-master never runs them.
-"""
+from restreamer.wsgi import app
 
-import os
-import sys
-
-from gevent import monkey
-
-import restreamer
-from restreamer import log
-from restreamer.config import ConfigError, load
-
-#: gunicorn's exit status for an app that cannot load: its master stops
-#: instead of starting the worker again and again.
-APP_LOAD_ERROR = 4
-
-try:
-    config = load(os.environ.get("RESTREAMER_CONFIG", "restreamer.json"))
-except ConfigError as e:
-    log.configure(pid=True)
-    log.get_logger("restreamer").error("config error", detail=str(e))
-    sys.exit(APP_LOAD_ERROR)
-log.configure(config.log, pid=True)  # several workers may write to one stdout
-app = restreamer.create_app(config)
-
-if monkey.is_module_patched("socket"):
-    app.extensions["restreamer"].start()
+__all__ = ["app"]

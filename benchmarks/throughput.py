@@ -4,7 +4,8 @@ relay a full transponder's worth of live TS to a few viewers without falling
 behind, while another stream's viewer sees no gap?
 
 A paced upstream (``--mode tcp`` or ``http``, ``--rate`` Mbit/s, the bundled
-sample looped, written in 64 KiB pieces) feeds ``/fast.ts``; ``--viewers``
+sample looped, written in 64 KiB pieces; or ``--mode udp`` / ``rtp``: 1316-byte
+datagrams, bare or behind a 12-byte RTP header, to a unicast port) feeds ``/fast.ts``; ``--viewers``
 viewers read it.  A second upstream at 2 Mbit/s (1316-byte writes) feeds ``/steady.ts``, read
 by one viewer whose longest wait between two reads is reported.  The
 upstreams run in a child process and the viewers on one selector here, so
@@ -12,6 +13,7 @@ neither competes with restreamer's core.
 
     benchmarks/throughput.py                          # tcp, 120 Mbit/s, 4 viewers, 20 s
     benchmarks/throughput.py --mode http --rate 200 --viewers 10
+    benchmarks/throughput.py --mode rtp --rate 100   # and --mode udp as its reference
 
 Prints Mbit/s sent by the upstream and received by each viewer over the
 measured window, restreamer's CPU (cores), the packets it dropped, and the
@@ -40,8 +42,8 @@ PIECE = 65536
 STEADY_RATE = 2_000_000
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
@@ -71,12 +73,41 @@ def _serve(listener: socket.socket, rate: float, http: bool, sent, piece: int = 
         pass
 
 
-def upstreams(fast: socket.socket, steady: socket.socket, rate: float, http: bool, sent) -> None:
+def _send(port: int, rate: float, rtp: bool, sent) -> None:
+    """Send the sample looped at `rate` bit/s to 127.0.0.1:`port`, 7 packets a
+    datagram, with an RTP header (sequence numbers counting up) if `rtp`."""
+    import struct
+    data = SAMPLE.read_bytes()
+    looped = data * 2
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    start, total, pos, sequence = time.monotonic(), 0, 0, 0
+    while True:
+        delay = start + total * 8 / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        body = looped[pos:pos + 1316]
+        header = struct.pack("!BBHII", 0x80, 33, sequence & 0xFFFF, 0, 1) if rtp else b""
+        try:
+            sock.sendto(header + body, ("127.0.0.1", port))
+        except OSError:
+            pass
+        sequence += 1
+        total += 1316
+        pos = (pos + 1316) % len(data)
+        if sequence % 64 == 0:
+            with sent.get_lock():
+                sent.value = total
+
+
+def upstreams(fast, steady: socket.socket, rate: float, mode: str, sent) -> None:
     import threading
     # An encoder's pace: 1316-byte writes, one every 5 ms.
     threading.Thread(target=_serve, args=(steady, STEADY_RATE, False, multiprocessing.Value("q", 0), 1316),
                      daemon=True).start()
-    _serve(fast, rate, http, sent)
+    if mode in ("udp", "rtp"):
+        _send(fast, rate, mode == "rtp", sent)
+    else:
+        _serve(fast, rate, mode == "http", sent)
 
 
 def listener() -> socket.socket:
@@ -138,7 +169,7 @@ def statistics(port: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", choices=("tcp", "http"), default="tcp")
+    parser.add_argument("--mode", choices=("tcp", "http", "udp", "rtp"), default="tcp")
     parser.add_argument("--rate", type=float, default=120, help="Mbit/s of the fast upstream")
     parser.add_argument("--viewers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20)
@@ -146,16 +177,21 @@ def main() -> None:
     parser.add_argument("--cpu", default="1", help="core to pin restreamer to ('' for none)")
     args = parser.parse_args()
 
-    fast, steady = listener(), listener()
-    scheme = "http" if args.mode == "http" else "tcp"
-    fast_url = f"{scheme}://127.0.0.1:{fast.getsockname()[1]}" + ("/fast.ts" if scheme == "http" else "")
+    steady = listener()
+    if args.mode in ("udp", "rtp"):
+        fast = free_port(socket.SOCK_DGRAM)
+        fast_url = f"{args.mode}://127.0.0.1:{fast}"
+    else:
+        fast = listener()
+        fast_url = f"{args.mode}://127.0.0.1:{fast.getsockname()[1]}" + ("/fast.ts" if args.mode == "http" else "")
     sent = multiprocessing.Value("q", 0)
     feeder = multiprocessing.Process(target=upstreams, daemon=True,
-                                     args=(fast, steady, args.rate * 1e6, args.mode == "http", sent))
+                                     args=(fast, steady, args.rate * 1e6, args.mode, sent))
     feeder.start()
 
     port = free_port()
-    config = {"listen": f"127.0.0.1:{port}", "reconnect": 1,
+    # A UDP receive buffer of 4 MB (as far as net.core.rmem_max allows).
+    config = {"listen": f"127.0.0.1:{port}", "reconnect": 1, "inputbuffer": 22000,
               "resources": [
                   {"type": "stream", "serve": "/fast.ts", "remote": fast_url},
                   {"type": "stream", "serve": "/steady.ts", "remote": f"tcp://127.0.0.1:{steady.getsockname()[1]}"},
@@ -210,6 +246,8 @@ def run(args, port: int, pid: int, sent) -> None:
     print(f"steady viewer      {mbit(received['steady'] - before[0]['steady']):8.1f} Mbit/s, "
           f"longest gap {viewers.max_gap.get('steady', 0) * 1000:.0f} ms")
     print(f"restreamer cpu     {(cpu - before[2]) / elapsed:8.3f} cores, dropped packets {dropped}")
+    if args.mode == "rtp":
+        print(f"rtp missing        {statistics(port)['total_missing']} datagrams since start")
 
 
 if __name__ == "__main__":

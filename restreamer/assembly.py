@@ -40,6 +40,7 @@ class Service:
             self.metrics = create_shared_registry(mirror)
             self.statistics = ServerStatistics(views, relay.limits, relay.census,
                                                collecting=not config.nostats, on_sample=mirror.sync)
+            mirror.server_states = self.statistics.server_states
         self.notifier = self._notifier(config)
         self.overview = Overview(views, relay.limits, _controls(config))
         self.started = False

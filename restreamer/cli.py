@@ -11,6 +11,7 @@ import argparse  # noqa: E402
 import gc  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from typing import Callable  # noqa: E402
 
 import gevent  # noqa: E402
@@ -19,7 +20,7 @@ from gevent.lock import Semaphore  # noqa: E402
 
 from . import fdlimit, log  # noqa: E402
 from .version import __version__  # noqa: E402
-from .config import ConfigError, load  # noqa: E402
+from .config import ConfigError, host_problems, load, parse_listen  # noqa: E402
 from .redact import redact_text  # noqa: E402
 from .sources.base import describe  # noqa: E402
 from .core.relay import Relay  # noqa: E402
@@ -41,30 +42,55 @@ def main(argv: list[str] | None = None) -> int:
                         help="configuration file, JSON or YAML (default: %(default)s)")
     parser.add_argument("--check", action="store_true",
                         help="validate the configuration and exit without serving")
+    parser.add_argument("--listen", metavar="HOST:PORT",
+                        help="listen here instead of at the config's listen (:PORT: every interface)")
+    parser.add_argument("--log-format", choices=log.FORMATS,
+                        help="json lines, or lines for people (default: console on a terminal, "
+                             "else json)")
+    parser.add_argument("--log-level", choices=log.LEVELS, default="info",
+                        help="the lowest level logged (default: %(default)s)")
     parser.add_argument("--version", action="version", version=f"restreamer {__version__}")
     args = parser.parse_args(argv)
+    overrides = {}
+    if args.listen is not None:
+        try:
+            parse_listen(args.listen)
+        except ValueError as e:
+            parser.error(f"--listen: {e}")
+        overrides["listen"] = args.listen
     try:
-        config = load(args.config)
+        config = replace(load(args.config), **overrides)
         if args.check:
             for warning in config.warnings:
                 print(f"restreamer: warning: {redact_text(warning)}", file=sys.stderr)
+            for note in config.notes:
+                print(f"restreamer: note: {redact_text(note)}", file=sys.stderr)
             Relay(config)  # also reads the preamble files
+            lacking = host_problems(config)
+            for problem in lacking:
+                print(f"restreamer: {redact_text(str(problem))}", file=sys.stderr)
+            if lacking:
+                return EXIT_CONFIG
             print(f"{args.config}: ok ({len(config.streams)} streams, "
                   f"{len(config.resources)} resources)")
             return 0
-        log.configure(config.log)
+        log.configure(config.log, fmt=args.log_format, level=args.log_level)
         service = Service(Relay(config))
     except ConfigError as e:
         # The message may quote a URL with its password (an invalid one, say).
-        print(f"restreamer: {redact_text(str(e))}", file=sys.stderr)
+        # Every problem of the file, one line each, and the warnings that may explain them.
+        for line in str(e).splitlines():
+            print(f"restreamer: {redact_text(line)}", file=sys.stderr)
+        for warning in getattr(e, "warnings", ()):
+            print(f"restreamer: warning: {redact_text(warning)}", file=sys.stderr)
         return EXIT_CONFIG
     except OSError as e:
         print(f"restreamer: {args.config}: log file {config.log}: {describe(e)}", file=sys.stderr)
         return EXIT_CONFIG
-    return serve(service)
+    return serve(service, overrides=overrides)
 
 
-def serve(service: Service, app: Callable | None = None) -> int:
+def serve(service: Service, app: Callable | None = None, overrides: dict | None = None) -> int:
     """Serve ``app`` (by default the service's own) until SIGINT or SIGTERM, then
     close viewers and upstreams and return 0.
 
@@ -80,7 +106,7 @@ def serve(service: Service, app: Callable | None = None) -> int:
     stopping = Event()
     gevent.signal_handler(signal.SIGTERM, stopping.set)
     gevent.signal_handler(signal.SIGINT, stopping.set)
-    gevent.signal_handler(signal.SIGHUP, _reload, relay, Semaphore())
+    gevent.signal_handler(signal.SIGHUP, _reload, relay, Semaphore(), overrides or {})
     gevent.signal_handler(signal.SIGUSR1, log.reopen)
     # What exists now (the imported libraries, the config) lives as long as
     # the process: take it out of the collector's full passes, which otherwise
@@ -102,12 +128,12 @@ def serve(service: Service, app: Callable | None = None) -> int:
     return 0
 
 
-def _reload(relay: Relay, turn: Semaphore) -> None:
+def _reload(relay: Relay, turn: Semaphore, overrides: dict) -> None:
     """SIGHUP: a new log file, then the config file read again (one reload at a time)."""
     with turn:
         log.reopen()
         before = relay.config
-        if reload(relay, before.source) is None:
+        if reload(relay, before.source, overrides) is None:
             return
         if relay.config.log != before.log:
             try:

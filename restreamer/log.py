@@ -1,4 +1,5 @@
-"""Logging configuration, in one place: structlog, JSON lines, one event per line.
+"""Logging configuration, in one place: structlog, JSON lines (or lines for
+people on a terminal), one event per line.
 
 Everything, including messages from libraries that use the standard
 ``logging`` module (gevent, werkzeug, gunicorn), Python's warnings and
@@ -58,6 +59,12 @@ class LogOutput:
 
 
 _output: LogOutput | None = None
+#: How lines are rendered ("json", "console", or None: console on a terminal,
+#: else JSON) and from which level on; kept across configure() calls (a reload).
+_format: str | None = None
+_level = "info"
+FORMATS = ("json", "console")
+LEVELS = ("debug", "info", "warning", "error")
 
 _SHARED = [
     structlog.contextvars.merge_contextvars,
@@ -84,27 +91,38 @@ def _add_pid(logger: Any, method: str, event: dict) -> dict:
     return event
 
 
-def configure(path: str = "", pid: bool = False) -> LogOutput:
-    """Send all logs to ``path`` (stdout when empty) as JSON lines; with
-    ``pid``, each names its process (one of several gunicorn workers)."""
-    global _output
+def configure(path: str = "", pid: bool = False, fmt: str | None = None,
+              level: str | None = None) -> LogOutput:
+    """Send all logs to ``path`` (stdout when empty); with ``pid``, each line
+    names its process (one of several gunicorn workers).
+
+    ``fmt`` is ``json`` (one object per line) or ``console`` (structlog's
+    lines for people); by default, console where the output is a terminal,
+    JSON anywhere else (a pipe, a file, journald, gunicorn).  ``level`` is the
+    lowest level logged (default ``info``).  Both stay as set for later calls.
+    """
+    global _output, _format, _level
     output = LogOutput(path)  # opened first: if it cannot be, the old one stays
     if _output is not None:
         _output.close()
     _output = output
-    render = structlog.processors.JSONRenderer(sort_keys=False)
+    _format = fmt or _format
+    _level = level or _level
+    console = _format == "console" or (_format is None and _is_terminal(output))
+    threshold = getattr(logging, _level.upper())
     own = [_add_pid] if pid else []
     structlog.configure(
-        processors=[*_SHARED, *own, structlog.processors.format_exc_info, _redact_urls, render],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        processors=[*_SHARED, *own, structlog.processors.format_exc_info, _redact_urls,
+                    _renderer(console)],
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.WriteLoggerFactory(file=_output),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(_output)
-    handler.setFormatter(json_formatter(pid))
+    handler.setFormatter(json_formatter(pid, console))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(threshold)
     logging.captureWarnings(True)
     # gevent prints a greenlet's uncaught exception (and a server's accept
     # error) as a multi-line traceback on stderr.
@@ -112,13 +130,26 @@ def configure(path: str = "", pid: bool = False) -> LogOutput:
     return _output
 
 
-def json_formatter(pid: bool = False) -> logging.Formatter:
-    """A ``logging`` formatter that renders a record as restreamer's JSON line
-    (gunicorn's own loggers use it too: ``config/gunicorn.conf.py``)."""
+def _is_terminal(output: LogOutput) -> bool:
+    return not output.path and sys.stdout.isatty()
+
+
+def _renderer(console: bool) -> Any:
+    if console:
+        # Exceptions are formatted by then (format_exc_info): plain text, no rich.
+        return structlog.dev.ConsoleRenderer(timestamp_key="time",
+                                             exception_formatter=structlog.dev.plain_traceback)
+    return structlog.processors.JSONRenderer(sort_keys=False)
+
+
+def json_formatter(pid: bool = False, console: bool = False) -> logging.Formatter:
+    """A ``logging`` formatter that renders a record as restreamer's JSON line,
+    or its console line (gunicorn's own loggers use it too:
+    :mod:`restreamer.web.gunicorn_conf`)."""
     own = [_add_pid] if pid else []
     return structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redact_urls,
-                    structlog.processors.JSONRenderer(sort_keys=False)],
+                    _renderer(console)],
         foreign_pre_chain=[*_SHARED, *own, structlog.stdlib.add_logger_name,
                            structlog.processors.format_exc_info],
     )

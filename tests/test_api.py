@@ -345,13 +345,19 @@ def test_control_head_changes_nothing(server, switch_online):
 
 @pytest.mark.parametrize("headers", [
     {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},
     {"Origin": "http://evil.example"},
     {"Origin": "http://127.0.0.1:1"},  # same host, another port: another origin
     {"Origin": "null"},
+    {"Origin": "https://{own}"},  # another scheme: another origin
+    {"Referer": "http://evil.example/"},  # an <img> from a browser without Sec-Fetch
+    {"Sec-Fetch-Site": "same-origin", "Origin": "http://{own}", "Referer": "http://evil.example/"},
 ])
 def test_control_refuses_cross_site_requests(server, switch_online, headers):
     """What an <img src=".../control?offline"> on another site makes a browser send."""
     mark = server.mark()
+    own = server.base_url.split("//")[1]
+    headers = {name: value.replace("{own}", own) for name, value in headers.items()}
     status, _, body = http_get(server.url("/control/switch?offline"), headers)
     assert (status, body) == (403, b"403 forbidden")
     assert check(server, "switch") == (200, b"200 ok")
@@ -365,6 +371,7 @@ def test_control_from_its_own_origin_or_a_non_browser_works(server, switch_onlin
     own = dict(headers)
     if headers:
         own["Origin"] = server.base_url
+        own["Referer"] = server.url("/dashboard")
     assert http_get(server.url("/control/switch?offline"), own)[::2] == (202, b"202 accepted")
     assert check(server, "switch") == (404, b"404 not found")
     assert control(server, "?online") == (202, b"202 accepted")

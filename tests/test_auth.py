@@ -77,6 +77,7 @@ def test_stream_without_credentials_is_challenged(server, viewer):
     status, client = stream_status(server, viewer)
     assert status == 401
     assert client.headers["WWW-Authenticate"].startswith('Basic realm="TV"')
+    assert client.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert client.wait_closed() == b""
 
 
@@ -146,11 +147,11 @@ def test_realm_is_quoted_in_the_challenge(server):
     assert http_get(server.url("/check"), {"Authorization": bearer("bob")})[:3:2] == (200, b"200 ok")
 
 
-def test_api_refusal_keeps_the_api_content_type_and_is_logged(server):
+def test_api_refusal_is_text_and_is_logged(server):
     mark = server.mark()
     status, headers = status_of(server, "/statistics", "Bearer wrong")
     assert status == 403
-    assert headers["Content-Type"] == "application/json"
+    assert headers["Content-Type"] == "text/plain; charset=utf-8"
     entry = server.wait_log(lambda e: e.get("event") == "request refused", since=mark)
     assert (entry["remote"], entry["path"], entry["status"]) == ("127.0.0.1", "/statistics", 403)
 

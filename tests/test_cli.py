@@ -28,8 +28,6 @@ def run_to_exit(restreamer, config, **kwargs):
     ({"resources": [{**LOOP, "remote": "rtsp://cam/1"}]}, "yaml",
      "resources[0].remote", "unsupported URL scheme in 'rtsp://cam/1'"),
     ({"reconnect": "soon", "resources": [LOOP]}, "json", "reconnect", "expected a number of seconds"),
-    ({"resources": [{**LOOP, "preamble": "/nonexistent/pre.ts"}]}, "json",
-     "resources[0].preamble", "cannot read /nonexistent/pre.ts: No such file or directory"),
 ])
 def test_bad_config_exits_2_with_one_line_naming_file_key_and_problem(restreamer, config, fmt, where, problem):
     code, rs = run_to_exit(restreamer, config, fmt=fmt)
@@ -72,6 +70,19 @@ def test_check_warns_about_unknown_keys_naming_the_nearest(restreamer):
     assert code == 0
     assert rs.stderr_lines == [
         f"restreamer: warning: {rs.config_path}: reconect: unknown key ignored; did you mean 'reconnect'?"]
+
+
+def test_a_missing_preamble_is_a_warning_and_the_stream_serves_without_it(restreamer, viewer):
+    config = {"resources": [{**LOOP, "preamble": "/nonexistent/pre.ts"}]}
+    warning = "resources[0].preamble: cannot read /nonexistent/pre.ts: No such file or directory; " \
+              "the stream is served without it"
+    code, rs = run_to_exit(restreamer, config, extra_args=["--check"])
+    assert (code, rs.stderr_lines) == (0, [f"restreamer: warning: {rs.config_path}: {warning}"])
+    rs = restreamer(config)
+    assert rs.wait_log("config warning")["detail"] == f"{rs.config_path}: {warning}"
+    client = viewer(rs.url("/s.ts"))
+    assert client.wait_status() == 200
+    assert_aligned(client.wait_bytes(50 * PACKET_SIZE)[:50 * PACKET_SIZE])
 
 
 def test_serving_logs_config_warnings(restreamer):
@@ -127,3 +138,15 @@ def test_signal_stops_with_exit_0_and_reaps_forked_children(restreamer, viewer, 
     finally:
         for watch in watches.values():
             watch.close()
+
+
+def test_check_refuses_what_this_host_lacks_and_lists_every_problem(restreamer, tmp_path):
+    config = {"resources": [
+        {"type": "stream", "serve": "/mc.ts", "remote": "udp://239.1.1.1:1234", "clientinterface": "eth9"},
+        {"type": "stream", "serve": "/fork.ts", "remote": "fork://no-such-command-here?-i+x"}]}
+    code, rs = run_to_exit(restreamer, config, extra_args=["--check"])
+    assert code == 2
+    assert rs.stderr_lines == [
+        f"restreamer: {rs.config_path}: resources[0].clientinterface: no network interface 'eth9' on this host",
+        f"restreamer: {rs.config_path}: resources[1].remote: command 'no-such-command-here' not found on "
+        "PATH, or not executable"]

@@ -31,6 +31,8 @@ def check(restreamer, config, path=None, fmt="json"):
     ('{"userlist": {"tv:1": {"password": "x"}}}', "userlist.tv:1", "must not contain ':'"),
     ('{"resources": [{"type": "stream", "serve": "/ch/<name>.ts", "remote": "loop:sample"}]}',
      "resources[0].serve", "must not contain '<' or '>'"),
+    ('{"resources": [{"type": "stream", "serve": "/s\\r.ts", "remote": "loop:sample"}]}',
+     "resources[0].serve", "must not contain control characters, got '/s\\r.ts'"),
 ])
 def test_a_refused_config_is_one_line_and_exit_2(restreamer, text, where, problem):
     code, rs = check(restreamer, text)

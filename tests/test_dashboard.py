@@ -13,6 +13,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.server import RestreamerProcess
@@ -124,8 +125,15 @@ def test_numbers_follow_viewers_as_they_come_and_go(server, browser):
 def test_the_control_buttons_switch_a_stream_offline_and_online(server, browser):
     browser.get(server.url("/"))
     one = shows(browser, "/one.ts", ".state", "online")
-    one.find_element(By.CSS_SELECTOR, "[data-action=offline]").click()
+    mark = server.mark()
+    # Taking a stream offline asks first: cancelled, nothing is sent.
+    for answer in ("dismiss", "accept"):
+        one.find_element(By.CSS_SELECTOR, "[data-action=offline]").click()
+        alert = WebDriverWait(browser, WAIT).until(expected_conditions.alert_is_present())
+        assert "/one.ts" in alert.text
+        getattr(alert, answer)()
     server.wait_log(lambda e: e.get("event") == "stream switched" and e.get("state") == "offline")
+    assert len(server.find_logs(lambda e: e.get("path") == "/control/one", since=mark)) == 1
     one = shows(browser, "/one.ts", ".state", "disabled")
     assert http_get(server.url("/one.ts"))[0] == 404
     one.find_element(By.CSS_SELECTOR, "[data-action=online]").click()
@@ -147,3 +155,6 @@ def test_the_json_is_a_summary_and_the_page_is_authenticated_like_any_api(server
     assert http_get(server.url("/private?json"))[0] == 401
     status, headers, _ = http_get(server.url("/private"), headers={"Authorization": "Basic YWRtaW46cHc="})
     assert status == 200 and headers["Content-Type"].startswith("text/html")
+    # No other site may frame the page (and trick a click on its buttons).
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Content-Security-Policy"] == "frame-ancestors 'none'"

@@ -130,3 +130,18 @@ def test_sigusr1_to_gunicorns_master_reopens_restreamers_log_file_in_the_worker(
     assert '"event": "request"' in log.read_text()
     assert "stream online" in rotated.read_text() and "stream online" not in log.read_text()
     assert rs.stop(signal.SIGTERM) == 0
+
+
+def test_a_host_app_under_flasks_development_server_is_told_why_not(restreamer):
+    # Its threads never run gevent's loop, so upstreams would never run:
+    # every request to the relay gets the reason at once, not a 404 later.
+    rs = restreamer(stream_config("loop:sample"),
+                    cmd=[sys.executable, "-m", "tests.support.devserver", "{config}"])
+    status, headers, body = http_get(rs.url("/tv/s.ts"))
+    assert (status, headers["Content-Type"]) == (500, "text/plain; charset=utf-8")
+    assert b"gunicorn -k gevent" in body and b"gevent.pywsgi.WSGIServer" in body
+    assert http_get(rs.url("/tv/s.ts"))[0] == 500
+    assert http_get(rs.url("/"))[::2] == (200, b"host app index\n")  # the host's own pages work
+    assert [e["event"] for e in rs.logs if e.get("level") == "error"] == ["no gevent server"]
+    assert not rs.find_logs("upstream connecting")
+    assert rs.stop(signal.SIGTERM) == 0

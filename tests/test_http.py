@@ -1,10 +1,13 @@
 """HTTP edge cases on a running restreamer: unknown paths and methods, HEAD,
 HTTP/1.0, pipelining, oversized or endless request heads and silent clients,
-each while a healthy viewer of the same stream keeps receiving every packet."""
+each while a healthy viewer of the same stream keeps receiving every packet;
+and what the CLI and the shipped gunicorn settings both refuse: lenient
+request framing, slow request bodies, answers nobody reads."""
 
 import json
 import re
 import socket
+import sys
 import time
 
 import pytest
@@ -141,8 +144,10 @@ def test_a_stream_requested_after_a_pipelined_api_call_streams(rs, healthy):
 
 @pytest.mark.parametrize("raw, status", [
     (b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
-    (b"GET /s.ts HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 400),
-    (b"GET /s.ts HTTP/1.1\r\nHost: x\r\n" + b"X-Many: yes\r\n" * 1000 + b"\r\n", 400),
+    (b"GET /s.ts HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 431),
+    (b"GET /s.ts HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8200 + b"\r\n\r\n", 431),
+    (b"GET /s.ts HTTP/1.1\r\nHost: x\r\n" + b"X-Many: yes\r\n" * 100 + b"\r\n", 431),
+    (b"GET /s.ts HTTP/1.1\r\nHost: x\r\n" + (b"X-Big: " + b"a" * 8000 + b"\r\n") * 9 + b"\r\n", 431),
     (b"GET /s.ts HTTP/x.y\r\nHost: x\r\n\r\n", 400),
     (b"GARBAGE\r\n\r\n", 400),
 ])
@@ -207,9 +212,12 @@ def test_ambiguous_request_heads_are_refused_and_closed(rs, healthy, name):
 
 
 @pytest.mark.parametrize("raw", [
-    b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
     b"GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n",
+    b"GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5;name=value\r\nhello\r\n0\r\nX-Trailer: y\r\n\r\n",
+    b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
     b"GET /health HTTP/1.1\r\nHost: x\r\nX-Tab:\ta\tb \r\n\r\n",
+    b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Many: yes\r\n" * 99 + b"\r\n",
     b"GET /health HTTP/1.0\r\n\r\n",
 ])
 def test_unambiguous_heads_are_still_served(rs, raw):
@@ -247,3 +255,133 @@ def test_the_whole_head_has_one_deadline_against_slowloris(rs, healthy):
             sock.close()
     assert not clients, f"{len(clients)} of 200 still connected"
     assert max(lasted) <= DROPTIMEOUT + 1, max(lasted)
+
+
+# --- Both ways to serve: the CLI and the shipped gunicorn settings ----------------
+
+
+@pytest.fixture(scope="module", params=["cli", "gunicorn"])
+def server(request, source, tmp_path_factory):
+    """A restreamer serving /health, /s.ts and a 4 MB static file, by the CLI or
+    by gunicorn with config/gunicorn.conf.py."""
+    directory = tmp_path_factory.mktemp(request.param)
+    big = directory / "big.bin"
+    big.write_bytes(b"x" * 4_000_000)
+    config = {"droptimeout": DROPTIMEOUT, "resources": [
+        {"type": "stream", "serve": "/s.ts", "remote": source.url},
+        {"type": "static", "serve": "/big.bin", "remote": f"file://{big}", "cache": 60},
+        {"type": "api", "api": "health", "serve": "/health"},
+    ]}
+    if request.param == "cli":
+        process = RestreamerProcess(config, directory).start()
+    else:
+        process = RestreamerProcess(
+            config, directory, env={"RESTREAMER_WORKERS": "1"},
+            cmd=[sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
+                 "-b", "127.0.0.1:0", "wsgi:app"])
+        process.env["RESTREAMER_CONFIG"] = str(process.config_path)
+        process.launch()
+        process.wait_gunicorn_port()
+    process.wait_log("stream online", timeout=15)
+    yield process
+    process.close()
+    print(process.output_tail())
+
+
+# Requests gunicorn refuses with 400 and a close, which pywsgi would serve.
+# Each is followed by a pipelined request that must never be answered.
+LENIENCIES = {
+    "bare LF": b"GET /health HTTP/1.1\nHost: x\n\n",
+    "HTTP/0.9": b"GET /health\r\n\r\n",
+    "identical Content-Lengths": b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                                b"Content-Length: 0\r\n\r\n",
+    "tab in request line": b"GET\t/health HTTP/1.1\r\nHost: x\r\n\r\n",
+    "two spaces in request line": b"GET  /health HTTP/1.1\r\nHost: x\r\n\r\n",
+    "lowercase method": b"get /health HTTP/1.1\r\nHost: x\r\n\r\n",
+    "HTTP/1.10": b"GET /health HTTP/1.10\r\nHost: x\r\n\r\n",
+    "NUL in target": b"GET /health\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+    "chunk-size line in bare LF": b"GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  b"5\nhello\r\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", list(LENIENCIES))
+def test_lenient_requests_are_refused_and_closed(server, name):
+    mark = server.mark()
+    answer = exchange(server, LENIENCIES[name] + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert statuses(answer) == [400], answer[:300]
+    assert b"Connection: close" in answer
+    server.wait_log("request refused", since=mark)
+    assert server.stderr_lines == []
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_a_slow_request_body_is_cut_off_at_droptimeout(server, framing):
+    """A body trickled a byte at a time, faster than any per-read timeout,
+    gets no answer and is closed droptimeout after its head."""
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\n" + (
+        b"Transfer-Encoding: chunked\r\n\r\n" if framing == "chunked" else b"Content-Length: 100000\r\n\r\n")
+    body = b"1\r\na\r\n" * 1000 if framing == "chunked" else b"a" * 100_000
+    mark = server.mark()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=DROPTIMEOUT + 5) as sock:
+        sock.sendall(head)
+        began = time.monotonic()
+        sock.setblocking(False)
+        answer, sent = b"", 0
+        while time.monotonic() - began < DROPTIMEOUT + 5:
+            try:
+                sock.send(body[sent:sent + 1])
+                sent += 1
+                data = sock.recv(65536)
+                if not data:
+                    break
+                answer += data
+            except BlockingIOError:
+                pass
+            except OSError:  # reset or broken pipe: the server hung up
+                break
+            time.sleep(DROPTIMEOUT / 8)  # the pace of the attack
+        lasted = time.monotonic() - began
+    assert lasted <= DROPTIMEOUT + 1, lasted
+    assert statuses(answer) in ([], [400]), answer[:300]
+    server.wait_log(lambda e: e.get("event") == "request refused" and "body" in e["reason"], since=mark)
+    assert server.stderr_lines == []
+
+
+def test_answers_nobody_reads_are_dropped_at_droptimeout(server, healthy_viewer):
+    """40 clients ask for 4 MB each and read nothing: each connection is reset
+    droptimeout after its answer began, while a viewer keeps streaming."""
+    clients = []
+    for _ in range(40):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        clients.append(sock)
+    began = time.monotonic()
+    try:
+        server.wait_log("answer not taken", timeout=DROPTIMEOUT + 10)
+        poll(lambda: len(server.find_logs("answer not taken")), lambda n: n >= 40, DROPTIMEOUT + 10,
+             "40 answers dropped")
+        assert time.monotonic() - began <= DROPTIMEOUT + 10
+        for sock in clients:
+            # Reset: what was queued is thrown away, reading ends in an error.
+            sock.settimeout(5)
+            with pytest.raises(ConnectionResetError):
+                while sock.recv(1 << 20):
+                    pass
+    finally:
+        for sock in clients:
+            sock.close()
+    assert server.stderr_lines == []
+
+
+@pytest.fixture
+def healthy_viewer(server, source):
+    client = HttpViewer(server.url("/s.ts"))
+    assert client.wait_status() == 200
+    client.wait_bytes(PACKET_SIZE * 7)
+    yield client
+    before = len(client.data)
+    client.wait_bytes(before + 100_000)
+    client.close()

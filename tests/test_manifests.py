@@ -1,9 +1,14 @@
 """The deploy/ files: Kubernetes manifests valid against the API's schemas and
 consistent with each other, restreamer configs that load, HAProxy configs
-that haproxy accepts."""
+that haproxy accepts; the container recipe (Dockerfile, compose.yaml)
+hadolint-clean, and the image the README builds the one the manifests run.
+No image can be built here (no registry for base images): the recipe is
+linted and checked against the rest."""
 
 import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import kubernetes_validate
@@ -71,7 +76,7 @@ def test_the_edges_share_a_runtime_directory_of_their_own():
     env = {e["name"]: e["value"] for e in container["env"]}
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert Path(env["RESTREAMER_RUNTIME_DIR"]).parent.as_posix() in mounts
-    assert "config/gunicorn.conf.py" in " ".join(container["command"])
+    assert container["command"][:3] == ["gunicorn", "-c", "python:restreamer.web.gunicorn_conf"]
 
 
 def haproxy_check(path: Path, env=None):
@@ -92,3 +97,68 @@ def test_haproxy_accepts_the_kubernetes_config(tmp_path):
     text = config.read_text()
     for line in ("balance uri", "hash-type consistent", "option httpchk GET /health"):
         assert line in text
+
+
+# -- the container recipe ---------------------------------------------------
+
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def instructions(name: str) -> list[str]:
+    """The arguments of every ``name`` instruction of the Dockerfile (continuations joined)."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    return [line.split(None, 1)[1] for line in text.splitlines() if line.split(None, 1)[:1] == [name]]
+
+
+def readme_image() -> str:
+    """The tag of the image the README builds."""
+    return re.search(r"^docker build -t (\S+) \.$", README, re.M).group(1)
+
+
+def test_hadolint_finds_nothing_at_warning_level():
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run([str(hadolint), "--failure-threshold", "warning", str(DOCKERFILE)],
+                            capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+def test_the_image_installs_the_wheel_on_a_slim_python_runs_unprivileged_and_checks_health():
+    bases = instructions("FROM")
+    assert len(bases) >= 2 and all(re.fullmatch(r"python:[0-9.]+-slim( AS \w+)?", b) for b in bases)
+    assert any("pip install" in run and ".whl" in run for run in instructions("RUN"))
+    (user,) = instructions("USER")
+    assert user not in ("0", "root")
+    config = parse((REPO_ROOT / "deploy" / "container" / "restreamer.yaml").read_text(), "restreamer.yaml")
+    assert instructions("EXPOSE") == [config.listen.rpartition(":")[2]]
+    (health,) = instructions("HEALTHCHECK")
+    served = {r.serve for r in config.resources if getattr(r, "api", None) == "health"}
+    assert f"127.0.0.1:{config.listen.rpartition(':')[2]}/health" in health and served == {"/health"}
+
+
+def test_compose_builds_and_publishes_the_readmes_image():
+    compose = yaml.safe_load((REPO_ROOT / "compose.yaml").read_text())
+    (service,) = compose["services"].values()
+    assert (service["build"], service["image"]) == (".", readme_image())
+    assert service["ports"] == [f"{p}:{p}" for p in instructions("EXPOSE")]
+
+
+def test_the_manifests_run_the_readmes_image_without_a_checkout():
+    uid = int(instructions("USER")[0])
+    for name in ("restreamer-origin", "restreamer-edge"):
+        pod = find("Deployment", name)["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert (container["image"], container["imagePullPolicy"]) == (readme_image(), "IfNotPresent")
+        assert pod["securityContext"]["runAsUser"] == uid
+        assert "workingDir" not in container and "/app" not in str(container)
+        # Commands the wheel installs, on settings and an app inside the package.
+        assert container["command"][0] in ("restreamer", "gunicorn")
+        assert [p["containerPort"] for p in container["ports"]] == [int(p) for p in instructions("EXPOSE")]
+    edge = find("Deployment", "restreamer-edge")["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert edge[-1] == "restreamer.wsgi:app"
+
+
+def test_the_readme_shows_how_to_build_and_run_the_image():
+    image = readme_image()
+    assert re.search(rf"^docker run .*-p 8000:8000 .*{re.escape(image)}", README, re.M)
+    assert "kubectl apply -f deploy/kubernetes/" in README and "docker compose up" in README

@@ -85,10 +85,10 @@ def test_limit_miss_when_viewers_drop_below_fullconnections(notifying, sink, vie
     process = notifying([note("limit_hit", sink.url("/hit")),
                          note("limit_miss", sink.url("/miss"), type="bearer", user="carol")],
                         fullconnections=2)
-    first, second = watch(viewer, process), watch(viewer, process)
+    watching = [watch(viewer, process), watch(viewer, process)]
     sink.wait_requests(1, "/hit")
     assert sink.received("/miss") == []
-    second.close()
+    watching.pop().close()
     miss, = sink.wait_requests(1, "/miss")
     # The token goes out as UTF-8, as restreamer expects tokens to arrive.
     assert miss.headers["authorization"].encode("latin-1") == "Bearer pässwörd".encode("utf-8")

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from tests.support import REPO_ROOT
+from tests.support.viewer import http_get
 
 
 def run_scripts_test(path_tools: list[str], tmp_path, *args: str) -> subprocess.CompletedProcess:
@@ -27,10 +28,11 @@ def run_scripts_test(path_tools: list[str], tmp_path, *args: str) -> subprocess.
 
 
 @pytest.mark.parametrize("present, line", [
-    (["python3", "setpriv", "prlimit", "haproxy", "chromium", "chromedriver", "openssl"],
+    (["python3", "setpriv", "prlimit", "haproxy", "chromium", "chromedriver", "openssl", "systemd-analyze"],
      "scripts/test: missing ffprobe: apt-get install ffmpeg"),
     ([], "scripts/test: missing python3 venv, ffprobe, setpriv, prlimit, haproxy, chromium, chromedriver, "
-         "openssl: apt-get install python3-venv ffmpeg util-linux haproxy chromium chromium-driver openssl"),
+         "openssl, systemd-analyze: apt-get install python3-venv ffmpeg util-linux haproxy chromium "
+         "chromium-driver openssl systemd"),
 ])
 def test_scripts_test_names_what_to_install_before_doing_anything(tmp_path, present, line):
     result = run_scripts_test(present, tmp_path)
@@ -50,3 +52,14 @@ def test_the_demo_config_has_nothing_to_warn_about():
                             capture_output=True, text=True, timeout=30)
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.startswith(f"{demo}: ok (1 streams")
+
+
+def test_the_demo_serves_on_the_port_asked_for(restreamer):
+    # Port 0: the system picks one; what matters is that --port reaches listen.
+    rs = restreamer({}, start=False, cmd=["/bin/bash", str(REPO_ROOT / "scripts" / "demo"), "--port", "0"])
+    rs.launch()
+    listening = rs.wait_log("listening", timeout=60)  # after pip has checked .venv
+    port = listening["port"]
+    assert (port > 0, listening["listen"]) == (True, "localhost:0")
+    assert http_get(f"http://localhost:{port}/health")[0] == 200
+    assert rs.stop() == 0

@@ -34,6 +34,8 @@ def upstream():
     sink.respond("/nolength", b"streamed", length=NO_LENGTH)
     sink.respond("/huge", b"tiny", length=MAX_SIZE + 1)
     sink.respond("/short", b"only ten b", length=1000)
+    sink.respond("/superscript", b"2", length="\u00b2")  # a digit to str.isdigit(), not to int()
+    sink.respond("/longlength", b"2", length="0" * 4999 + "2")  # past int()'s 4,300 digits
     sink.respond("/missing", b"not here", status=404)
     sink.respond("/slow", b"slow", delay=SLOW)
     sink.respond("/slow-cached", b"slow", delay=SLOW)
@@ -77,6 +79,8 @@ def server(upstream, files, tmp_path_factory):
             static("/nolength", upstream.url("/nolength")),
             static("/huge", upstream.url("/huge")),
             static("/short", upstream.url("/short")),
+            static("/superscript", upstream.url("/superscript")),
+            static("/longlength", upstream.url("/longlength")),
             static("/missing", upstream.url("/missing")),
             static("/unreachable", "http://127.0.0.1:1/nothing"),
             static("/slow", upstream.url("/slow"), 0),
@@ -173,7 +177,8 @@ def test_upstream_is_told_who_asks(server, upstream):
     assert upstream.received("/fresh.txt")[-1].headers["user-agent"].startswith("restreamer/")
 
 
-@pytest.mark.parametrize("path", ["/nolength", "/huge", "/short", "/missing", "/unreachable"])
+@pytest.mark.parametrize("path", ["/nolength", "/huge", "/short", "/superscript", "/longlength",
+                                  "/missing", "/unreachable"])
 def test_http_upstream_errors_are_502_and_logged(server, path):
     mark = server.mark()
     status, _, body = http_get(server.url(path))
@@ -181,6 +186,8 @@ def test_http_upstream_errors_are_502_and_logged(server, path):
     entry = server.wait_log(lambda e: e.get("event") == "static fetch failed", since=mark)
     assert (entry["serve"], entry["status"]) == (path, 502)
     assert entry["reason"]
+    assert not server.find_logs("request crashed", since=mark)
+    assert server.stderr_lines == []
 
 
 @pytest.mark.parametrize("path, status", [("/slow", 200), ("/slow-cached", 200),

@@ -10,13 +10,16 @@ continuity errors per lap, which a real encoder never sends.
 """
 
 import json
+import socket
+import subprocess
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.polling import poll
+from tests.support.procs import listening_ports, udp_ports
 from tests.support.server import RestreamerProcess
-from tests.support.ts import PACKET_SIZE, load_sample, packet_pid, seamless_laps
+from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, load_sample, packet_pid, seamless_laps
 from tests.support.upstream import GARBAGE_PATTERN, TSUpstream
 from tests.support.viewer import http_get
 
@@ -148,3 +151,71 @@ def test_a_clean_stream_has_no_errors_and_its_figures(server):
                    for name, labels in metrics)  # the SDT: no PMT lists it, so no series
     assert not server.find_logs(lambda e: e.get("event") == "stream has TS errors"
                                 and e.get("stream") == "/clean.ts")
+
+
+# --- The same clean stream from ffmpeg, over HTTP and over UDP -----------------
+# ffmpeg's HTTP server flushes its output in bursts whose arrival gaps exceed
+# PAT_TIMEOUT although the PAT comes every 0.1 s of the stream's own time:
+# judged by arrival time, that was a PAT_error and a PMT_error every few
+# seconds (about 10 each in 40 s), so 12 s would show about three of each.
+
+FFMPEG = ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1",
+          "-i", str(SAMPLE_PATH), "-c", "copy", "-f", "mpegts"]
+WINDOW = 12  # seconds of stream
+
+
+def ffmpeg_http_server():
+    """ffmpeg serving the looped sample to one HTTP client (``-listen 1``), and its URL.
+
+    ffmpeg refuses port 0, so it is given a port that a socket of ours holds
+    bound but not listening (both with SO_REUSEADDR, which Linux lets share a
+    port until one listens): no other process can take it meanwhile.  ffmpeg
+    is watched in /proc until it listens, never probed with a connection (its
+    one client).
+    """
+    with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{held.getsockname()[1]}/live.ts"
+        process = subprocess.Popen([*FFMPEG, "-listen", "1", url], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   start_new_session=True)
+        try:
+            poll(lambda: process.poll() is not None or listening_ports(process.pid), bool, 10,
+                 "ffmpeg listening")
+        except BaseException:
+            process.kill()
+            raise
+    if process.poll() is not None:
+        raise AssertionError(f"ffmpeg could not listen: {process.stderr.read().decode()}")
+    return process, url
+
+
+@pytest.fixture
+def ffmpeg_processes():
+    started = []
+    yield started
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def test_a_clean_ffmpeg_stream_over_http_and_udp_has_no_errors(restreamer, ffmpeg_processes):
+    http, url = ffmpeg_http_server()
+    ffmpeg_processes.append(http)
+    rs = restreamer({"reconnect": 1, "resources": [
+        {"type": "stream", "serve": "/http.ts", "remote": url},
+        {"type": "stream", "serve": "/udp.ts", "remote": "udp://127.0.0.1:0"},
+        {"type": "api", "api": "statistics", "serve": "/statistics"}]})
+    rs.wait_log(lambda e: e.get("event") == "upstream connected" and e.get("stream") == "/udp.ts")
+    (udp_port,) = udp_ports(rs.proc.pid)
+    ffmpeg_processes.append(subprocess.Popen(
+        [*FFMPEG, f"udp://127.0.0.1:{udp_port}?pkt_size=1316"], stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    enough = WINDOW * RATE / 8 / PACKET_SIZE
+    streams = poll(lambda: statistics(rs), lambda s: all(
+        s[path]["total_packets_received"] >= enough for path in ("/http.ts", "/udp.ts")),
+        WINDOW + 15, f"{WINDOW} s of both streams")
+    for path in ("/http.ts", "/udp.ts"):
+        assert streams[path]["ts"]["errors"] == ZERO, path
+    assert not rs.find_logs(lambda e: e.get("event") == "stream has TS errors")

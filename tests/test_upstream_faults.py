@@ -166,3 +166,18 @@ def test_an_http_upstream_that_never_answers_is_given_up_without_timeout(upstrea
     assert failed["reason"] == f"no response within {HEAD_TIMEOUT:g} s"
     assert HEAD_TIMEOUT <= seconds_between(connecting, failed) < HEAD_TIMEOUT + 2
     rs.wait_log(lambda e: e.get("event") == "upstream connecting" and e["attempt"] == 2)
+
+
+def test_readtimeout_counts_from_the_connect_so_a_mute_remote_gives_way(upstream, restreamer):
+    # Two remotes that accept and never answer: each attempt ends readtimeout
+    # after it began, and the next remote is tried reconnect after that began.
+    mute = [upstream(gate=threading.Event()) for _ in range(2)]
+    rs = restreamer({"reconnect": 1, "readtimeout": 2, "timeout": 0, "resources": [
+        {"type": "stream", "serve": "/s.ts", "remotes": [up.url for up in mute]}]})
+    first = rs.wait_log("upstream connecting")
+    failed = rs.wait_log("upstream error", timeout=HEAD_TIMEOUT)
+    assert failed["reason"] == "no valid packet for 2 s (readtimeout)"
+    second = rs.wait_log(lambda e: e.get("event") == "upstream connecting" and e["attempt"] == 2)
+    assert second["url"] != first["url"]
+    assert 2 <= seconds_between(first, failed) < 2.5
+    assert seconds_between(first, second) < 3

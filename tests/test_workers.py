@@ -78,6 +78,20 @@ def metric(url, name, **labels):
     return total
 
 
+def prometheus_states(rs):
+    """{stream: the states at 1 in restreamer_stream_state}."""
+    status, _, body = http_get(rs.url("/metrics"))
+    assert status == 200
+    states = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == "restreamer_stream_state":
+                states.setdefault(sample.labels["stream"], [])
+                if sample.value == 1:
+                    states[sample.labels["stream"]].append(sample.labels["state"])
+    return states
+
+
 @pytest.fixture
 def sink():
     server = RecordingHTTPServer()
@@ -120,6 +134,20 @@ def test_gunicorn_workers_share_upstreams_limits_and_figures(upstream, restreame
             client.wait_bytes(ENOUGH, timeout=10)
         # Every worker serves viewers, yet each upstream was pulled once.
         assert [len(up.connections) for up in ups] == [1, 1]
+
+        # Every live worker's figures are in the statistics, whichever worker
+        # answers: the server has sent at least what its viewers received
+        # (each worker's file is at most a sample old), and goes on sending.
+        def sent_and_states():
+            answers = [json.loads(http_get(rs.url("/statistics"))[2]) for _ in range(2 * WORKERS)]
+            return (min(a["total_bytes_sent"] for a in answers),
+                    {(path, a["streams"][path]["state"]) for a in answers for path in STREAMS})
+
+        online = {(path, "online") for path in STREAMS}
+        for _ in range(2):
+            received = sum(len(c.data) for c in viewers)
+            poll(sent_and_states, lambda f: f[0] >= received and f[1] == online, 5,
+                 f"every answer with the {received} bytes the viewers received, online")
 
         # The 11th viewer is refused, on whichever worker it reaches.
         for _ in range(4):
@@ -192,13 +220,14 @@ def test_gunicorn_workers_share_upstreams_limits_and_figures(upstream, restreame
 def test_on_demand_under_gunicorn_workers_pulls_once_while_any_worker_has_viewers(
         upstream, restreamer, tmp_path):
     up, always = upstream(rate=RATE), upstream(rate=RATE)
-    idle = 1
+    idle = 2
     config = {"ondemand": True, "idletimeout": idle, "graceperiod": GRACE, "reconnect": 0.5,
               "resources": [{"type": "stream", "serve": "/a.ts", "remote": up.url},
                             # Pulled from the start: its roles tell that every worker runs.
                             {"type": "stream", "serve": "/b.ts", "remote": always.url,
                              "ondemand": False},
-                            {"type": "api", "api": "statistics", "serve": "/statistics"}]}
+                            {"type": "api", "api": "statistics", "serve": "/statistics"},
+                            {"type": "api", "api": "prometheus", "serve": "/metrics"}]}
     rs = launch_gunicorn(restreamer, config, tmp_path / "run")
     poll(lambda: roles(rs, "/b.ts"), lambda r: len(r) == WORKERS, 20, "every worker's role for /b.ts")
 
@@ -224,13 +253,20 @@ def test_on_demand_under_gunicorn_workers_pulls_once_while_any_worker_has_viewer
         assert len(up.connections) == 1  # one pull for every worker's viewers
         # A costly statistics answer may be reused for up to a second (ops/snapshot.py).
         poll(state, lambda s: s == "online", 5, "the stream online in the statistics")
+        # One state per stream in Prometheus, whichever worker answers, though
+        # the workers' own differ (the owner online, a worker without viewers idle).
+        for _ in range(6):
+            states = prometheus_states(rs)
+            assert sorted(states) == ["/a.ts", "/b.ts"]
+            assert all(len(at_1) == 1 for at_1 in states.values()), states
     finally:
         for client in viewers:
             client.close()
     left = time.monotonic()
-    # Each follower lets go after idletimeout; the owner, its last relay gone, after another.
+    # The followers let go at once; the owner, its last relay gone, after idletimeout.
     up.connections[0].wait_closed(timeout=10)
-    assert time.monotonic() - left < 2 * idle + 2
+    assert idle - 0.5 < time.monotonic() - left < idle + 1.5
     assert poll(state, lambda s: s == "idle", 5, "the stream idle on every worker") == "idle"
+    poll(lambda: prometheus_states(rs)["/a.ts"], lambda s: s == ["idle"], 5, "one state, idle, in Prometheus")
     assert len(up.connections) == 1
     assert rs.stop(signal.SIGTERM) == 0

@@ -1,11 +1,11 @@
 """Lock files: an ``flock`` on a file, held for as long as its holder lives.
 
-The one place restreamer calls ``flock``: stream ownership and the viewer
-census of gunicorn workers, and the sources only one process may read.  The
-kernel drops a lock with the last descriptor of its open file, so a process
-that dies, however, leaves no lock behind.  A lock belongs to an open file,
-not to a process: two :class:`LockFile` of one process on one path exclude
-each other as two processes' would.
+The one place restreamer calls ``flock``: the runtime directory's marker,
+stream ownership and the viewer census of gunicorn workers, and the sources
+only one process may read.  The kernel drops a lock with the last descriptor
+of its open file, so a process that dies, however, leaves no lock behind.  A
+lock belongs to an open file, not to a process: two :class:`LockFile` of one
+process on one path exclude each other as two processes' would.
 
 Standard library only: gunicorn's master may import this before it forks.
 """
@@ -19,12 +19,17 @@ from typing import Iterator
 
 
 class LockFile:
-    """One open lock file (created 0600 if missing); :meth:`close` gives up its lock."""
+    """One open lock file (created 0600 if missing); :meth:`close` gives up its lock.
 
-    def __init__(self, path: str | os.PathLike):
+    ``path`` is never a symlink followed; with ``dir_fd`` it is relative to
+    that open directory, the one its caller checked.
+    """
+
+    def __init__(self, path: str | os.PathLike, dir_fd: int | None = None):
         self.path = path
         # Close-on-exec: a forked command must not keep a worker's lock alive.
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600,
+                           dir_fd=dir_fd)
 
     def acquire(self) -> bool:
         """Take the lock unless another open file holds it; whether this one holds it now."""

@@ -17,16 +17,19 @@ import stat
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from ..sources import NOTIFICATION_SCHEMES, STATIC_SCHEMES, url_problem
-from ..sources.base import resolve_path
+from ..sources import NOTIFICATION_SCHEMES, STATIC_SCHEMES, host_problem, url_problem
+from ..sources.base import describe, resolve_path
 from . import documents
-from .keys import (REQUIRED, Choice, ConfigError, Count, Flag, Kind, Nested, Reader, Remotes, Seconds,
-                   Section, Sections, Strings, Text, join, key, listed, reference as _reference)
+from .authentication import AUTH_TYPES, Authentication, check_users
+from .errors import ConfigError, ConfigErrors, nearest
+from .keys import (REQUIRED, Choice, Count, Flag, Kind, Nested, Reader, Remotes, Seconds, Section, Sections,
+                   Strings, Text, join, key)
+from .reference import reference as _reference
+from .screens import check_screens
 
 RESOURCE_TYPES = ("stream", "static", "api")
 _RESOURCE_TYPE = Choice(RESOURCE_TYPES)
-API_KINDS = ("health", "statistics", "check", "control", "prometheus", "dashboard")
-AUTH_TYPES = ("basic", "bearer")
+API_KINDS = ("health", "statistics", "check", "control", "prometheus", "dashboard", "playlist")
 NOTIFICATION_EVENTS = ("limit_hit", "limit_miss", "heartbeat")
 NOTIFICATION_TYPES = ("url",)
 
@@ -35,28 +38,18 @@ NOTIFICATION_TYPES = ("url",)
 # the schema
 
 
-@dataclass(frozen=True, kw_only=True)
-class Authentication(Section):
-    """Who may access a resource (``users``), or as whom a notification logs in (``user``)."""
-
-    type: str | None = key(Text(), None, "`basic` or `bearer`; without it nothing is checked "
-                                         "(or sent), with a warning; another value denies everyone")
-    realm: str = key(Text(), "", "named in the challenge of a 401; without one a refusal is a 403")
-    user: str | None = key(Text(), None, "a user of `userlist`, allowed in; a notification logs in as it")
-    users: tuple[str, ...] = key(Strings("a user name"), (), "users of `userlist` allowed in")
-
-    def check(self, reader: Reader, path: str) -> None:
-        if self.type is not None and self.type not in AUTH_TYPES:
-            # The original denies everything for an unknown type; keep that, but say so.
-            reader.warn(f"{path}.type", f"unknown authentication type {self.type!r} (expected one of "
-                                        f"{listed(AUTH_TYPES)}); all access to this resource is denied")
-
-
 def _url_path(serve: str) -> str | None:
     if not serve.startswith("/"):
         return f"must be a URL path starting with '/', got {serve!r}"
     if "<" in serve or ">" in serve:
         return f"must not contain '<' or '>' (Flask would take it as a routing template), got {serve!r}"
+    if any(ord(c) < 0x20 or ord(c) == 0x7f for c in serve):
+        # A CR or LF would reach log lines and metrics' labels raw.
+        return f"must not contain control characters, got {serve!r}"
+    if "?" in serve or "#" in serve:
+        return f"must not contain '?' or '#' (a request's path never does), got {serve!r}"
+    if any(segment in (".", "..") for segment in serve.split("/")):
+        return f"must not contain '.' or '..' segments (clients resolve them away), got {serve!r}"
     return None
 
 
@@ -95,10 +88,27 @@ class StreamConfig(Resource):
                          new=True)
     faststart: bool | None = key(Flag(), None, "this stream's `faststart` (default: the global key)",
                                  new=True)
+    program: int | None = key(Count(minimum=1), None, "serve only this program (its program_number) "
+                                                       "of a multi-program stream", new=True)
+    variant: str | None = key(Text(), None, "HLS remotes: the variant of a master playlist, by NAME, "
+                                            "RESOLUTION or URI (default: the highest BANDWIDTH)", new=True)
+    hls: bool | None = key(Flag(), None, "this stream's `hls` (default: the global key)", new=True)
+    name: str = key(Text(), "", "the channel's name in the `playlist` API (default: `serve`)", new=True)
+    group: str = key(Text(), "", "its group there (`group-title`)", new=True)
+    logo: str = key(Text(), "", "the URL of the channel's logo there (`tvg-logo`)", new=True)
+    tvgid: str = key(Text(), "", "the channel's EPG id there (`tvg-id`)", new=True)
+
+    @property
+    def playlist_path(self) -> str:  # where the stream's HLS playlist is
+        return (self.serve[:-3] if self.serve.endswith(".ts") else self.serve) + ".m3u8"
 
     def check(self, reader: Reader, path: str) -> None:
         if not self.remotes:
             raise reader.fail(f"{path}.remote", "a stream needs at least one remote")
+        if self.program is not None and self.program > 0xFFFF:
+            raise reader.fail(f"{path}.program", f"{self.program} is not a program_number (1 to 65535)")
+        if self.variant is not None and not any(url.startswith(("http:", "https:")) for url in self.remotes):
+            reader.warn(f"{path}.variant", "no http(s) remote: only an HLS master playlist has variants")
         if self.insecure:
             reader.warn(f"{path}.insecure", "the certificates of its https remotes are not checked")
 
@@ -123,8 +133,8 @@ class ApiConfig(Resource):
     """An API endpoint: health, statistics, check, control, prometheus or dashboard."""
 
     TYPE: ClassVar[str] = "api"
-    api: str = key(Choice(API_KINDS), REQUIRED,
-                   "`health`, `statistics`, `check`, `control`, `prometheus` or `dashboard` (new)")
+    api: str = key(Choice(API_KINDS), REQUIRED, "`health`, `statistics`, `check`, `control`, "
+                   "`prometheus`, or (new) `dashboard` or `playlist` (an M3U channel list)")
     remotes: tuple[str, ...] = key(Remotes(), (), "check and control: the serve path of a stream",
                                    names=("remote", "remotes"))
 
@@ -179,15 +189,22 @@ def _listen_problem(listen: str) -> str | None:
     try:
         parse_listen(listen)
     except ValueError as e:
-        return str(e)
+        return str(e) + (f"; did you mean ':{listen}'?" if listen.isdigit() else "")
     return None
+
+
+def _listen_hint(value: Any) -> str:
+    """A bare port number (``listen: 8000``) was meant as every interface's port."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"; did you mean \":{value}\"?"
+    return ""
 
 
 @dataclass(frozen=True, kw_only=True)
 class Config(Section):
     """A validated configuration with every default filled in."""
 
-    listen: str = key(Text(_listen_problem), "localhost:http",
+    listen: str = key(Text(_listen_problem, _listen_hint), "localhost:http",
                       "`host:port`, `:port`, `[v6]:port`, service names")
     timeout: float = key(Seconds(), 0, "seconds to connect to an upstream and get its response head "
                                        "(0: no limit; HTTP(S): 10 s)")
@@ -231,6 +248,11 @@ class Config(Section):
                                             "its last viewer left", new=True)
     cafile: str = key(Text(), "", "CA bundle (PEM) that https upstreams' certificates are checked "
                                   "against (empty: the system's)", new=True)
+    hls: bool = key(Flag(), False, "serve streams also as HLS, at `.m3u8` for `.ts` (a stream may override it)", new=True)
+    hlssegment: float = key(Seconds(), 2, "HLS: seconds of whole GOPs a segment aims at", new=True)
+    hlswindow: int = key(Count(minimum=1), 6, "HLS: segments listed in a playlist", new=True)
+    trustedproxies: tuple[str, ...] = key(Strings("an address or network"), (), "proxies (addresses, "
+                                          "networks) whose `X-Forwarded-*` the `playlist` API believes", new=True)
     userlist: dict[str, str] = key(_UserList(), {}, "`name: {password: ...}`")  # user -> password
     resources: tuple[Resource, ...] = key(
         Sections((StreamConfig, StaticConfig, ApiConfig), _resource_type), (), "what is served")
@@ -238,6 +260,7 @@ class Config(Section):
 
     source: str = "<dict>"  # file name, for messages
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # worth knowing, nothing wrong: logged at info level
     base_dir: str = "."  # relative paths in the config resolve against this
 
     @property
@@ -256,41 +279,43 @@ class Config(Section):
         """Seconds an on-demand stream keeps its upstream after its last viewer left."""
         return self.idletimeout if stream.idletimeout is None else stream.idletimeout
 
+    def hls_of(self, stream: StreamConfig) -> bool:
+        return self.hls if stream.hls is None else stream.hls
+
     def check(self, reader: Reader, path: str) -> None:
+        # Each problem is reported and the others still looked for.
         served: dict[str, str] = {}
         for r in self.resources:
             if r.serve in served:
-                raise reader.fail(f"{r.where}.serve", f"{r.serve!r} is already served by {served[r.serve]}")
-            served[r.serve] = r.where
+                reader.report(reader.fail(f"{r.where}.serve",
+                                          f"{r.serve!r} is already served by {served[r.serve]}"))
+            served.setdefault(r.serve, r.where)
+        check_screens(self, reader, served)
         streams = {r.serve for r in self.streams}
         for r in self.resources:
             if isinstance(r, ApiConfig) and r.api in ("check", "control") and r.remote not in streams:
-                raise reader.fail(f"{r.where}.remote", f"{r.remote!r} is not the serve path of a stream")
+                reader.report(reader.fail(f"{r.where}.remote", f"{r.remote!r} is not the serve path of "
+                                                               f"a stream{nearest(r.remote, streams)}"))
         for section in self.resources + self.notifications:
-            _check_users(reader, section.authentication, f"{section.where}.authentication", self.userlist,
-                         isinstance(section, Resource))
+            reader.attempt(lambda section=section: check_users(
+                reader, section.authentication, f"{section.where}.authentication", self.userlist,
+                isinstance(section, Resource)))
         if self.graceperiod == 0 and any(self.ondemand_of(r) for r in self.streams):
             reader.warn("graceperiod", "is 0, so the first viewer of an idle on-demand stream is "
                                        "refused: it may wait only graceperiod s for the first packet")
+        for r in self.streams:
+            if r.preamble:  # the original, too, logs an unreadable preamble and serves without it
+                path = resolve_path(self.base_dir, r.preamble)
+                try:
+                    open(path, "rb").close()
+                except OSError as e:
+                    reader.warn(f"{r.where}.preamble", f"cannot read {path}: {describe(e)}; "
+                                                       "the stream is served without it")
         if self.cafile and not os.path.isfile(resolve_path(self.base_dir, self.cafile)):
-            raise reader.fail("cafile", f"no such file: {resolve_path(self.base_dir, self.cafile)}")
+            reader.report(reader.fail("cafile", f"no such file: {resolve_path(self.base_dir, self.cafile)}"))
         if self.profile:
             reader.warn("profile", "accepted and ignored: restreamer has no profiling server "
                                    "(profile a running process with py-spy)")
-
-
-def _check_users(reader: Reader, auth: Authentication, path: str, userlist: dict[str, str],
-                 guards: bool) -> None:
-    names = [(f"{path}.user", auth.user)] + [(f"{path}.users[{i}]", u) for i, u in enumerate(auth.users)]
-    for where, name in names:
-        if name is not None and name not in userlist:
-            raise reader.fail(where, f"user {name!r} is not in userlist")
-    if auth.type is None and auth != Authentication():
-        if guards:
-            reader.warn(path, "has no type, so the resource is public (as in the original); "
-                              "set type to basic or bearer")
-        else:
-            reader.warn(path, "has no type, so no credentials are sent; set type to basic or bearer")
 
 
 # ---------------------------------------------------------------------------
@@ -326,9 +351,23 @@ def parse(text: str, source: str = "<string>") -> Config:
 def from_dict(data: Any, source: str = "<dict>", base_dir: str | None = None) -> Config:
     """Validate a config given as plain data (the file's schema)."""
     reader = Reader(source)
-    config = reader.section(Config, {} if data is None else data, "", source=source,
-                            base_dir=base_dir or os.getcwd())
-    return replace(config, warnings=tuple(reader.warnings))
+    ok, config = reader.attempt(lambda: reader.section(Config, {} if data is None else data, "",
+                                                       source=source, base_dir=base_dir or os.getcwd()))
+    if not ok:
+        raise ConfigErrors(reader.errors, reader.warnings)
+    return replace(config, warnings=tuple(reader.warnings), notes=tuple(reader.notes))
+
+
+def host_problems(config: Config) -> list[ConfigError]:
+    """What this host lacks to serve ``config`` (``restreamer --check`` asks):
+    each stream's ``clientinterface`` and ``fork://`` commands."""
+    problems = []
+    for stream in config.streams:
+        found = {host_problem(url, stream.clientinterface) for url in stream.remotes} - {None}
+        for problem in sorted(found):
+            key = "clientinterface" if "interface" in problem else "remote"
+            problems.append(ConfigError(config.source, f"{stream.where}.{key}", problem))
+    return problems
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -364,5 +403,5 @@ def reference() -> str:
 
 __all__ = ["API_KINDS", "AUTH_TYPES", "ApiConfig", "Authentication", "Config", "ConfigError",
            "NOTIFICATION_EVENTS", "NOTIFICATION_TYPES", "Notification", "RESOURCE_TYPES", "Resource",
-           "StaticConfig", "StreamConfig", "from_dict", "load", "load_config", "parse", "parse_listen",
-           "reference"]
+           "StaticConfig", "StreamConfig", "from_dict", "host_problems", "load", "load_config", "parse",
+           "parse_listen", "reference"]

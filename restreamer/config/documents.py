@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from ..sources.base import describe
-from .keys import ConfigError, HugeNumber, Mapping
+from .errors import ConfigError
+from .keys import HugeNumber, Mapping
 
 #: A config is a page of text; more is a mistake (a log file, a device).
 MAX_SIZE = 16 * 1024 * 1024

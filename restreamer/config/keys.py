@@ -7,40 +7,20 @@ A key is declared once, as a dataclass field of the section it belongs to::
 The declaration carries the value's kind (its type and bounds), its default
 and its doc.  :class:`Reader` reads a section from it: the keys it knows
 (unknown ones are warned about with the nearest valid key), what each value
-must be, and what a missing one becomes.  :func:`reference` renders the
-declarations as the README's table.
+must be, and what a missing one becomes (:mod:`.reference` renders the
+declarations as the README's table).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
+
+from .errors import SLIPS, ConfigError, Reported, nearest
 
 #: The default of a key that must be given.
 REQUIRED: Any = dataclasses.MISSING
-
-
-class ConfigError(Exception):
-    """A configuration that cannot be used.
-
-    ``file``, ``path`` (the key path, such as ``resources[2].remote``; empty
-    for the document as a whole) and ``problem`` are kept apart; ``str()`` is
-    the one line ``FILE: key.path: problem`` for the operator.
-    """
-
-    def __init__(self, file: str, path: str, problem: str, *, line: int | None = None,
-                 column: int | None = None):
-        super().__init__(file, path, problem)
-        self.file, self.path, self.problem = file, path, problem
-        self.line, self.column = line, column
-
-    def __str__(self) -> str:
-        where = self.path
-        if not where and self.line is not None:
-            where = f"line {self.line}" + (f" column {self.column}" if self.column is not None else "")
-        return f"{self.file}: {where}: {self.problem}" if where else f"{self.file}: {self.problem}"
 
 
 class HugeNumber:
@@ -109,12 +89,35 @@ class Reader:
     def __init__(self, source: str):
         self.source = source
         self.warnings: list[str] = []
+        self.notes: list[str] = []
+        self.errors: list[ConfigError] = []
+
+    def report(self, error: ConfigError) -> None:
+        """Note a problem and read on, so that one run tells them all."""
+        self.errors.append(error)
+
+    def attempt(self, read: Callable[[], Any]) -> tuple[bool, Any]:
+        """``(True, read())``, or ``(False, None)`` with its problem reported."""
+        try:
+            return True, read()
+        except ConfigError as e:
+            self.report(e)
+        except Reported:
+            pass
+        return False, None
 
     def fail(self, path: str, problem: str, line: int | None = None) -> ConfigError:
         return ConfigError(self.source, path, problem, line=line)
 
     def warn(self, path: str, problem: str) -> None:
-        self.warnings.append(f"{self.source}: {path}: {problem}" if path else f"{self.source}: {problem}")
+        self.warnings.append(self._line(path, problem))
+
+    def note(self, path: str, text: str) -> None:
+        """Something the operator should know that is not wrong (logged at info level)."""
+        self.notes.append(self._line(path, text))
+
+    def _line(self, path: str, text: str) -> str:
+        return f"{self.source}: {path}: {text}" if path else f"{self.source}: {text}"
 
     def mapping(self, value: Any, path: str, known: tuple[str, ...] | None,
                 fold_case: bool = True) -> dict[str, Any]:
@@ -140,9 +143,7 @@ class Reader:
                 raise self.fail(join(path, str(item_key)), "keys must be strings")
             name = item_key.lower() if fold_case else item_key
             if known is not None and name not in known:
-                near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-                hint = f"; did you mean {near[0]!r}?" if near else ""
-                self.warn(join(path, item_key), f"unknown key ignored{hint}")
+                self.warn(join(path, item_key), f"unknown key ignored{nearest(name, known, SLIPS)}")
                 continue
             if name in spelt:
                 raise self.fail(join(path, item_key), f"key given twice (also as {spelt[name]!r})")
@@ -158,16 +159,27 @@ class Reader:
 
     def build(self, cls: type, entries: dict[str, Any], path: str, keys: list[Declared] | None = None,
               **extra: Any) -> Any:
-        """The section ``cls`` from already matched ``entries``."""
+        """The section ``cls`` from already matched ``entries``; its keys are
+        read in file order, and every problem is reported (:class:`Reported`
+        if there was one)."""
+        keys = keys if keys is not None else declared(cls)
+        position = {name: i for i, name in enumerate(entries)}
+        keys = sorted(keys, key=lambda k: min(position.get(n, len(position)) for n in k.names))
         values = dict(extra)
-        for k in keys if keys is not None else declared(cls):
+        before = len(self.errors)
+        for k in keys:
             if all(entries.get(n) is None for n in k.names):  # null is "not given", as in Go
                 if k.default is REQUIRED:
-                    raise k.key.kind.missing(self, join(path, k.names[0]))
+                    self.report(k.key.kind.missing(self, join(path, k.names[0])))
                 continue
-            values[k.name] = k.key.kind.take(self, entries, k.names, path)
-        result = cls(**values)
-        result.check(self, path)
+            ok, value = self.attempt(lambda k=k: k.key.kind.take(self, entries, k.names, path))
+            if ok:
+                values[k.name] = value
+        if len(self.errors) == before:
+            result = cls(**values)
+            self.attempt(lambda: result.check(self, path))
+        if len(self.errors) > before:
+            raise Reported()
         return result
 
 
@@ -224,13 +236,16 @@ class Flag(Kind):
 
 @dataclass(frozen=True)
 class Text(Kind):
-    """A string; ``problem(value)`` says what is wrong with it, or None."""
+    """A string; ``problem(value)`` says what is wrong with it, or None;
+    ``hint(value)`` what a value of another type was probably meant to be."""
 
     problem: Callable[[str], str | None] | None = None
+    hint: Callable[[Any], str] | None = None
 
     def read(self, reader: Reader, value: Any, path: str) -> str:
         if not isinstance(value, str):
-            raise reader.fail(path, f"expected a string, got {kind_of(value)}")
+            hint = self.hint(value) if self.hint else ""
+            raise reader.fail(path, f"expected a string, got {kind_of(value)}{hint}")
         problem = self.problem(value) if self.problem else None
         if problem:
             raise reader.fail(path, problem)
@@ -244,7 +259,8 @@ class Choice(Kind):
     def read(self, reader: Reader, value: Any, path: str) -> Any:
         if isinstance(value, bool) or isinstance(value, HugeNumber) or value not in self.choices:
             shown = f"a number of {value.digits} digits" if isinstance(value, HugeNumber) else repr(value)
-            raise reader.fail(path, f"must be one of {listed(self.choices)}, got {shown}")
+            hint = nearest(value, self.choices) if isinstance(value, str) else ""
+            raise reader.fail(path, f"must be one of {listed(self.choices)}, got {shown}{hint}")
         return value
 
     def missing(self, reader: Reader, path: str) -> ConfigError:
@@ -311,18 +327,30 @@ class Sections(Kind):
 
     def read(self, reader: Reader, value: Any, path: str) -> tuple:
         result = []
-        everything = {n: k for cls in self.sections for k in declared(cls) for n in k.names}
+        before = len(reader.errors)
         for i, item in enumerate(sequence(reader, value, path)):
-            where = f"{path}[{i}]"
-            entries = reader.mapping(item, where, tuple(everything))
-            cls = self.choose(reader, entries, where) if self.choose else self.sections[0]
-            keys = declared(cls)
-            own = {n for k in keys for n in k.names}
-            for name in entries.keys() - own:
-                users = [c.TYPE for c in self.sections if name in {n for k in declared(c) for n in k.names}]
-                reader.warn(join(where, name), f"ignored: only a {' or '.join(users)} resource uses it")
-            result.append(reader.build(cls, entries, where, keys, where=where))
+            result.append(reader.attempt(lambda: self._item(reader, item, f"{path}[{i}]"))[1])
+        if len(reader.errors) > before:
+            raise Reported()
         return tuple(result)
+
+    def _item(self, reader: Reader, item: Any, where: str) -> Any:
+        everything = {n: k for cls in self.sections for k in declared(cls) for n in k.names}
+        entries = reader.mapping(item, where, tuple(everything))
+        cls = self.choose(reader, entries, where) if self.choose else self.sections[0]
+        keys = declared(cls)
+        own = {n for k in keys for n in k.names}
+        for name in [n for n in entries if n not in own]:  # in file order
+            if _unset(entries[name], everything[name].default):
+                continue  # the original's documented example lists every key, empty, on a stream
+            users = [c.TYPE for c in self.sections if name in {n for k in declared(c) for n in k.names}]
+            reader.warn(join(where, name), f"ignored: only a {' or '.join(users)} resource uses it")
+        return reader.build(cls, entries, where, keys, where=where)
+
+
+def _unset(value: Any, default: Any) -> bool:
+    """Whether a value says nothing: empty, or its key's default."""
+    return value in ("", [], {}) or (type(value) is type(default) and value == default)
 
 
 def sequence(reader: Reader, value: Any, path: str) -> list:
@@ -349,44 +377,3 @@ def kind_of(value: Any) -> str:
 
 def listed(choices: tuple) -> str:
     return ", ".join(str(c) for c in choices)
-
-
-# ---------------------------------------------------------------------------
-# the README's table
-
-
-def reference(section: type, prefix: str = "") -> Iterator[tuple[str, str, str]]:
-    """(key, default, doc) for every key of ``section`` and the sections inside it."""
-    for k in declared(section):
-        name = ", ".join(f"`{prefix}{n}`" for n in k.names)
-        doc = ("new: " if k.key.new else "") + k.key.doc
-        yield name, _shown(k.default), doc
-        kind = k.key.kind
-        if isinstance(kind, Nested) and kind.listed:
-            yield from reference(kind.section, f"{prefix}{k.names[0]}.")
-        elif isinstance(kind, Sections):
-            # A key of several sections is one row; where they differ, each one's doc says which.
-            rows: dict[str, dict[str, tuple[str, str]]] = {}
-            for cls in kind.sections:
-                for name, default, doc in reference(cls, f"{prefix}{k.names[0]}[]."):
-                    rows.setdefault(name, {})[cls.TYPE] = (default, doc)
-            for name, by_type in rows.items():
-                described = set(by_type.values())
-                if len(by_type) == len(kind.sections) and len(described) == 1:
-                    yield (name, *described.pop())
-                    continue
-                defaults = {default for default, _ in by_type.values()}
-                docs = "; ".join(f"({label}) {doc}" for label, (_, doc) in by_type.items())
-                yield name, defaults.pop() if len(defaults) == 1 else "", docs
-
-
-def _shown(default: Any) -> str:
-    if default is REQUIRED:
-        return "required"
-    if default is None or default in ((), {}):
-        return ""
-    if isinstance(default, bool):
-        return f"`{str(default).lower()}`"
-    if isinstance(default, Section):
-        return ""
-    return f"`{default}`" if default != "" else '`""`'

@@ -26,6 +26,25 @@ _FULL = RECORDS
 _SIZE = (RECORDS + 1) * _RECORD_SIZE
 
 
+def _open_records(directory: Path) -> int:
+    """The census file, its whole size allocated: on a full disk that is
+    ENOSPC here, where a sparse file would be SIGBUS at the first count."""
+    path = directory / "viewers"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, _SIZE)
+    except OSError as e:
+        os.close(fd)
+        raise OSError(e.errno, e.strerror, str(path)) from None
+    return fd
+
+
+def allocate(directory: Path) -> None:
+    """Make the census file in ``directory`` (the master does, before its
+    workers start, so that a full disk is one refusal, not a crash per worker)."""
+    os.close(_open_records(directory))
+
+
 class Census:
     """This worker's record among its siblings', and admission against their total."""
 
@@ -34,10 +53,8 @@ class Census:
         self._admission = LockFile(directory / "admission.lock")
         self._peers: dict[int, LockFile] = {}  # record -> its lock file, for liveness checks
         with self._admission.held():
-            fd = os.open(directory / "viewers", os.O_RDWR | os.O_CREAT, 0o600)
+            fd = _open_records(directory)
             try:
-                if os.fstat(fd).st_size < _SIZE:
-                    os.ftruncate(fd, _SIZE)
                 self._map = mmap.mmap(fd, _SIZE)
             finally:
                 os.close(fd)

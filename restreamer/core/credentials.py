@@ -21,18 +21,18 @@ class Authenticator:
     def __init__(self, auth: Authentication, userlist: dict[str, str]):
         self.type = auth.type
         self.realm = auth.realm
-        users = ([auth.user] if auth.user else []) + [u for u in auth.users if u != auth.user]
         self._expected = [
-            _credential(self.type, name, userlist[name]) for name in users if name in userlist
+            _credential(self.type, name, userlist[name]) for name in auth.names if name in userlist
         ]
 
     @property
     def required(self) -> bool:
-        return self.type is not None
+        # No type, or an empty one (the original's pass authenticator): nobody is asked.
+        return bool(self.type)
 
     def allows(self, header: str | None) -> bool:
         """True if ``header`` carries the credentials of an allowed user."""
-        if self.type is None:
+        if not self.required:
             return True
         if self.type not in ("basic", "bearer") or not header:
             return False  # an unknown type denies everything, as in the original
@@ -63,7 +63,7 @@ def authorization_header(auth: Authentication, userlist: dict[str, str]) -> dict
     Bytes, so a token goes out as UTF-8, as :meth:`Authenticator.allows`
     expects it; a str would be sent as latin-1, or fail beyond it.
     """
-    name = auth.user or (auth.users[0] if auth.users else None)
+    name = auth.names[0] if auth.names else None
     if auth.type not in ("basic", "bearer") or name is None or name not in userlist:
         return {}
     scheme = b"Basic " if auth.type == "basic" else b"Bearer "

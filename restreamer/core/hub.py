@@ -76,6 +76,9 @@ class Hub:
         self.last_data = clock.now()  # when the last chunk was handed out
         self._last_null = 0.0
         self._keepalive = None
+        #: Told of every chunk appended and of every new connection (the HLS
+        #: segmenter, core/segments.py): ``chunk(piece, start, now)``, ``discontinuity(now)``.
+        self.listener = None
 
     def configure(self, settings: Settings) -> None:
         """Take a reloaded stream's fast start, backlog bounds and keepalive interval."""
@@ -130,6 +133,8 @@ class Hub:
             starts = [(offset, patch(prefix)) for offset, prefix in starts]
         backlog = self.backlog
         first = backlog.append(chunk, now, starts)
+        if self.listener is not None:
+            self._tell(first, len(starts), now)
         if points.pats != self._pats:
             self._pats = points.pats
             self._pat_chunk = backlog.end - 1
@@ -137,6 +142,14 @@ class Hub:
             self._raw = True
         self._hand_out(first)
         self._trim(now)
+
+    def _tell(self, first: int, new_starts: int, now: float) -> None:
+        """Hand the listener the chunks from ``first`` on, each with its start's PAT and PMT (or None)."""
+        backlog = self.backlog
+        held = len(backlog.starts)
+        starts = dict(backlog.starts[i] for i in range(held - new_starts, held))
+        for index in range(first, backlog.end):
+            self.listener.chunk(backlog.chunk(index), starts.get(index), now)
 
     def _hand_out(self, first: int) -> None:
         """Write the new chunks (``first`` on) to the direct viewers, wake the others."""
@@ -264,6 +277,8 @@ class Hub:
         self._connected_at = self.clock.now()
         self._pats = 0
         self._raw = False
+        if self.listener is not None:
+            self.listener.discontinuity(self._connected_at)
         if not self.faststart or not had_pat:
             return
         backlog = self.backlog

@@ -58,6 +58,9 @@ class Lifecycle:
         self._lost_url: str | None = None  # the connection the held viewers had
         self._received_by_url: dict[str, tuple[int, int]] = {}  # of finished connections
         self._received_at_connect = (0, 0)
+        # Whether viewers wait graceperiod when the connection ends: not when
+        # it was closed on purpose (an on-demand stream that went idle).
+        self.hold = True
 
     def configure(self, graceperiod: float, ondemand: bool) -> None:
         self.graceperiod = graceperiod
@@ -113,6 +116,7 @@ class Lifecycle:
     def begin(self) -> None:
         """An upstream starts (at start-up, on demand, with new remotes): viewers
         joining now wait for its first attempt."""
+        self.hold = True
         self.first_attempt_done.clear()
 
     def attempt_over(self) -> None:
@@ -140,7 +144,8 @@ class Lifecycle:
 
     def disconnected(self) -> None:
         """The connection ended: wait for it for the grace period, letting viewers
-        in meanwhile, whether or not anyone watches now."""
+        in meanwhile, whether or not anyone watches now (unless :attr:`hold` is
+        off: it was closed on purpose and nobody waits for it)."""
         hub = self.hub
         hub.flush()
         if self.url is not None:
@@ -149,7 +154,7 @@ class Lifecycle:
         if not self.online:
             return
         self.online = False
-        if self.graceperiod > 0:
+        if self.hold and self.graceperiod > 0:
             self._grace = self.clock.later(self.graceperiod, self._grace_expired)
             self._lost_url = url
             self.log.info("stream waiting", viewers=len(hub.viewers), graceperiod=self.graceperiod)

@@ -86,16 +86,17 @@ class Ownership:
         """Started and not stopped: as :class:`Upstream`'s, for whatever starts either on demand."""
         return self._poll.running
 
-    def stop(self) -> None:
+    def stop(self, hold: bool = True) -> None:
+        """As :meth:`Upstream.stop`: ``hold=False`` holds nobody for a next connection."""
         self._poll.stop(wait=True)
         if self._follower is not None:
-            self._follower.stop()
+            self._follower.stop(hold)
             self._follower = None
         if self._server is not None:
             self._server.close()
             self._server = None
             self.socket_path.unlink(missing_ok=True)
-        self.owned.stop()
+        self.owned.stop(hold)
         if self._lock is not None:
             self._lock.close()  # releases the lock: a sibling takes over
             self._lock = None
@@ -141,6 +142,7 @@ class Ownership:
         self.socket_path.unlink(missing_ok=True)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(self.socket_path))
+        self.socket_path.chmod(0o600)  # the stream is for this server's workers only
         listener.listen(128)
         self._server = StreamServer(listener, self._serve_sibling)
         self._server.start()

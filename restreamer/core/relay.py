@@ -17,6 +17,7 @@ from ..config import Config
 from ..log import get_logger
 from ..sources import open_connection
 from .admission import join
+from .audience import Session
 from .census import Census
 from .clock import REAL, Clock
 from .limits import Limits
@@ -26,6 +27,9 @@ from .upstream import Opener
 from .viewer import Viewer
 
 _log = get_logger("restreamer")
+
+#: An HLS viewer that has asked for nothing for this many target durations has left.
+SESSION_SEGMENTS = 3
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class Relay:
         #: Called with the server's viewer count whenever a viewer joins or leaves.
         self.on_viewers_changed: list[Callable[[int], None]] = []
         self.started = False
+        self._sweeper = Periodic(self._sweep_sessions, 1.0, wait_first=True)
         self._watchdog = Periodic(self._evict_stalled, lambda: min(1.0, self.config.droptimeout / 4),
                                   wait_first=True)
 
@@ -68,10 +73,13 @@ class Relay:
         atexit.register(self.stop)
         for warning in self.config.warnings:
             _log.warning("config warning", detail=warning)
+        for note in self.config.notes:
+            _log.info("config note", detail=note)
         for stream in self.streams.values():
             stream.start()
         if self.config.droptimeout > 0:
             self._watchdog.start()
+        self._sweeper.start()
 
     def stop(self) -> None:
         """Close every viewer and upstream (forked children are reaped)."""
@@ -80,6 +88,7 @@ class Relay:
         self.started = False
         atexit.unregister(self.stop)
         self._watchdog.stop()
+        self._sweeper.stop()
         gevent.joinall([gevent.spawn(s.stop) for s in self.streams.values()], timeout=10)
 
     def configure(self, config: Config) -> None:
@@ -158,6 +167,44 @@ class Relay:
             count = self.viewer_count
             for listener in self.on_viewers_changed:
                 listener(count)
+
+    # -- HLS viewers ---------------------------------------------------------
+
+    def admit_session(self, stream: Stream, key: tuple[str, str], remote: str) -> Session | Refusal:
+        """The HLS session of a client (address, User-Agent) asking for the
+        stream's playlist or a segment: a known one, a new one, or the refusal."""
+        lifecycle = stream.lifecycle
+        if not lifecycle.accepting:
+            return Refusal("stream switched offline" if not lifecycle.enabled else "stream offline")
+        now = self.clock.now()
+        session = stream.audience.find(key, now)
+        if session is not None:
+            return session
+        refusal = self.refusal(stream)
+        if refusal is not None:
+            return refusal
+        census = self.census
+        if census is not None and not census.admit(self.limits.max_viewers):
+            return Refusal("connection limit reached", self.config.limitstatus)
+        stream.demand()
+        session = stream.audience.add(key, remote, now)
+        stream.log.info("viewer connected", remote=remote, hls=True)
+        self._viewers_changed()
+        return session
+
+    def _sweep_sessions(self) -> None:
+        """HLS viewers leave by asking nothing for a few segments' time."""
+        now = self.clock.now()
+        for stream in list(self.streams.values()):
+            segmenter = stream.segmenter
+            timeout = SESSION_SEGMENTS * (segmenter.target_duration if segmenter else 2)
+            for session in stream.audience.expire(now, timeout):
+                if self.census is not None:
+                    self.census.release()
+                stream.log.info("viewer disconnected", remote=session.remote, hls=True,
+                                duration=round(session.duration, 3), bytes=session.bytes_sent)
+                stream.unwatched()
+                self._viewers_changed()
 
     def set_stream_enabled(self, stream: Stream, enabled: bool) -> None:
         """The control API's switch: offline closes the stream's viewers and refuses new ones."""

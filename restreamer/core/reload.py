@@ -52,10 +52,13 @@ class Plan:
     changed_streams: dict[str, tuple[StreamConfig, Settings]] = field(default_factory=dict)
 
 
-def reload(relay: Relay, path: str) -> Plan | None:
-    """Re-read the config file at ``path`` and apply it; None (logged) if it is bad."""
+def reload(relay: Relay, path: str, overrides: dict | None = None) -> Plan | None:
+    """Re-read the config file at ``path`` and apply it; None (logged) if it is bad.
+
+    ``overrides`` are keys the command line set over the file's (``--listen``).
+    """
     try:
-        config = load(path)
+        config = replace(load(path), **(overrides or {}))
         running = relay.config
         restart = [key for key in RESTART_KEYS if getattr(config, key) != getattr(running, key)]
         config = replace(config, **{key: getattr(running, key) for key in restart})
@@ -66,6 +69,8 @@ def reload(relay: Relay, path: str) -> Plan | None:
         return None
     for warning in config.warnings:
         _log.warning("config warning", detail=warning)
+    for note in config.notes:
+        _log.info("config note", detail=note)
     for key in restart:
         _log.warning("config key needs a restart", key=key,
                      detail=f"{key} keeps its running value until restreamer is restarted")
@@ -76,10 +81,7 @@ def reload(relay: Relay, path: str) -> Plan | None:
 
 
 def make_plan(relay: Relay, config: Config) -> Plan:
-    """What applying ``config`` to ``relay`` changes; builds the added streams.
-
-    Raises ConfigError (a preamble that cannot be read), having changed nothing.
-    """
+    """What applying ``config`` to ``relay`` changes; builds the added streams."""
     old_config = relay.config
     plan = Plan(config, settings=[
         f.name for f in fields(Config)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import Config, ConfigError, StreamConfig
-from ..sources.base import describe, resolve_path
+from ..config import Config, StreamConfig
+from ..sources.base import resolve_path
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,14 @@ class Settings:
     tsanalysis: bool
     preamble: bytes
     verify: bool | str  # HTTPS upstreams: check certificates (against this CA bundle, if a path)
+    variant: str | None  # HLS upstreams: the variant of a master playlist
+    program: int | None  # the one program served, of a multi-program stream
+    hls: tuple[float, int] | None  # HLS: (segment target seconds, window), or None: not served
 
     @classmethod
     def of(cls, resource: StreamConfig, config: Config) -> "Settings":
-        """The settings of a stream resource; reads its preamble (ConfigError if it cannot)."""
+        """The settings of a stream resource; reads its preamble (none if it
+        cannot: the config's warnings say so)."""
         return cls(
             remotes=resource.remotes, timeout=config.timeout, inputbuffer=config.inputbuffer,
             mru=resource.mru, clientinterface=resource.clientinterface, base_dir=config.base_dir,
@@ -49,13 +53,15 @@ class Settings:
             keepalive=config.keepalive,
             ondemand=config.ondemand_of(resource), idletimeout=config.idletimeout_of(resource),
             tsanalysis=config.tsanalysis, preamble=_read_preamble(resource, config),
-            verify=_verify(resource, config))
+            verify=_verify(resource, config), variant=resource.variant,
+            program=resource.program,
+            hls=(config.hlssegment, config.hlswindow) if config.hls_of(resource) else None)
 
     @property
     def connection(self) -> tuple:
         """What an upstream connection is opened with: a change needs a new connection."""
         return (self.remotes, self.timeout, self.inputbuffer, self.mru, self.clientinterface,
-                self.base_dir, self.tsanalysis, self.verify)
+                self.base_dir, self.tsanalysis, self.verify, self.variant, self.program)
 
 
 def _verify(resource: StreamConfig, config: Config) -> bool | str:
@@ -72,6 +78,5 @@ def _read_preamble(resource: StreamConfig, config: Config) -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read()
-    except OSError as e:
-        raise ConfigError(config.source, f"{resource.where}.preamble",
-                          f"cannot read {path}: {describe(e)}") from None
+    except OSError:
+        return b""

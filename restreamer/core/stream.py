@@ -25,7 +25,9 @@ from .lifecycle import Lifecycle
 from ..redact import redact_url
 from ..sources import SourceSettings, open_connection
 from ..ts.analysis import Analyser
+from .audience import Audience
 from .ownership import FOLLOW_RECONNECT, Ownership
+from .segments import Segmenter
 from .settings import Settings
 from .upstream import Opener, Upstream
 
@@ -45,6 +47,8 @@ class Stream:
         self.shared = shared
         self.settings = settings if settings is not None else Settings.of(resource, config)
         self.hub = Hub(resource.serve, self.settings, clock)
+        self.audience = Audience()  # HLS viewers
+        self._segment()
         self.lifecycle = Lifecycle(self.hub, self.settings.graceperiod, self.settings.ondemand,
                                    pulling=lambda: self._runner.running, clock=clock)
         self.log = self.hub.log
@@ -58,15 +62,30 @@ class Stream:
         self._turn = Semaphore()
         self._idle_timer: Timer | None = None
 
+    def _segment(self) -> None:
+        """Cut the stream into HLS segments if it is served as HLS (see core/segments.py)."""
+        hls = self.settings.hls
+        segmenter = self.hub.listener
+        if hls is None:
+            self.hub.listener = None
+        elif segmenter is None or (segmenter.target, segmenter.window) != hls:
+            self.hub.listener = Segmenter(*hls)
+
+    @property
+    def segmenter(self) -> Segmenter | None:
+        """The stream cut into HLS segments, if it is served as HLS."""
+        return self.hub.listener
+
     def _connection(self) -> tuple[Upstream, Ownership | None]:
         """The upstream of the stream's remotes and, under ``gunicorn -w N``, which
         worker pulls them (see core/ownership.py)."""
         s = self.settings
         source = SourceSettings(timeout=s.timeout, inputbuffer=s.inputbuffer, mru=s.mru,
                                 clientinterface=s.clientinterface, base_dir=s.base_dir,
-                                stream=self.serve, verify=s.verify)
+                                stream=self.serve, verify=s.verify, variant=s.variant)
         upstream = Upstream(self.hub, self.lifecycle, s.remotes, source, reconnect=s.reconnect,
-                            readtimeout=s.readtimeout, opener=self.opener, analyser=self.analyser)
+                            readtimeout=s.readtimeout, opener=self.opener, analyser=self.analyser,
+                            program=s.program)
         ownership = None if self.shared is None else Ownership(
             self.hub, self.lifecycle, self.shared, upstream,
             lambda url: Upstream(self.hub, self.lifecycle, [url], source, reconnect=FOLLOW_RECONNECT,
@@ -144,23 +163,33 @@ class Stream:
 
     def unwatched(self) -> None:
         """A viewer left or was turned away: with none left, an on-demand stream
-        closes its upstream after ``idletimeout`` seconds."""
-        if (self.settings.ondemand and not self.hub.viewers and self._runner.running
+        closes its upstream after ``idletimeout`` seconds.
+
+        A follower worker (``gunicorn -w N``) lets go of its owner's socket at
+        once: it is a viewer of the owner's hub, so the owner times
+        ``idletimeout`` from the last viewer of any worker, instead of a
+        follower's timeout and then its own.
+        """
+        if (self.settings.ondemand and not self.hub.viewers and not self.audience
+                and self._runner.running
                 and self._idle_timer is None):
+            following = self.ownership is not None and not self.ownership.owner
             # Stopping the upstream blocks: not in the timer's callback.
             self._idle_timer = timer = self.clock.later(
-                self.settings.idletimeout, lambda: gevent.spawn(self._close_idle, timer))
+                0 if following else self.settings.idletimeout,
+                lambda: gevent.spawn(self._close_idle, timer, following))
 
-    def _close_idle(self, timer: Timer) -> None:
+    def _close_idle(self, timer: Timer, following: bool) -> None:
         with self._turn:
             if self._idle_timer is not timer:
                 return  # called off (a viewer came back) while this waited for its turn
             self._idle_timer = None
-            if self.hub.viewers or not self._runner.running:
+            if self.hub.viewers or self.audience or not self._runner.running:
                 return
             self.log.info("stream idle",
-                          reason=f"no viewer for {self.settings.idletimeout:g} s (idletimeout)")
-            self._runner.stop()
+                          reason="no viewer in this worker; its owner keeps it for idletimeout"
+                          if following else f"no viewer for {self.settings.idletimeout:g} s (idletimeout)")
+            self._runner.stop(hold=False)
 
     def _cancel_idle(self) -> None:
         if self._idle_timer is not None:
@@ -179,6 +208,7 @@ class Stream:
         old, self.settings, self.resource = self.settings, settings, resource
         self.shown_urls = _shown_urls(settings.remotes)
         self.hub.configure(settings)
+        self._segment()
         self.lifecycle.configure(settings.graceperiod, settings.ondemand)
         with self._turn:
             if settings.connection != old.connection:
@@ -213,4 +243,4 @@ def _shown_urls(remotes: Iterable[str]) -> dict[str, str]:
 
 def viewer_count(streams: Iterable[Stream]) -> int:
     """Viewers connected to any of ``streams``."""
-    return sum(len(s.hub.viewers) - len(s.siblings) for s in streams)
+    return sum(len(s.hub.viewers) - len(s.siblings) + len(s.audience) for s in streams)

@@ -16,6 +16,7 @@ from ..sources import Connection, SourceError, SourceSettings, open_connection
 from ..sources.base import READ_SIZE, describe
 from ..ts.analysis import Analyser
 from ..ts.packets import PacketAligner
+from ..ts.program import ProgramFilter, ProgramGone
 
 #: Bytes an upstream may send without a single MPEG-TS packet before it is
 #: judged not to be a transport stream at all (an HTML error page, say).
@@ -50,7 +51,8 @@ class Upstream:
     def __init__(self, hub: Hub, lifecycle: Lifecycle, remotes: Sequence[str],
                  settings: SourceSettings, *,
                  reconnect: float, readtimeout: float,
-                 opener: Opener = open_connection, analyser: Analyser | None = None):
+                 opener: Opener = open_connection, analyser: Analyser | None = None,
+                 program: int | None = None):
         self.hub = hub
         self.lifecycle = lifecycle  # told of each connection, its data and its end
         self.log = hub.log
@@ -60,9 +62,18 @@ class Upstream:
         self.settings = settings
         self.reconnect = reconnect
         self.readtimeout = readtimeout
+        self.program = program  # the one program passed on, of a multi-program stream
         self._greenlet: gevent.Greenlet | None = None
         self._connection = None
         self.attempts = 0
+        #: Units the sources said they lost (RTP datagrams, HLS segments), over all connections.
+        self.missing = 0
+        # What the dashboard says of a stream (wall-clock times): why it is down, when it
+        # tries again, since when it is up, how often it has come back.
+        self.last_error: tuple[str, str, float] | None = None  # (reason, URL as shown, when)
+        self.next_attempt: float | None = None
+        self.connected_since: float | None = None
+        self.connections = 0
 
     @property
     def running(self) -> bool:
@@ -74,8 +85,11 @@ class Upstream:
             self.lifecycle.begin()
             self._greenlet = gevent.spawn(self._run)
 
-    def stop(self) -> None:
+    def stop(self, hold: bool = True) -> None:
+        """End the connection and attempts; ``hold=False``: nobody is held for
+        a next connection either (an on-demand stream that went idle)."""
         if self._greenlet is not None:
+            self.lifecycle.hold = hold
             self._greenlet.kill(block=True, timeout=5)
             self._greenlet = None
         self.lifecycle.attempt_over()  # nobody waits for an upstream that is gone
@@ -94,38 +108,59 @@ class Upstream:
                 self.log.info("stream stays offline", reason="reconnect is 0: no further attempts")
                 self.lifecycle.given_up()
                 return
-            gevent.sleep(max(0.0, began + self.reconnect - time.monotonic()))
+            delay = max(0.0, began + self.reconnect - time.monotonic())
+            self.next_attempt = time.time() + delay
+            gevent.sleep(delay)
+            self.next_attempt = None
 
     def _pull(self, url: str) -> None:
         """One attempt: connect, stream until the end, log how it ended."""
         shown = redact_url(url)  # the URL itself may hold a password or token
         log = self.log.bind(url=shown)
         log.info("upstream connecting", attempt=self.attempts)
+        # readtimeout counts from the connect: a remote that accepts and never
+        # answers is given up as soon as one that stops sending.
+        began = time.monotonic()
+        limit = self.readtimeout
         try:
-            connection = self.opener(url, self.settings)
-        except (SourceError, OSError) as e:
+            if limit > 0:
+                with gevent.Timeout(limit, ReadTimeout(f"no valid packet for {limit:g} s (readtimeout)")):
+                    connection = self.opener(url, self.settings)
+            else:
+                connection = self.opener(url, self.settings)
+        except (SourceError, OSError, ReadTimeout) as e:
             log.warning("upstream error", reason=_reason(e))
+            self.last_error = (_reason(e), shown, time.time())
             return
         self._connection = connection
+        self.connected_since = time.time()
+        self.connections += 1
         self.lifecycle.connected(url)
         log.info("upstream connected")
         aligner = PacketAligner()
         if self.analyser is not None:
             self.analyser.connected(aligner, time.monotonic())
         try:
-            self._stream(connection, aligner)
+            self._stream(connection, aligner, began)
             log.info("upstream closed", reason="end of stream",
                      packets=aligner.packets, skipped_bytes=aligner.skipped)
-        except (SourceError, OSError, ReadTimeout) as e:
+        except (SourceError, OSError, ReadTimeout, ProgramGone) as e:
             log.warning("upstream error", reason=_reason(e),
                         packets=aligner.packets, skipped_bytes=aligner.skipped)
+            self.last_error = (_reason(e), shown, time.time())
         finally:
             self._connection = None
+            self.connected_since = None
             connection.close()
             self.lifecycle.disconnected()
 
-    def _stream(self, connection, aligner: PacketAligner) -> None:
-        """Move data from the connection to the hub until it ends.
+    def _stream(self, connection, aligner: PacketAligner, began: float) -> None:
+        """Move data from the connection to the hub until it ends (the
+        attempt ``began`` then, by ``time.monotonic()``).
+
+        A connection may count ``breaks`` (its next read does not continue the
+        last: the hub restarts its viewers at a keyframe) and ``missing``
+        (units it knows it lost, added to :attr:`missing`).
 
         An upstream that sends no packet at all (an HTML error page, say) is a
         failed attempt, not a stream that ended: it raises SourceError.  So is
@@ -150,11 +185,17 @@ class Upstream:
         # streams still run between reads.
         gathers = getattr(connection, "gathers", False)
         pending = getattr(connection, "pending", None)
+        # A connection that knows where its stream breaks off (HLS) or what it
+        # lost (RTP) says so by counters, read once per read.
+        tells = hasattr(connection, "breaks")
+        # A program's PAT is rewritten per connection: its own state each time.
+        select = ProgramFilter(self.program).feed if self.program else None
+        breaks = missing = 0
         hub = self.hub
         lifecycle = self.lifecycle
         analyse = self.analyser.feed if self.analyser is not None else None
         clock = time.monotonic
-        last_packet = clock()
+        last_packet = began
         unyielded = 0  # bytes read since this greenlet last let others run
         expired = ReadTimeout(f"no valid packet for {limit:g} s (readtimeout)")
         while True:
@@ -168,6 +209,13 @@ class Upstream:
                 data = read()
             if not data:
                 break
+            if tells:
+                if connection.breaks != breaks:
+                    # What follows does not continue what came before: as at a failover.
+                    breaks = connection.breaks
+                    hub.restart_at_rap()
+                self.missing += connection.missing - missing
+                missing = connection.missing
             ended = False
             if pending is not None:
                 data, ended = _gather(read, pending, data)
@@ -179,11 +227,14 @@ class Upstream:
             chunk = feed(data)
             if chunk:
                 last_packet = clock()
-                if analyse is not None:
-                    analyse(chunk, last_packet)
-                if not lifecycle.online:
-                    lifecycle.delivering()
-                publish(chunk, at_once=gathers)
+                if select is not None:
+                    chunk = select(chunk)
+                if chunk:
+                    if analyse is not None:
+                        analyse(chunk, last_packet)
+                    if not lifecycle.online:
+                        lifecycle.delivering()
+                    publish(chunk, at_once=gathers)
             elif not aligner.packets and aligner.skipped > NOT_TS_LIMIT:
                 raise SourceError(f"not MPEG-TS: no packet in the first {aligner.skipped} bytes")
             elif clock() - last_packet >= garbage_limit:
@@ -200,6 +251,8 @@ class Upstream:
                 gevent.sleep(0)
                 unyielded = 0
         tail = aligner.flush()
+        if tail and select is not None:
+            tail = select(tail)
         if tail:
             if analyse is not None:
                 analyse(tail, time.monotonic())

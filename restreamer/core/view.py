@@ -37,6 +37,7 @@ class ViewerFigures:
     duration: float  # seconds since it joined
     bytes_sent: int
     packets_dropped: int
+    hls: bool = False  # an HLS client, counted while it keeps asking
 
 
 class StreamView:
@@ -87,8 +88,10 @@ class StreamView:
 
     @property
     def viewers(self) -> int:
-        """Viewers of the stream now (sibling workers that relay it are not viewers)."""
-        return len(self._stream.hub.viewers) - len(self._stream.siblings)
+        """Viewers of the stream now, HLS clients included (sibling workers that
+        relay it are not viewers)."""
+        stream = self._stream
+        return len(stream.hub.viewers) - len(stream.siblings) + len(stream.audience)
 
     def totals(self) -> dict[str, int]:
         """Counters since start, viewers still watching included."""
@@ -100,6 +103,7 @@ class StreamView:
         else:
             traffic = _without(traffic, stream.siblings)
             received = _from_remotes(stream)
+        traffic.add(stream.audience.traffic())
         # A follower worker's switches mirror its owner's: only the owner's count.
         switching = stream.ownership is None or stream.ownership.owner
         return dict(traffic.as_dict(), viewers=self.viewers,
@@ -107,6 +111,7 @@ class StreamView:
                     stream_time_ns=int(traffic.stream_time * 1e9),
                     switches=stream.lifecycle.switches if switching else 0,
                     switch_gap_ns=int(stream.lifecycle.switch_gap * 1e9) if switching else 0,
+                    missing=stream.upstream.missing if switching else 0,
                     backlog_bytes=hub.backlog.size)
 
     def received(self, every_url: bool) -> list[Received]:
@@ -128,8 +133,44 @@ class StreamView:
         siblings = self._stream.siblings
         viewers = sorted((v for v in self._stream.hub.viewers if v not in siblings),
                          key=lambda v: v.started)
-        return [ViewerFigures(v.remote, v.duration, v.bytes_sent, v.packets_dropped)
-                for v in viewers]
+        figures = [ViewerFigures(v.remote, v.duration, v.bytes_sent, v.packets_dropped)
+                   for v in viewers]
+        sessions = sorted(self._stream.audience.sessions.values(), key=lambda s: s.started)
+        return figures + [ViewerFigures(s.remote, s.duration, s.bytes_sent, 0, hls=True) for s in sessions]
+
+    # -- what the dashboard explains -------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The channel's name (``name``), else its path."""
+        return self._stream.resource.name or self._stream.serve
+
+    @property
+    def hls(self) -> str | None:
+        """The path of the stream's HLS playlist, if it is served as HLS."""
+        stream = self._stream
+        return stream.resource.playlist_path if stream.segmenter is not None else None
+
+    @property
+    def online_since(self) -> float | None:
+        """Wall-clock seconds since when the current upstream connection delivers."""
+        stream = self._stream
+        return stream.upstream.connected_since if stream.lifecycle.online else None
+
+    @property
+    def reconnects(self) -> int:
+        """Connections after the first."""
+        return max(0, self._stream.upstream.connections - 1)
+
+    @property
+    def last_error(self) -> tuple[str, str, float] | None:
+        """The last upstream error: (reason, URL as shown, wall-clock time)."""
+        return self._stream.upstream.last_error
+
+    @property
+    def next_attempt(self) -> float | None:
+        """Wall-clock time of the next upstream attempt, while one is awaited."""
+        return self._stream.upstream.next_attempt
 
 
 class StreamViews(Mapping[str, StreamView]):

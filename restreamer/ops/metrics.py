@@ -18,7 +18,9 @@ stream off (enabled) is ``restreamer_stream_state{state="disabled"}``.
 
 from __future__ import annotations
 
+import collections
 import copy
+import os
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Mapping
 
@@ -35,6 +37,10 @@ from .tshealth import TSCollector
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Samples formatted between two yields to the event loop.
 SAMPLES_PER_SLICE = 500
+#: Bytes reserved per sample in a worker's multiprocess files: a sample's key
+#: (its name, labels and help as JSON) and value take about 240 with a URL label.
+_SAMPLE_BYTES = 384
+_RESERVE_STEP = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ FAMILIES = {
                                 "Total packets received from the upstream.", ("stream", "url")),
     "bytes_received": _Family("streaming_bytes_received", "Total bytes received from the upstream.",
                               ("stream", "url")),
-    # 1 for the state a stream is in; under workers, for each state some live worker's is in.
+    # 1 for the state a stream is in; under workers, the whole server's (MetricsMirror).
     "state": _Family("restreamer_stream_state", "1 for the state the stream is in (idle, connecting, "
                      "online, waiting, offline, disabled), 0 for the others.",
                      ("stream", "state"), gauge="livemax"),
@@ -73,6 +79,8 @@ FAMILIES = {
                              gauge="livesum"),
     "switch_gap": _Family("restreamer_upstream_switch_gap_seconds",
                           "Total time held viewers saw no data across switches."),
+    "missing": _Family("restreamer_upstream_missing",
+                       "RTP datagrams (by sequence number) and HLS segments the upstream lost."),
 }
 _PER_VIEWER = ("packets_sent", "bytes_sent", "packets_dropped", "bytes_dropped", "viewers",
                "stream_time_ns")
@@ -94,6 +102,7 @@ def _samples(path: str, stream: StreamView, every_url: bool) -> Iterator[tuple[s
     yield "switches", (path,), totals["switches"]
     yield "switch_gap", (path,), totals["switch_gap_ns"] / 1e9
     yield "backlog_bytes", (path,), totals["backlog_bytes"]
+    yield "missing", (path,), totals["missing"]
     for received in stream.received(every_url):
         labels = (path, received.url)
         yield "online", labels, 1 if received.online else 0
@@ -155,21 +164,64 @@ class MetricsMirror:
     """This worker's counters, mirrored into prometheus_client's multiprocess
     files at every statistics sample and scrape, so that any worker's scrape
     sums every worker's (the dead ones' counters included, their gauges not:
-    gunicorn's ``child_exit`` hook marks them dead)."""
+    gunicorn's ``child_exit`` hook marks them dead).
+
+    A stream's state is not mirrored: no multiprocess mode combines one-hot
+    gauges into one state (``livemax`` gives 1 for each state some worker is
+    in: a follower's idle beside its owner's online).  It is the whole
+    server's, from ``server_states`` (the statistics' own combination, the
+    worker closest to serving the stream), read at each scrape.
+    """
 
     def __init__(self, streams: Mapping[str, StreamView]):
         from prometheus_client import Counter, Gauge
 
         self.streams = streams
+        self._reserve()
         self.metrics = {
             key: (Gauge(f.name, f.help, f.labels, registry=None, multiprocess_mode=f.gauge)
                   if f.gauge else Counter(f.name, f.help, f.labels, registry=None))
-            for key, f in FAMILIES.items()}
+            for key, f in FAMILIES.items() if key != "state"}
         self._mirrored: dict[tuple, float] = {}
+        #: Each stream's state across the workers; None: this worker's own.
+        self.server_states: Callable[[], Mapping[str, str]] | None = None
+
+    def _reserve(self) -> None:
+        """This worker's multiprocess files, made and allocated before
+        prometheus_client maps them.
+
+        prometheus_client makes each file sparse (and grows it so), and a
+        write through the map to a page a full disk cannot hold kills the
+        worker with SIGBUS, again at every restart.  A file that exists keeps
+        its size as prometheus_client's capacity, so allocating it here for
+        the samples this config needs makes a full disk ENOSPC now: one line,
+        and the worker stops (restreamer.wsgi).  The files are named as
+        prometheus_client names them (``{type}_{pid}.db``, gauges with their
+        mode), as its ``mark_process_dead`` finds them.
+        """
+        samples: collections.Counter[str] = collections.Counter()
+        for stream in self.streams.values():
+            for key, family in FAMILIES.items():
+                if key != "state":
+                    prefix = f"gauge_{family.gauge}" if family.gauge else "counter"
+                    samples[prefix] += len(stream.remotes) if "url" in family.labels else 1
+        directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        for prefix, count in samples.items():
+            size = -(-count * _SAMPLE_BYTES // _RESERVE_STEP) * _RESERVE_STEP
+            path = os.path.join(directory, f"{prefix}_{os.getpid()}.db")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, size)
+            except OSError as e:
+                raise OSError(e.errno, e.strerror, path) from None
+            finally:
+                os.close(fd)
 
     def sync(self) -> None:
         for path, stream in self.streams.items():
             for key, labels, value in _samples(path, stream, every_url=False):
+                if key == "state":
+                    continue
                 metric = self.metrics[key].labels(*labels)
                 if FAMILIES[key].gauge:
                     metric.set(value)
@@ -185,7 +237,14 @@ class MetricsMirror:
 
     def collect(self) -> Iterator[Metric]:
         self.sync()  # this worker's figures fresh; the others' are a sample old
-        return iter(())
+        f = FAMILIES["state"]
+        family = GaugeMetricFamily(f.name, f.help, labels=list(f.labels))
+        states = (self.server_states() if self.server_states is not None
+                  else {path: stream.state for path, stream in self.streams.items()})
+        for path, current in states.items():
+            for name in STATES:
+                family.add_metric((path, name), 1 if name == current else 0)
+        yield family
 
 
 def create_shared_registry(mirror: MetricsMirror) -> CollectorRegistry:

@@ -2,22 +2,30 @@
 minutes of it for sparklines, and a stream's viewers on demand.
 
 A sampler reads the streams once a second (the same counters statistics
-reads) into a small ring buffer and checks their TS health for the log.  A
-dashboard poll is answered from the latest sample and the samples it has not
-seen yet, so it costs the server about what an API call costs, however many
-viewers there are.
+reads) into a short history per stream and checks their TS health for the
+log.  A dashboard poll is answered from the latest sample and the samples it
+has not seen yet, so it costs the server about what an API call costs,
+however many viewers there are.  With thousands of streams a whole history
+is megabytes of JSON: it is encoded in slices (:func:`sliced`), and once per
+sample for every poll that asks for the same samples (every newly opened
+tab asks for all of them).
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
+import json
 import time
 from typing import Mapping
+
+from gevent.event import AsyncResult
 
 from ..base.periodic import Periodic
 from ..core.limits import Limits
 from ..core.view import StreamView
 from ..version import __version__
+from .snapshot import sliced
 from .statistics import all_totals
 from .tshealth import HealthLog
 
@@ -25,6 +33,35 @@ from .tshealth import HealthLog
 INTERVAL = 1.0
 #: Samples kept: the sparklines' span in seconds.
 HISTORY = 300
+#: Answers kept for the latest sample: tabs ask for all of the history or
+#: for the last sample, so a few suffice, and a client asking for every
+#: ``since`` in turn cannot make the server keep hundreds of them.
+SHARED_ANSWERS = 8
+#: The figures a stream's history keeps, one series each.
+SERIES = ("viewers", "bitrate_in", "bitrate_out", "errors")
+
+
+class _History:
+    """One stream's last :data:`HISTORY` samples of each of :data:`SERIES`."""
+
+    __slots__ = ("seq", "series")
+
+    def __init__(self):
+        self.seq = 0  # the sample number of the newest entry
+        self.series = tuple(collections.deque(maxlen=HISTORY) for _ in SERIES)
+
+    def add(self, seq: int, values: tuple) -> None:
+        self.seq = seq
+        for series, value in zip(self.series, values):
+            series.append(value)
+
+    def between(self, since: int, until: int) -> dict[str, list]:
+        """The samples numbered after ``since`` up to ``until``, by series."""
+        length = len(self.series[0])
+        end = length - max(0, self.seq - until)
+        start = max(0, length - (self.seq - since))
+        return {name: list(itertools.islice(series, start, max(start, end)))
+                for name, series in zip(SERIES, self.series)}
 
 
 class Overview:
@@ -38,9 +75,12 @@ class Overview:
         self.health = HealthLog(streams)
         self.started_at = time.time()
         self.seq = 0  # number of the latest sample
-        self._history: collections.deque = collections.deque(maxlen=HISTORY)
+        self._history: dict[str, _History] = {}
         self._last: tuple[float, dict[str, dict]] | None = None
         self._current: dict[str, dict] = {}
+        # Answers being or already encoded for the latest sample, by ``since``.
+        self._answers: dict[int, AsyncResult] = {}
+        self._answers_seq = 0
         self._sampler = Periodic(self.sample, INTERVAL)
 
     def start(self) -> None:
@@ -55,22 +95,25 @@ class Overview:
         totals = all_totals(self.streams)
         now = time.monotonic()
         previous = self._last
+        elapsed = now - previous[0] if previous is not None else 0.0
+        seq = self.seq + 1
         current = {}
-        for path, stream in self.streams.items():
-            counters = totals[path]
+        history = {}
+        for path, stream in sliced(list(self.streams.items())):
+            counters = totals.get(path)
+            if counters is None:  # added by a reload since the totals were read
+                continue
             before = previous[1].get(path) if previous is not None else None
-            elapsed = now - previous[0] if previous is not None else 0.0
             rate_out = rate_in = 0.0
             if before is not None and elapsed > 0:
                 rate_out = (counters["bytes_sent"] - before["bytes_sent"]) * 8 / elapsed
                 rate_in = (counters["bytes_received"] - before["bytes_received"]) * 8 / elapsed
-            current[path] = self._stream_summary(stream, counters, rate_in, rate_out, now)
+            summary = current[path] = self._stream_summary(stream, counters, rate_in, rate_out, now)
+            series = history[path] = self._history.get(path) or _History()
+            series.add(seq, (summary["viewers"], summary["bitrate_in"], summary["bitrate_out"],
+                             summary["ts"]["error_total"] if summary["ts"] else 0))
         self._last = (now, totals)
-        self._current = current
-        self.seq += 1
-        self._history.append((self.seq, {path: (s["viewers"], s["bitrate_in"], s["bitrate_out"],
-                                                s["ts"]["error_total"] if s["ts"] else 0)
-                                         for path, s in current.items()}))
+        self._current, self._history, self.seq = current, history, seq
         self.health.check(now)
 
     def _stream_summary(self, stream: StreamView, counters: dict, rate_in: float, rate_out: float,
@@ -87,6 +130,7 @@ class Overview:
             "control": self.controls.get(stream.path),
             "ts": None,
         }
+        summary.update(_explained(stream))
         analyser = stream.analyser
         if analyser is not None:
             errors = analyser.error_counts()
@@ -106,23 +150,38 @@ class Overview:
 
     # -- answers -----------------------------------------------------------
 
-    def summary(self, since: int = 0) -> dict:
-        """Global figures, each stream's latest sample, and the samples after ``since``."""
-        current = self._current
+    def summary(self, since: int = 0) -> bytes:
+        """Global figures, each stream's latest sample and the samples after
+        ``since``, as the members of a JSON object (the caller adds its own
+        and the braces): encoded once per sample for all who ask alike."""
+        seq = self.seq
+        # Older than the history, or from the future: all of it, or nothing.
+        since = min(max(since, seq - HISTORY, 0), seq)
+        if self._answers_seq != seq:
+            self._answers, self._answers_seq = {}, seq
+        answer = self._answers.get(since)
+        if answer is not None:
+            return answer.get()
+        if len(self._answers) >= SHARED_ANSWERS:
+            return self._encode(since, seq)
+        answer = self._answers[since] = AsyncResult()
+        try:
+            encoded = self._encode(since, seq)
+        except BaseException as e:
+            answer.set_exception(e)
+            self._answers.pop(since, None)
+            raise
+        answer.set(encoded)
+        return encoded
+
+    def _encode(self, since: int, seq: int) -> bytes:
+        current, history = self._current, self._history
         viewers = sum(s["viewers"] for s in current.values())
         limits = self.limits
-        samples = [(seq, sample) for seq, sample in self._history if seq > since]
-        history = {path: {"viewers": [], "bitrate_in": [], "bitrate_out": [], "errors": []}
-                   for path in current}
-        for _, sample in samples:
-            for path, (count, rate_in, rate_out, errors) in sample.items():
-                series = history.get(path)
-                if series is not None:
-                    series["viewers"].append(count)
-                    series["bitrate_in"].append(rate_in)
-                    series["bitrate_out"].append(rate_out)
-                    series["errors"].append(errors)
-        return {
+        streams = [json.dumps(dict(summary, history=history[path].between(since, seq)),
+                              separators=(",", ":")).encode()
+                   for path, summary in sliced(current.items())]
+        head = json.dumps({
             "version": __version__,
             "uptime": round(time.time() - self.started_at),
             "status": limits.status(viewers),
@@ -131,10 +190,10 @@ class Overview:
             "full_viewers": limits.full_viewers,
             "bandwidth": sum(s["bitrate_out"] for s in current.values()),
             "bitrate_in": sum(s["bitrate_in"] for s in current.values()),
-            "seq": self.seq,
+            "seq": seq,
             "interval": INTERVAL,
-            "streams": [dict(s, history=history[path]) for path, s in current.items()],
-        }
+        }, separators=(",", ":")).encode()
+        return b"".join((head[1:-1], b',"streams":[', b",".join(streams), b"]"))
 
     def viewers(self, path: str) -> list[dict] | None:
         """The viewers of one stream now, or None if there is no such stream."""
@@ -143,5 +202,20 @@ class Overview:
             return None
         wall = time.time()
         return [{"remote": v.remote, "since": round(wall - v.duration, 1), "bytes": v.bytes_sent,
-                 "dropped_packets": v.packets_dropped}
+                 "dropped_packets": v.packets_dropped, "hls": v.hls}
                 for v in stream.audience()]
+
+
+def _explained(stream: "StreamView") -> dict:
+    """What the dashboard says beyond the figures: the channel's name, its HLS
+    playlist, since when it is up, how often it came back, why it is down and
+    when it tries again (wall-clock seconds)."""
+    error = stream.last_error
+    return {
+        "name": stream.name,
+        "hls": stream.hls,
+        "online_since": stream.online_since,
+        "reconnects": stream.reconnects,
+        "last_error": None if error is None else {"reason": error[0], "url": error[1], "at": error[2]},
+        "next_attempt": stream.next_attempt,
+    }

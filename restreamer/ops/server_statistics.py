@@ -17,10 +17,14 @@ from typing import TYPE_CHECKING, Callable, Mapping
 from ..core.limits import Limits
 from ..core.lifecycle import STATES
 from ..core.view import StreamView
+from ..log import get_logger
+from ..sources.base import describe
 from .statistics import Statistics, all_totals
 
 if TYPE_CHECKING:
     from ..core.census import Census
+
+_log = get_logger("statistics")
 
 
 class ServerStatistics(Statistics):
@@ -32,13 +36,22 @@ class ServerStatistics(Statistics):
         self.census = census
         self.on_sample = on_sample  # the metrics' mirror keeps pace with the samples
         self.path = census.directory / f"stats-{census.index}.json"
+        self._unshared = False  # the last write failed (said once, until one succeeds)
 
     def sample(self) -> None:
         totals = all_totals(self.streams)
         self.record(totals)
         temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(self._own(totals)))
-        os.replace(temporary, self.path)  # readers see a whole file, old or new
+        try:
+            temporary.write_text(json.dumps(self._own(totals)))
+            os.replace(temporary, self.path)  # readers see a whole file, old or new
+        except OSError as e:  # a full disk: the siblings see this worker's last figures
+            temporary.unlink(missing_ok=True)
+            if not self._unshared:
+                _log.warning("cannot share statistics", path=str(self.path), reason=describe(e))
+            self._unshared = True
+        else:
+            self._unshared = False
         self.on_sample()
 
     def _own(self, totals: dict[str, dict[str, int]]) -> dict:
@@ -72,6 +85,10 @@ class ServerStatistics(Statistics):
         sent = sum(rates.get("bytes_sent", 0.0)
                    for worker in workers for rates in worker["rates"].values())
         return self.health_report(self.census.total(), sent, self._server_states(workers))
+
+    def server_states(self) -> dict[str, str]:
+        """Each stream's state across the live workers (see :meth:`_server_states`)."""
+        return self._server_states(self._workers())
 
     def _server_states(self, workers: list[dict]) -> dict[str, str]:
         """A stream's state in the worker closest to serving it: one online worker

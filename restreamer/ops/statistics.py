@@ -149,5 +149,6 @@ class Statistics:
         report["total_switches"] = totals.get("switches", 0)
         report["total_switch_gap_ns"] = totals.get("switch_gap_ns", 0)
         report["backlog_bytes"] = totals.get("backlog_bytes", 0)
+        report["total_missing"] = totals.get("missing", 0)
         return report
 

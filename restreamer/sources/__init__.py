@@ -13,8 +13,10 @@ with :func:`url_problem` and :func:`open_connection` opens them from it.
 from __future__ import annotations
 
 import importlib
+import shutil
+import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ..redact import redact_url
 from .base import Connection, SourceError, SourceSettings
@@ -25,16 +27,18 @@ class Scheme:
     """Where a scheme's connection class lives, and what its URLs must name."""
 
     module: str  # under restreamer.sources
-    connection: str  # class name in that module
+    connection: str  # name of the class (or function) in that module that opens a connection
     needs: tuple[str, ...]  # of "host", "port", "path", "target" (a path or an opaque name), "command"
 
 
 SCHEMES = {
-    "http": Scheme("http", "HTTPConnection", ("host",)),
-    "https": Scheme("http", "HTTPConnection", ("host",)),
+    # HLS where the path ends in .m3u8 or the answer is a playlist, else a streaming GET.
+    "http": Scheme("hls", "open_http", ("host",)),
+    "https": Scheme("hls", "open_http", ("host",)),
     "file": Scheme("file", "FileConnection", ("path",)),
     "tcp": Scheme("sockets", "SocketConnection", ("host", "port")),
     "udp": Scheme("datagram", "UDPConnection", ("port",)),  # udp://:PORT: every interface
+    "rtp": Scheme("rtp", "RTPConnection", ("port",)),  # rtp://[SOURCE]@GROUP:PORT as udp://
     "unix": Scheme("sockets", "SocketConnection", ("path",)),
     "unixgram": Scheme("datagram", "UnixDatagramConnection", ("path",)),
     "unixpacket": Scheme("sockets", "SocketConnection", ("path",)),
@@ -78,6 +82,27 @@ def url_problem(url: str, schemes: tuple[str, ...] = STREAM_SCHEMES) -> str | No
     return None
 
 
+def host_problem(url: str, clientinterface: str | None) -> str | None:
+    """What this host lacks to open ``url``: the network interface a multicast
+    join names, or a ``fork://`` command that can be run; None if nothing.
+
+    Only ``--check`` asks: either may appear after the server has started
+    (a hotplugged interface, a package installed), so serving never refuses.
+    """
+    if clientinterface:
+        try:
+            socket.if_nametoindex(clientinterface)  # as the multicast join looks it up
+        except OSError:
+            return f"no network interface {clientinterface!r} on this host"
+    parts = urlsplit(url)
+    if parts.scheme == "fork":
+        command = unquote(parts.netloc + parts.path)  # as sources.fork runs it
+        if shutil.which(command) is None:
+            where = "" if "/" in command else " on PATH"
+            return f"command {command!r} not found{where}, or not executable"
+    return None
+
+
 def open_connection(url: str, settings: SourceSettings) -> Connection:
     """Connect to ``url``; raises :class:`SourceError` (or ``OSError``) with the reason."""
     scheme = urlsplit(url).scheme
@@ -89,4 +114,4 @@ def open_connection(url: str, settings: SourceSettings) -> Connection:
 
 
 __all__ = ["Connection", "SCHEMES", "STATIC_SCHEMES", "STREAM_SCHEMES", "NOTIFICATION_SCHEMES",
-           "SourceError", "SourceSettings", "open_connection", "url_problem"]
+           "SourceError", "SourceSettings", "host_problem", "open_connection", "url_problem"]

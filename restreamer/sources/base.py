@@ -65,6 +65,7 @@ class SourceSettings:
     base_dir: str  # relative file paths resolve against this (see resolve_path)
     stream: str  # the stream's name, for the log lines a source writes itself
     verify: bool | str  # HTTPS: check certificates (against this CA bundle, if a path)
+    variant: str | None = None  # HLS: the variant of a master playlist (None: the highest bandwidth)
 
 
 class Connection(Protocol):

@@ -1,8 +1,9 @@
 """Datagram upstreams, read one datagram of up to ``mru`` bytes at a time.
 
 ``udp://host:port`` listens on a local address, or joins ``host`` as a
-multicast group (on ``clientinterface`` when given); ``unixgram:///path``
-receives the datagrams sent to ``path``.
+multicast group (on ``clientinterface`` when given; ``udp://SOURCE@GROUP:PORT``
+joins only SOURCE's datagrams to the group, source-specific multicast);
+``unixgram:///path`` receives the datagrams sent to ``path``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class UDPConnection(_DatagramSocket):
     def __init__(self, url: str, settings: SourceSettings):
         parts = urlsplit(url)
         host, port = parts.hostname or "", parts.port
+        self._source = parts.username or None  # SOURCE@GROUP; "@GROUP" (udpxy's form) names none
         try:
             info = socket.getaddrinfo(host or None, port, type=socket.SOCK_DGRAM,
                                       flags=socket.AI_PASSIVE)[0]
@@ -70,12 +72,40 @@ class UDPConnection(_DatagramSocket):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)  # binding the group address filters out other groups on the port
         index = socket.if_nametoindex(settings.clientinterface) if settings.clientinterface else 0
-        if family == socket.AF_INET:
+        if self._source is not None:
+            _join_source(sock, family, index, address, self._source)
+        elif family == socket.AF_INET:
             request = struct.pack("=4s4si", group.packed, b"\0\0\0\0", index)  # struct ip_mreqn
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, request)
         else:
             request = struct.pack("=16sI", group.packed, index)  # struct ipv6_mreq
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, request)
+
+
+#: setsockopt of Linux's protocol-independent source-specific join (linux/in.h);
+#: Python's socket module does not name it.
+MCAST_JOIN_SOURCE_GROUP = 46
+
+
+def _join_source(sock: socket.socket, family: int, index: int, group: tuple, source: str) -> None:
+    """Join ``group`` for ``source``'s datagrams only (struct group_source_req)."""
+    try:
+        sender = socket.getaddrinfo(source, 0, family, socket.SOCK_DGRAM)[0][4]
+    except socket.gaierror as e:
+        raise SourceError.from_os_error(e, f"multicast source {source}") from None
+
+    def storage(address: tuple) -> bytes:  # struct sockaddr_storage
+        if family == socket.AF_INET:
+            packed = struct.pack("=H", family) + struct.pack("!H4s", 0, socket.inet_pton(family, address[0]))
+        else:
+            packed = struct.pack("=H", family) + struct.pack("!HI16sI", 0, 0,
+                                                             socket.inet_pton(family, address[0]), 0)
+        return packed.ljust(128, b"\0")
+
+    # gsr_interface, then padding to the 8-byte alignment of sockaddr_storage.
+    request = struct.pack("=I4x", index) + storage(group) + storage(sender)
+    level = socket.IPPROTO_IP if family == socket.AF_INET else socket.IPPROTO_IPV6
+    sock.setsockopt(level, MCAST_JOIN_SOURCE_GROUP, request)
 
 
 class UnixDatagramConnection(_DatagramSocket):

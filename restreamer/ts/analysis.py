@@ -25,8 +25,15 @@ The error names and meanings are TR 101 290's (section 5.2.1):
 - 1.6 PID_error: a PID a PMT lists not seen for ``PID_TIMEOUT``; the standard
   leaves that time to the user.
 
-A timeout counts once per gap, however long the gap lasts.  Times are
-arrival times, as the relay sees them.
+A timeout counts once per gap, however long the gap lasts.  PAT and PMT
+repetition is judged on the stream's own clock, its first program's PCR, as
+a TR 101 290 analyser at the encoder would judge it: data that arrives in
+bursts (an HTTP upstream whose sender flushes 32 KiB at a time, say) has
+arrival gaps longer than ``PAT_TIMEOUT`` while its PAT comes every 0.1 s of
+stream time.  Without a PCR (none yet on a connection, or none for
+``PCR_TIMEOUT``) the arrival time is the clock, and a chunk is judged after
+the PAT and PMT it carries, so a burst after a silence is no error by itself.
+PID_error, with its longer timeout, uses arrival times.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from typing import TYPE_CHECKING
 from .packets import PACKET_SIZE
 from .psi import (NULL_PID, PAT_PID, TABLE_PAT, TABLE_PMT, PMT, SectionAssembler, SectionError,
                   is_rap, parse_pat, parse_pmt, payload, unit_starts)
+from .timestamps import PCR_HZ, PCR_WRAP, read_pcr
 from .video import picture_size
 
 if TYPE_CHECKING:
@@ -47,6 +55,9 @@ PMT_TIMEOUT = 0.5
 PID_TIMEOUT = 5.0
 #: Seconds a PCR may be missing on the PCR PID before the program is said to have none.
 PCR_TIMEOUT = 1.0
+#: Seconds of stream time between two PCRs beyond which (or backwards) the
+#: clock is taken to have been reset (a splice, a new lap), not to have run.
+PCR_JUMP = 1.0
 #: Seconds bitrates are measured over.
 RATE_INTERVAL = 1.0
 #: Keyframe intervals averaged for the reported one.
@@ -83,6 +94,7 @@ class Analyser:
         self._assemblers: dict[int, SectionAssembler] = {}
         self._watch: frozenset[int] = frozenset((PAT_PID,))  # PIDs whose packets are read
         self._pcr_pids: frozenset[int] = frozenset()
+        self._clock_pid: int | None = None  # the PCR PID whose PCR is the stream's clock
         self._listed: dict[int, int] = {}  # elementary PIDs the PMTs list -> stream_type
         self._video: tuple[int, str] | None = None
         # Per connection.
@@ -93,6 +105,8 @@ class Analyser:
         self._late: set[int] = set()  # PMT and listed PIDs whose timeout has been counted
         self._seen_at: dict[int, float] = {}  # listed PID -> last seen
         self._pcr_at: dict[int, float] = {}
+        self._clock: float | None = None  # stream seconds since this connection's first PCR
+        self._clock_pcr = 0  # the PCR (27 MHz) the clock last read
         self._started = False
         # Rates and keyframes.
         self._rate_at = 0.0
@@ -111,6 +125,7 @@ class Analyser:
         self._cc.clear()
         self._assemblers.clear()
         self._late.clear()
+        self._clock = None
         self._started = False
         self._rap_at = None
 
@@ -118,6 +133,9 @@ class Analyser:
         """Analyse a chunk of whole, aligned packets that arrived at ``now``."""
         if not self._started:
             self._start(now)
+        elif self._clock is not None and now - self._pcr_at.get(self._clock_pid, now) > PCR_TIMEOUT:
+            self._clock = None  # the PCR has gone: arrival time judges again
+            self._restart_psi_timers(now)
         highs = chunk[1::PACKET_SIZE].translate(_PID_HIGH)
         lows = chunk[2::PACKET_SIZE]
         self.packets.update(zip(highs, lows))
@@ -137,9 +155,11 @@ class Analyser:
                 cc[pid] = flags & 0x0F  # an announced discontinuity without payload: the new count
             if pid in watch:
                 picked.append(offset)
-        self._check_timeouts(now, highs, lows)
+        self._check_pids(now, highs, lows)
         if picked:
             self._read_watched(chunk, picked, now)
+        if self._clock is None:
+            self._check_psi(now)
         if self._video is not None:
             self._find_keyframes(chunk, now)
         if now - self._rate_at >= RATE_INTERVAL:
@@ -171,15 +191,39 @@ class Analyser:
         self.cc_errors[pid] += 1
         return count
 
-    def _check_timeouts(self, now: float, highs: bytes, lows: bytes) -> None:
-        if now - self._pat_at > PAT_TIMEOUT and not self._pat_late:
+    def _time(self, now: float) -> float:
+        """What PAT and PMT repetition is judged on: the stream's clock, else arrival."""
+        return now if self._clock is None else self._clock
+
+    def _restart_psi_timers(self, time: float) -> None:
+        """The PAT and PMT timers moved to another clock, counting from ``time``."""
+        self._pat_at = time
+        self._pmt_at = dict.fromkeys(self._pmt_at, time)
+
+    def _tick(self, pcr: int) -> None:
+        """The clock PID's PCR: the stream's clock moves on, and may find a PAT or PMT late."""
+        if self._clock is None:
+            self._clock = 0.0
+            self._restart_psi_timers(0.0)
+        else:
+            step = (pcr - self._clock_pcr) % PCR_WRAP / PCR_HZ
+            if step <= PCR_JUMP:
+                self._clock += step
+        self._clock_pcr = pcr
+        self._check_psi(self._clock)
+
+    def _check_psi(self, time: float) -> None:
+        if time - self._pat_at > PAT_TIMEOUT and not self._pat_late:
             self._pat_late = True
             self.errors["PAT_error"] += 1
         late = self._late
         for pid, seen in self._pmt_at.items():
-            if now - seen > PMT_TIMEOUT and pid not in late:
+            if time - seen > PMT_TIMEOUT and pid not in late:
                 late.add(pid)
                 self.errors["PMT_error"] += 1
+
+    def _check_pids(self, now: float, highs: bytes, lows: bytes) -> None:
+        late = self._late
         if self._listed:
             present = set(zip(highs, lows))
             seen_at = self._seen_at
@@ -198,6 +242,8 @@ class Analyser:
             if pid in self._pcr_pids and chunk[offset + 3] & 0x20 and chunk[offset + 4] >= 7 \
                     and chunk[offset + 5] & 0x10:
                 self._pcr_at[pid] = now
+                if pid == self._clock_pid:
+                    self._tick(read_pcr(chunk, offset + 6))
             if pid != PAT_PID and pid not in self._pmt_pids:
                 continue
             if chunk[offset + 3] & 0xC0:  # transport_scrambling_control: PSI is never scrambled
@@ -223,11 +269,11 @@ class Analyser:
                 return  # a CRC error (TR 101 290 2.2), not a PAT
             self._pat_section = section
             self._pmt_pids = {pmt_pid: number for number, pmt_pid in pat.programs.items()}
-            self._pmt_at = {pid: self._pmt_at.get(pid, now) for pid in self._pmt_pids}
+            self._pmt_at = {pid: self._pmt_at.get(pid, self._time(now)) for pid in self._pmt_pids}
             for gone in set(self.pmts) - set(self._pmt_pids):
                 del self.pmts[gone]
             self._programs_changed(now)
-        self._pat_at = now
+        self._pat_at = self._time(now)
         self._pat_late = False
 
     def _read_pmt(self, pid: int, section: bytes, now: float) -> None:
@@ -239,13 +285,20 @@ class Analyser:
             self._pmt_sections[pid] = section
             self.pmts[pid] = pmt
             self._programs_changed(now)
-        self._pmt_at[pid] = now
+        self._pmt_at[pid] = self._time(now)
         self._late.discard(pid)
 
     def _programs_changed(self, now: float) -> None:
         self._listed = {s.pid: s.stream_type for pmt in self.pmts.values() for s in pmt.streams}
         self._seen_at = {pid: self._seen_at.get(pid, now) for pid in self._listed}
         self._pcr_pids = frozenset(pmt.pcr_pid for pmt in self.pmts.values())
+        clock_pid = min(((pmt.program_number, pmt.pcr_pid) for pmt in self.pmts.values()
+                         if pmt.pcr_pid != NULL_PID), default=(0, None))[1]
+        if clock_pid != self._clock_pid:
+            self._clock_pid = clock_pid
+            if self._clock is not None:  # another program's clock: start it afresh
+                self._clock = None
+                self._restart_psi_timers(now)
         self._watch = frozenset((PAT_PID, *self._pmt_pids, *self._pcr_pids))
         video = next((pmt.video for pmt in self.pmts.values() if pmt.video is not None), None)
         self._video = (video.pid, video.codec) if video is not None else None

@@ -135,3 +135,23 @@ def moved(data: bytes, clocks: Clocks, ticks: int, lap: int) -> bytes:
                 b = buf[offset + 3]
                 buf[offset + 3] = b & 0xF0 | (b + step) & 0x0F
     return bytes(buf)
+
+
+def first_pts(data: bytes, packets: int = 64) -> int | None:
+    """The PTS (90 kHz) of the first PES header among the first ``packets``
+    packets of ``data`` (whole, aligned packets), or None.  Read once where a
+    segment starts, so the few packets looked at cost nothing per packet."""
+    end = min(len(data), packets * PACKET_SIZE) - PACKET_SIZE
+    for offset in range(0, end + 1, PACKET_SIZE):
+        if data[offset] != SYNC_BYTE or not data[offset + 1] & 0x40:
+            continue
+        if (data[offset + 1] & 0x1F) << 8 | data[offset + 2] == NULL_PID:
+            continue
+        control = data[offset + 3] >> 4 & 3
+        if not control & 1:
+            continue
+        start = offset + 4 + (1 + data[offset + 4] if control & 2 else 0)
+        if (start + 14 <= offset + PACKET_SIZE and data[start:start + 3] == b"\0\0\1"
+                and data[start + 3] not in _NO_TIMESTAMPS and data[start + 7] & 0x80):
+            return read_stamp(data, start + 9)
+    return None

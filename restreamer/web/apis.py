@@ -1,4 +1,4 @@
-"""The ``type: api`` resources: health, statistics, check, control, prometheus and dashboard.
+"""The ``type: api`` resources: health, statistics, check, control, prometheus, dashboard and playlist.
 
 Bodies and status codes are those of the original restreamer, so existing
 load balancers and monitoring keep working.
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 from flask import Response, request
 
 from ..ops.metrics import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE, exposition
-from . import dashboard
+from . import channels, dashboard
 from ..ops.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -31,7 +31,8 @@ def view_for(service: "Service", resource: "ApiConfig") -> Callable[[], Response
         return lambda: _json(service.statistics.health())
     # These two read every stream: a poll reuses an answer up to a second old.
     if kind == "statistics":
-        statistics = Snapshot(lambda: json.dumps(service.statistics.statistics()))
+        # Encoded once: a shared answer is not copied per response.
+        statistics = Snapshot(lambda: json.dumps(service.statistics.statistics()).encode())
         return lambda: Response(statistics.get(), status=200, content_type=JSON)
     if kind == "prometheus":
         metrics = Snapshot(lambda: exposition(service.metrics))
@@ -39,6 +40,8 @@ def view_for(service: "Service", resource: "ApiConfig") -> Callable[[], Response
     if kind == "dashboard":
         return dashboard.view_for(service, resource)
     relay = service.relay
+    if kind == "playlist":
+        return channels.view_for(relay, resource)
     stream = relay.streams[resource.remote]
     if kind == "check":
         # A stream switched offline serves nobody, so a load balancer should
@@ -70,22 +73,43 @@ def view_for(service: "Service", resource: "ApiConfig") -> Callable[[], Response
 
 #: The Content-Type each API answers with, also on an authentication failure.
 CONTENT_TYPES = {"health": JSON, "statistics": JSON, "check": TEXT, "control": TEXT,
-                 "prometheus": PROMETHEUS_CONTENT_TYPE, "dashboard": dashboard.HTML}
+                 "prometheus": PROMETHEUS_CONTENT_TYPE, "dashboard": dashboard.HTML,
+                 "playlist": channels.CONTENT_TYPE}
 
 
 def _cross_site() -> bool:
-    """Whether the browser says this request comes from another site.
+    """Whether any sign this request carries says it may come from elsewhere.
 
-    Browsers send ``Sec-Fetch-Site`` with every request (recent ones) and
-    ``Origin`` with cross-origin ones; clients that are not browsers send
-    neither and are let through.
+    A browser sends ``Sec-Fetch-Site`` (recent ones, with every request),
+    ``Origin`` (with cross-origin ones) and ``Referer`` (unless told not to):
+    each one present must name this very origin, scheme included (an
+    ``https`` page is another origin than this ``http`` server).  Clients
+    that are not browsers send none and are let through.
     """
-    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+    headers = request.headers
+    site = headers.get("Sec-Fetch-Site")
+    if site is not None and site.lower() not in ("same-origin", "none"):
         return True
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return False
-    return urlsplit(origin).netloc.lower() != request.host.lower()
+    origin = headers.get("Origin")
+    if origin is not None and _origin(origin) != _origin(request.host_url):
+        return True
+    referer = headers.get("Referer")
+    return referer is not None and _origin(referer) != _origin(request.host_url)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of a URL, the port spelled out; None if it has none."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    return parts.scheme.lower(), parts.hostname.lower(), port
 
 
 def _json(data: dict) -> Response:

@@ -6,10 +6,14 @@ from flask import Response
 
 from ..core.credentials import Authenticator
 
+#: The content type of every error answer.
+TEXT = "text/plain; charset=utf-8"
+
 
 def denial(authenticator: Authenticator, headers: dict[str, str] | None = None) -> Response:
-    """401 with a challenge when a realm is configured, else 403; empty body."""
-    headers = dict(headers or {})
+    """401 with a challenge when a realm is configured, else 403; empty, but typed as text
+    (a refused stream must not look like video to a player)."""
+    headers = dict(headers or {}, **{"Content-Type": TEXT})
     if authenticator.realm and authenticator.type in ("basic", "bearer"):
         scheme = "Basic" if authenticator.type == "basic" else "Bearer"
         realm = authenticator.realm.replace("\\", "\\\\").replace('"', '\\"')

@@ -12,6 +12,7 @@ import os
 from dataclasses import replace
 from typing import Callable
 
+import gevent
 from flask import Blueprint, Flask, Response, abort, request
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.http import http_date
@@ -23,8 +24,8 @@ from ..core.stream import Stream
 from ..core.viewer import Viewer
 from ..log import get_logger
 from ..assembly import Service
-from . import apis
-from .auth import denial
+from . import apis, hls
+from .auth import TEXT, denial
 from .body import ResponseBody
 from .static import StaticResource
 
@@ -39,6 +40,13 @@ STREAM_HEADERS = {
 LIVE_HEADERS = {"Connection": "close"}
 
 _access_log = get_logger("access")
+_log = get_logger("restreamer")
+
+#: Why a server that does not run gevent's loop cannot serve the relay, and what can.
+NO_GEVENT = ("restreamer needs a server that runs gevent's loop: restreamer's own CLI, gunicorn "
+             "-k gevent (or -k restreamer.web.worker.Worker), or gevent.pywsgi.WSGIServer; this "
+             "server handles requests in threads, where upstreams never run (Flask's development "
+             "server, a threaded WSGI server)")
 
 
 #: Methods the dispatch sees, so that a resource answers 405 to the others and an
@@ -69,13 +77,43 @@ def create_blueprint(config: str | os.PathLike | dict | Config | Relay | Service
                            defaults={"path": ""}, methods=_METHODS)
     blueprint.add_url_rule("/<path:path>", endpoint="resource", view_func=routes.dispatch,
                            methods=_METHODS)
-    blueprint.before_app_request(service.start)
+    blueprint.before_app_request(functools.partial(_start, service, Warned()))
+    blueprint.before_request(_refuse_without_gevent)
     blueprint.record_once(lambda state: _attach(state.app, service))
     return blueprint
 
 
 def _attach(app: Flask, service: Service) -> None:
     app.extensions["restreamer"] = service
+
+
+def _under_gevent() -> bool:
+    """Whether this request runs in a greenlet of gevent's loop, which then also
+    runs the upstreams between requests: a plain thread (or the main greenlet
+    of one) never lets them run."""
+    return isinstance(gevent.getcurrent(), gevent.Greenlet)
+
+
+class Warned:
+    """Whether the app's missing gevent server has been logged (once is enough)."""
+
+    done = False
+
+
+def _start(service: Service, warned: Warned) -> None:
+    if service.started:
+        return
+    if _under_gevent():
+        service.start()
+    elif not warned.done:
+        warned.done = True
+        _log.error("no gevent server", detail=NO_GEVENT)
+
+
+def _refuse_without_gevent() -> Response | None:
+    if _under_gevent():
+        return None
+    return Response(NO_GEVENT + "\n", status=500, content_type=TEXT)
 
 
 class Routes:
@@ -86,12 +124,17 @@ class Routes:
         self.relay = service.relay
         self._config: Config | None = None
         self._views: dict[str, Callable[[], Response]] = {}
+        self._segments: dict[str, Callable[[str], Response]] = {}  # by playlist path
         self._statics: dict[tuple, StaticResource] = {}
 
     def dispatch(self, path: str) -> Response:
         view = self.views().get("/" + path)
         if view is None:
-            abort(404)
+            playlist, _, name = ("/" + path).rpartition("/")
+            segments = self._segments.get(playlist)
+            if segments is None:
+                abort(404)
+            view = functools.partial(segments, name)
         if request.method not in ("GET", "HEAD"):
             if request.method == "OPTIONS":
                 return Response(b"", status=200, headers={"Allow": ", ".join(_ALLOWED)})
@@ -105,12 +148,19 @@ class Routes:
         return self._views
 
     def _rebuild(self, config: Config) -> None:
-        views, statics = {}, {}
+        views, statics, segments = {}, {}, {}
         for resource in config.resources:
             view, headers = self._view_for(resource, config, statics)
-            views[resource.serve] = _guard(
-                Authenticator(resource.authentication, config.userlist), resource, view, headers)
-        self._views, self._statics, self._config = views, statics, config
+            authenticator = Authenticator(resource.authentication, config.userlist)
+            views[resource.serve] = _guard(authenticator, resource, view, headers)
+            if isinstance(resource, StreamConfig) and config.hls_of(resource):
+                stream = self.relay.streams[resource.serve]
+                views[resource.playlist_path] = _guard(
+                    authenticator, resource, functools.partial(hls.serve_playlist, self.relay, stream),
+                    {"Content-Type": hls.PLAYLIST_TYPE})
+                segments[resource.playlist_path] = functools.partial(
+                    _segment_view, authenticator, resource, self.relay, stream)
+        self._views, self._statics, self._segments, self._config = views, statics, segments, config
 
     def _view_for(self, resource: Resource, config: Config, statics: dict
                   ) -> tuple[Callable[[], Response], dict[str, str]]:
@@ -145,6 +195,13 @@ def _guard(authenticator: Authenticator, resource: Resource, view: Callable[[], 
     return guarded
 
 
+def _segment_view(authenticator: Authenticator, resource: StreamConfig, relay: Relay, stream: Stream,
+                  name: str) -> Response:
+    """An HLS segment, guarded as its stream is."""
+    view = functools.partial(hls.serve_segment, relay, stream, name)
+    return _guard(authenticator, resource, view, {"Content-Type": hls.SEGMENT_TYPE})()
+
+
 def serve_stream(relay: Relay, stream: Stream) -> Response:
     """A viewer's request: the live stream from now on, or a refusal."""
     headers = dict(STREAM_HEADERS, **{"Last-Modified": http_date()})
@@ -170,7 +227,7 @@ def serve_stream(relay: Relay, stream: Stream) -> Response:
 def _refuse(stream: Stream, refusal: Refusal, headers: dict[str, str]) -> Response:
     _access_log.info("viewer refused", remote=request.remote_addr, path=request.path,
                      stream=stream.serve, status=refusal.status, reason=refusal.reason)
-    return Response(b"", status=refusal.status, headers=headers)
+    return Response(b"", status=refusal.status, headers=dict(headers, **{"Content-Type": TEXT}))
 
 
 def _viewer_left(relay: Relay, stream: Stream, viewer: Viewer, path: str) -> None:

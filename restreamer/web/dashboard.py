@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
 _NO_CACHE = {"Cache-Control": "no-cache"}
+#: The page acts on clicks (taking a stream offline): no other site may
+#: frame it and trick a click (clickjacking).
+_PAGE_HEADERS = dict(_NO_CACHE, **{"X-Frame-Options": "DENY",
+                                   "Content-Security-Policy": "frame-ancestors 'none'"})
 
 
 def view_for(service: "Service", resource: "ApiConfig") -> Callable[[], Response]:
@@ -37,11 +41,14 @@ def view_for(service: "Service", resource: "ApiConfig") -> Callable[[], Response
             return _json({"stream": args["viewers"], "viewers": viewers})
         if "json" in args or request.accept_mimetypes.best_match(["text/html", JSON]) == JSON:
             try:
-                since = max(0, int(args.get("since", 0)))
+                since = int(args.get("since", 0))  # the overview clamps it to its history
             except ValueError:
                 return _json({"error": "since must be a sample number"}, 400)
-            return _json(dict(overview.summary(since), base=_base(resource.serve)))
-        return Response(page, content_type=HTML, headers=_NO_CACHE)
+            members = overview.summary(since)  # shared by every poll: never copied per request
+            body = [b'{"base":%s,' % json.dumps(_base(resource.serve)).encode(), members, b"}"]
+            return Response(body, content_type=JSON, headers=dict(
+                _NO_CACHE, **{"Content-Length": str(sum(map(len, body)))}))
+        return Response(page, content_type=HTML, headers=_PAGE_HEADERS)
     return dashboard
 
 

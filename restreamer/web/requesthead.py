@@ -1,58 +1,83 @@
-"""Strict parsing of a request's header section (RFC 9112), as gunicorn does.
+"""Strict parsing of a request's head and body framing (RFC 9112), as gunicorn does.
 
-pywsgi, like ``http.client``, accepts heads that other parsers read
+pywsgi, like ``http.client``, accepts requests that other parsers read
 differently: a front proxy and restreamer could then disagree on where a
 request ends or what it asks for (request smuggling, e.g. past a proxy's ACL
-on ``/control``).  Such heads are refused here with a ValueError, which the
-handler answers with 400 and a close.
+on ``/control``).  Such requests are refused here with a ValueError, which
+the handler answers with 400 (431 for a head too large) and a close.
 """
 
 from __future__ import annotations
 
-import io
+import email.parser
 import re
 from typing import BinaryIO
 
-from gevent.pywsgi import headers_factory
+from gevent.pywsgi import OldMessage
 
-#: As http.client: longer lines or more lines are refused.
-MAX_LINE = 65536
+#: Longest line of a head (request line, header field, chunk-size line),
+#: CRLF included: gunicorn refuses lines over 8190 bytes and CRLF.
+MAX_LINE = 8192
+#: Most header fields, as gunicorn.
 MAX_HEADERS = 100
+#: Longest header section: what one connection may make the server hold,
+#: as nginx's 4 buffers of 8 KiB bound it, with room for large cookies.
+MAX_HEAD = 64 * 1024
 
+#: method SP request-target SP HTTP-version CRLF, nothing looser: one space
+#: each, an upper-case token (methods are case-sensitive), a target without
+#: controls or spaces, HTTP/1.0 or HTTP/1.1 (HTTP/0.9 has no version).
+_REQUEST_LINE = re.compile(r"[A-Z0-9!#$%&'*+\-.^_`|~]+ [^\x00-\x20\x7f]+ HTTP/1\.[01]\r\n")
 #: field-name = token (RFC 9110 5.1): no space before the colon, no CTLs.
 _NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: Field values may hold visible characters, SP and HTAB: no NUL or other CTL.
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+#: chunk-size [ chunk-ext ] CRLF, the extension's characters loosely (they are ignored).
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(;[\x09\x20-\x7e\x80-\xff]*)?\r\n")
 
 
 class BadHead(ValueError):
-    """A request head that is malformed or ambiguous."""
+    """A request that is malformed or ambiguous."""
+
+
+class HeadTooLarge(BadHead):
+    """A request head over the limits (431)."""
+
+
+def check_request_line(line: str) -> None:
+    """Refuse any request line but ``METHOD target HTTP/1.x`` ending in CRLF."""
+    if not _REQUEST_LINE.fullmatch(line):
+        raise BadHead("malformed request line")
 
 
 def read_headers(rfile: BinaryIO, version: str):
     """Read and check the header section from ``rfile``; pywsgi's header object."""
     lines = []
+    size = 0
     while True:
         line = rfile.readline(MAX_LINE + 1)
-        if len(line) > MAX_LINE:
-            raise BadHead("header line too long")
-        if line in (b"\r\n", b"\n", b""):
+        if line == b"\r\n":
             break
+        if len(line) > MAX_LINE:
+            raise HeadTooLarge("header line too long")
+        if not line.endswith(b"\r\n"):
+            raise BadHead("header line does not end in CRLF" if line else "head cut short")
         if len(lines) == MAX_HEADERS:
-            raise BadHead(f"more than {MAX_HEADERS} headers")
+            raise HeadTooLarge(f"more than {MAX_HEADERS} header fields")
+        size += len(line)
+        if size > MAX_HEAD:
+            raise HeadTooLarge(f"header section over {MAX_HEAD} bytes")
         lines.append(line)
     fields = [_field(line) for line in lines]
     _check_framing(fields, version)
-    headers = headers_factory(io.BytesIO(b"".join(lines) + b"\r\n"))
-    if headers.status:
-        raise BadHead(headers.status)
-    return headers
+    # As http.client.parse_headers builds it, without its own limits (checked above).
+    return email.parser.Parser(_class=OldMessage).parsestr(b"".join(lines).decode("latin-1"))
 
 
 def _field(line: bytes) -> tuple[str, str]:
     if line[:1] in (b" ", b"\t"):
         raise BadHead("obsolete line folding")
-    name, colon, value = line.rstrip(b"\r\n").partition(b":")
+    name, colon, value = line[:-2].partition(b":")
     if not colon or not _NAME.fullmatch(name):
         raise BadHead("invalid header name")
     if _BAD_VALUE.search(value):
@@ -69,10 +94,11 @@ def _check_framing(fields: list[tuple[str, str]], version: str) -> None:
     encodings = values("transfer-encoding")
     if lengths and encodings:
         raise BadHead("both Content-Length and Transfer-Encoding")
-    if any(not length.isdigit() or not length.isascii() for length in lengths):
+    if len(lengths) > 1:
+        # Even equal ones: a proxy in front may have read only one of them.
+        raise BadHead("more than one Content-Length")
+    if lengths and (not lengths[0].isdigit() or not lengths[0].isascii()):
         raise BadHead("Content-Length is not a number")
-    if len(set(map(int, lengths))) > 1:
-        raise BadHead("differing Content-Length headers")
     if encodings and [e.strip().lower() for e in ",".join(encodings).split(",")] != ["chunked"]:
         raise BadHead("Transfer-Encoding other than chunked")
     hosts = values("host")
@@ -82,3 +108,31 @@ def _check_framing(fields: list[tuple[str, str]], version: str) -> None:
         raise BadHead("no Host header")
 
 
+def discard_body(rfile: BinaryIO, length: int | None, chunked: bool) -> None:
+    """Read a request body (``length`` bytes, or chunks) and throw it away,
+    refusing chunk framing that is not exactly RFC 9112's."""
+    if chunked:
+        _discard_chunks(rfile)
+        return
+    left = length or 0
+    while left:
+        data = rfile.read(min(left, 65536))
+        if not data:
+            raise BadHead("request body cut short")
+        left -= len(data)
+
+
+def _discard_chunks(rfile: BinaryIO) -> None:
+    while True:
+        line = rfile.readline(MAX_LINE + 1)
+        match = _CHUNK_LINE.fullmatch(line)
+        if match is None:
+            raise BadHead("malformed chunk-size line" if line else "request body cut short")
+        size = int(match.group(1), 16)
+        if size == 0:
+            break
+        discard_body(rfile, size, False)
+        if rfile.read(2) != b"\r\n":
+            raise BadHead("chunk data does not end in CRLF")
+    # Trailer fields, checked as header fields are, then the empty line.
+    read_headers(rfile, "HTTP/1.0")

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import socket
+import struct
 import time
 
 import gevent
@@ -19,7 +20,7 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from ..config import parse_listen
 from ..log import get_logger
-from .requesthead import read_headers
+from .requesthead import HeadTooLarge, check_request_line, discard_body, read_headers
 
 
 #: Bytes of kernel send buffer per viewer socket.
@@ -35,6 +36,11 @@ EMFILE_PAUSE = (0.05, 1.0)
 #: A request target's query, as pywsgi's messages quote it: it may carry a token.
 _QUERY = re.compile(r"\?[^\s'\"]*")
 _BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
+              b"Content-Length: 0\r\n\r\n")
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: SO_LINGER on, for 0 s: close() resets the connection.
+_RESET = struct.pack("ii", 1, 0)
 
 _log = get_logger("http")
 
@@ -60,15 +66,19 @@ class StreamingHandler(WSGIHandler):
             self.response_headers = [(name, value) for name, value in self.response_headers
                                      if name.lower() != b"transfer-encoding"]
 
-    # -- reading the request head ------------------------------------------
+    # -- reading the request ---------------------------------------------
+    # Each phase of a request has its own deadline of droptimeout: the head,
+    # the body, and the answer (a stream's viewer is watched by the hub
+    # instead).  A client that trickles a byte now and then (slowloris), goes
+    # quiet, never reads, or vanishes without a FIN would otherwise hold its
+    # socket, greenlet and buffers forever.  A deadline fires as a socket
+    # timeout, which pywsgi handles as a dead client.
 
     _head_deadline: gevent.Timeout | None = None
+    _linger = True
 
     def read_requestline(self) -> str:
-        # One deadline for the whole head, not one per read: a client that
-        # trickles a byte now and then (slowloris), goes quiet, or vanishes
-        # without a FIN would otherwise hold its socket and greenlet forever.
-        # It fires as a socket timeout, which pywsgi handles as a dead client.
+        # One deadline for the whole head, not one per read.
         timeout = self.server.request_timeout
         if timeout:
             self._head_deadline = gevent.Timeout.start_new(
@@ -77,10 +87,12 @@ class StreamingHandler(WSGIHandler):
 
     def read_request(self, raw_requestline: str):
         try:
-            return super().read_request(raw_requestline)
+            check_request_line(raw_requestline)
+            result = super().read_request(raw_requestline)
         finally:
-            # The head is in; while a stream is sent, droptimeout watches the viewer.
             self._end_head_deadline()
+        self._read_body()
+        return result
 
     def _end_head_deadline(self) -> None:
         if self._head_deadline is not None:
@@ -90,6 +102,28 @@ class StreamingHandler(WSGIHandler):
     def MessageClass(self, rfile, *args):  # noqa: N802 (pywsgi's name)
         # Checked as strictly as gunicorn does (see requesthead).
         return read_headers(rfile, self.request_version)
+
+    def _read_body(self) -> None:
+        """Read and drop the request body before answering, within its deadline.
+
+        No resource takes a body; reading it first means a malformed one is
+        refused (400) before anything is answered, and a slow one cannot
+        keep the connection past its deadline after the answer.
+        """
+        chunked = self.headers.get("Transfer-Encoding", "").lower() == "chunked"
+        if not chunked and not self.content_length:
+            return
+        timeout = self.server.request_timeout
+        late = socket.timeout(f"request body not complete within {timeout:g} s") if timeout else None
+        with gevent.Timeout(timeout, late):
+            if self.headers.get("Expect", "").lower() == "100-continue":
+                self.socket.sendall(_CONTINUE)
+            discard_body(self.rfile, self.content_length, chunked)
+        # The application, and pywsgi's own discarding after the answer,
+        # see a request without a body.
+        self.content_length = None
+        del self.headers["Content-Length"]
+        del self.headers["Transfer-Encoding"]
 
     def handle_one_request(self):
         try:
@@ -105,14 +139,17 @@ class StreamingHandler(WSGIHandler):
         return result
 
     def _handle_client_error(self, ex: Exception):
-        # A malformed or ambiguous head, or one cut off by its deadline, is
+        # A malformed or ambiguous request, or one cut off by its deadline, is
         # bad input like any other: one log line (pywsgi's own would quote the
-        # request line, query string and all), then 400 and close.
+        # request line, query string and all), then 400 (431) and close.
         if not isinstance(ex, (ValueError, http.client.HTTPException, OSError)):
             _log.error("request head crashed", exc_info=ex)
-        self._log_refusal(400, _QUERY.sub("?***", str(ex) or type(ex).__name__))
+        status, response = (431, _TOO_LARGE) if isinstance(ex, HeadTooLarge) else (400, _BAD_REQUEST)
+        self._log_refusal(status, _QUERY.sub("?***", str(ex) or type(ex).__name__))
         self.close_connection = True
-        return ("400", _BAD_REQUEST)
+        # A client too slow for its deadline gets no more time to linger in.
+        self._linger = not isinstance(ex, socket.timeout)
+        return (str(status), response)
 
     def _log_refusal(self, status: int, reason: str) -> None:
         address = self.client_address
@@ -132,6 +169,8 @@ class StreamingHandler(WSGIHandler):
         sock = self.socket
         try:
             sock.sendall(response)
+            if not self._linger:
+                return
             sock.shutdown(socket.SHUT_WR)
             with gevent.Timeout(LINGER_TIME, False):  # False: time up ends the block quietly
                 drained = 0
@@ -155,7 +194,7 @@ class StreamingHandler(WSGIHandler):
         # then the hub writes to the socket itself while the viewer keeps up.
         serve = getattr(self.result, "serve", None)
         if serve is None:
-            super().process_result()
+            self._send_answer()
             return
         self.write(b"")
         if self.response_use_chunked:
@@ -166,6 +205,28 @@ class StreamingHandler(WSGIHandler):
             self.response_length += serve(sink)
         finally:
             sink.close()
+
+    def _send_answer(self) -> None:
+        """Send a response that is not a stream: all of it within droptimeout,
+        or the connection is dropped (a client that asks and never reads
+        would otherwise hold the answer's memory and its socket forever)."""
+        timeout = self.server.request_timeout
+        deadline = gevent.Timeout(timeout)
+        deadline.start()
+        try:
+            super().process_result()
+        except gevent.Timeout as fired:
+            if fired is not deadline:
+                raise
+            _log.warning("answer not taken", remote=self.environ.get("REMOTE_ADDR"),
+                         path=self.environ.get("PATH_INFO"), timeout=timeout,
+                         sent=self.response_length)
+            self.close_connection = True
+            # Reset, rather than leave the unsent rest queued in the kernel
+            # behind a FIN the client would never read up to.
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+        finally:
+            deadline.close()
 
     def write(self, data) -> None:
         # pywsgi's write() re-checks the response state and frames every chunk

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
+import re
 import stat
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -35,6 +36,9 @@ from ..sources.base import describe, file_path, timeout_or_none
 MAX_SIZE = 10 * 1024 * 1024
 #: Seconds a fetch from a URL may take when ``timeout`` is 0.
 DEFAULT_TIMEOUT = 30.0
+#: A Content-Length as RFC 9110 spells it, ASCII digits only (str.isdigit()
+#: takes "²", which int() refuses), and short enough for int().
+_LENGTH = re.compile(r"[0-9]{1,18}")
 
 _log = get_logger("static")
 
@@ -129,11 +133,13 @@ class StaticResource:
                 headers = response.headers
                 length = headers.get("Content-Length")
                 chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
-                if not chunked and (length is None or not length.isdigit()):
+                if length is not None and not _LENGTH.fullmatch(length):
+                    return self._failed(502, "upstream sent a malformed Content-Length")
+                if not chunked and length is None:
                     # A close-delimited body cut short looks complete.
                     return self._failed(502, "upstream sent neither a Content-Length nor chunks")
-                if length is not None and length.isdigit() and int(length) > MAX_SIZE:
-                    return self._failed(502, f"upstream body is {length} bytes, more than {MAX_SIZE}")
+                if length is not None and int(length) > MAX_SIZE:
+                    return self._failed(502, f"upstream body is {int(length)} bytes, more than {MAX_SIZE}")
                 body = _read_body(response, MAX_SIZE)
                 if len(body) > MAX_SIZE:
                     return self._failed(502, f"upstream body is more than {MAX_SIZE} bytes")

@@ -4,8 +4,10 @@
 chunk (a copy per viewer per write) and uses gevent's sendall, which asks the
 kernel for the send buffer size on every call.  This worker serves through
 pywsgi with the same handler and server as restreamer's own CLI, so viewers
-cost the same under gunicorn as there, and get the same protection: one
-deadline (``droptimeout``) for a whole request head, strict request parsing,
+cost the same under gunicorn as there, and get the same protection: a
+deadline (``droptimeout``) for each of a request's head, body and answer,
+strict request parsing (a request body is read and dropped before the app
+runs: restreamer's resources take none),
 a raised file descriptor limit and a pause in accepting when it runs out.
 On SIGUSR1 (which gunicorn's master passes on to its workers) it also
 reopens restreamer's log file, for logrotate.

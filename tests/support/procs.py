@@ -32,6 +32,16 @@ class ProcessWatch:
 def udp_ports(pgid: int) -> list[int]:
     """The local ports of the UDP sockets held by the processes of process
     group ``pgid``: what a source told ``udp://HOST:0`` bound, read from /proc."""
+    return _ports(pgid, ("/proc/net/udp", "/proc/net/udp6"))
+
+
+def listening_ports(pgid: int) -> list[int]:
+    """The TCP ports the processes of process group ``pgid`` listen on (what
+    ``listen`` ``HOST:0`` bound, when no log line tells it), read from /proc."""
+    return _ports(pgid, ("/proc/net/tcp", "/proc/net/tcp6"), state="0A")
+
+
+def _ports(pgid: int, tables: tuple[str, ...], state: str | None = None) -> list[int]:
     inodes = set()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -46,12 +56,12 @@ def udp_ports(pgid: int) -> list[int]:
         except OSError:  # gone meanwhile
             continue
     ports = set()
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
+    for table in tables:
         with open(table) as lines:
             next(lines)  # the column names
             for line in lines:
                 fields = line.split()
                 local, inode = fields[1], fields[9]
-                if inode in inodes:
+                if inode in inodes and state in (None, fields[3]):
                     ports.add(int(local.rpartition(":")[2], 16))
     return sorted(ports)

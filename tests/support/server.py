@@ -116,6 +116,7 @@ class RestreamerProcess:
             cmd = [sys.executable, "-m", "restreamer", "{config}"]
         self.args = [arg.replace("{config}", str(self.config_path)) for arg in cmd] + list(extra_args)
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.cwd = REPO_ROOT  # another directory runs what is installed, not the checkout
         self.port: Optional[int] = None
         self.proc: Optional[subprocess.Popen] = None
         self._output = _Output()
@@ -155,7 +156,7 @@ class RestreamerProcess:
     def launch(self) -> "RestreamerProcess":
         """Start the process without waiting for it to listen (e.g. to see it reject a config)."""
         assert self.proc is None, "already started"
-        self.proc = subprocess.Popen(self.args, cwd=REPO_ROOT, env=self.env, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.args, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True)
         weakref.finalize(self, _kill, self.proc)

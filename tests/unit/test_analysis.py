@@ -4,6 +4,8 @@ Chunks are fed as the upstream does (whole packets, about one hub window
 each) with the arrival times a live stream at the sample's pace would have.
 """
 
+import pytest
+
 from restreamer.ts.analysis import Analyser
 from restreamer.ts.packets import PACKET_SIZE, PacketAligner
 from tests.support.ts import load_sample, packet_pid, seamless_laps
@@ -102,18 +104,62 @@ def test_packets_without_payload_and_null_packets_are_not_counted():
     assert errors(analyse(data)) == {}
 
 
-def test_a_pat_gap_is_one_pat_error_however_long():
-    pats = offsets_of(SAMPLE, 0)
-    data = bytearray(SAMPLE)
-    # about 1.5 s without PAT (every ~0.1 s in the sample), counters renumbered as
-    # an encoder that stopped sending it would
-    dropped = [o for o in pats if 2.0 * BYTES_PER_SECOND <= o < 3.5 * BYTES_PER_SECOND]
-    later = [o for o in pats if o >= 3.5 * BYTES_PER_SECOND]
-    for offset in later:
-        data[offset + 3] = data[offset + 3] & 0xF0 | (data[offset + 3] - len(dropped)) & 0x0F
+def without_pats(data: bytes, start: float, end: float) -> bytes:
+    """``data`` without its PATs from ``start`` to ``end`` seconds (one every
+    ~0.1 s in the sample), counters renumbered as an encoder that stopped
+    sending it would."""
+    pats = offsets_of(data, 0)
+    out = bytearray(data)
+    dropped = [o for o in pats if start * BYTES_PER_SECOND <= o < end * BYTES_PER_SECOND]
+    for offset in (o for o in pats if o >= end * BYTES_PER_SECOND):
+        out[offset + 3] = out[offset + 3] & 0xF0 | (out[offset + 3] - len(dropped)) & 0x0F
     for offset in reversed(dropped):
-        del data[offset:offset + PACKET_SIZE]
-    assert errors(analyse(bytes(data))) == {"PAT_error": 1}
+        del out[offset:offset + PACKET_SIZE]
+    return bytes(out)
+
+
+def analyse_in_bursts(data: bytes, seconds: float) -> Analyser:
+    """``data`` as an upstream delivers it that sends ``seconds`` of stream at
+    once, then nothing until the next burst (a sender flushing a large buffer):
+    every chunk of a burst arrives at the time of the burst's end."""
+    analyser = Analyser()
+    aligner = PacketAligner()
+    analyser.connected(aligner, 0.0)
+    burst = int(seconds * BYTES_PER_SECOND) // PACKET_SIZE * PACKET_SIZE
+    for start in range(0, len(data), burst):
+        end = min(start + burst, len(data))
+        for offset in range(start, end, CHUNK):
+            chunk = aligner.feed(data[offset:min(offset + CHUNK, end)])
+            if chunk:
+                analyser.feed(chunk, end / BYTES_PER_SECOND)
+    return analyser
+
+
+def test_a_pat_gap_is_one_pat_error_however_long():
+    assert errors(analyse(without_pats(SAMPLE, 2.0, 3.5))) == {"PAT_error": 1}
+
+
+@pytest.mark.parametrize("seconds", [0.3, 0.8, 1.5])
+def test_a_clean_stream_arriving_in_bursts_has_no_pat_or_pmt_errors(seconds):
+    # The arrival gaps are longer than PAT_TIMEOUT; the stream's own clock
+    # (its PCR) has a PAT every ~0.1 s.
+    assert errors(analyse_in_bursts(seamless_laps(SAMPLE, 3), seconds)) == {}
+
+
+@pytest.mark.parametrize("seconds", [0.3, 0.8])
+def test_a_pat_gap_is_caught_in_bursts_too(seconds):
+    data = without_pats(seamless_laps(SAMPLE, 2), 8.0, 9.0)
+    assert errors(analyse_in_bursts(data, seconds)) == {"PAT_error": 1}
+
+
+def test_without_a_pcr_arrival_time_judges():
+    data = bytearray(SAMPLE)
+    for offset in offsets_of(SAMPLE, VIDEO_PID):
+        if data[offset + 3] & 0x20 and data[offset + 4] >= 7:
+            data[offset + 5] &= ~0x10  # PCR_flag off
+    analyser = analyse(bytes(data))
+    assert errors(analyser) == {} and analyser.snapshot(6.0)["programs"][0]["pcr"] is False
+    assert errors(analyse(without_pats(bytes(data), 2.0, 3.5))) == {"PAT_error": 1}
 
 
 def test_a_missing_pmt_and_a_missing_elementary_stream():

@@ -51,14 +51,16 @@ FUZZ = settings(max_examples=300, deadline=None, derandomize=True, suppress_heal
 
 
 def check(load, source=SOURCE):
-    """Run `load()`; a ConfigError must be one line starting with the source."""
+    """Run `load()`; a ConfigError must be one line per problem, each starting with the source."""
     try:
         config = load()
     except ConfigError as e:
-        message = str(e)
-        assert "\n" not in message and "\r" not in message, message
-        assert message.startswith(source + ": ") and len(message) > len(source) + 2, message
-        return message
+        lines = str(e).split("\n")
+        assert len(lines) == len(getattr(e, "errors", [e])), str(e)
+        for message in lines:
+            assert "\r" not in message, message
+            assert message.startswith(source + ": ") and len(message) > len(source) + 2, message
+        return lines[0]
     assert isinstance(config, Config)
     return config
 

@@ -85,10 +85,10 @@ def test_config_error_keeps_file_path_and_problem_apart():
     assert (syntax.path, syntax.line, syntax.column) == ("", 1, 12)
 
 
-def test_every_scheme_names_a_connection_class():
+def test_every_scheme_names_what_opens_its_connections():
     for name, scheme in SCHEMES.items():
         module = __import__(f"restreamer.sources.{scheme.module}", fromlist=[scheme.connection])
-        assert isinstance(getattr(module, scheme.connection), type), name
+        assert callable(getattr(module, scheme.connection)), name
 
 
 def test_opening_an_unknown_scheme_fails_as_validation_does():
@@ -243,3 +243,29 @@ def test_redact_url_shows_scheme_host_port_and_path_only(url, shown):
 def test_yaml_and_json_agree():
     data = {"userlist": {"a": {"password": "x"}}, "resources": [STREAM]}
     assert parse(json.dumps(data), "c.json").userlist == parse(yaml.safe_dump(data), "c.yaml").userlist
+
+
+# -- the sources beyond the original's -------------------------------------------
+
+
+@pytest.mark.parametrize("remote", ["rtp://239.1.2.3:5000", "rtp://@239.1.2.3:5000", "rtp://:5000",
+                                    "rtp://10.0.0.1@239.1.2.3:5000", "udp://10.0.0.1@239.1.2.3:5000",
+                                    "http://cdn.example/live/master.m3u8"])
+def test_rtp_ssm_and_hls_remotes_are_valid(remote):
+    config = from_dict({"resources": [{**STREAM, "remote": remote, "program": 2}]}, "c.json")
+    assert config.streams[0].remotes == (remote,) and config.streams[0].program == 2
+
+
+@pytest.mark.parametrize("entries, problem", [
+    ({"remote": "rtp://239.1.2.3"}, "resources[0].remote: URL 'rtp://239.1.2.3' has no port"),
+    ({"program": 0}, "resources[0].program: must be a finite number >= 1, got 0"),
+    ({"program": 70000}, "resources[0].program: 70000 is not a program_number (1 to 65535)"),
+])
+def test_bad_rtp_and_program_keys_say_where_and_what(entries, problem):
+    assert problem in str(error({"resources": [{**STREAM, **entries}]}))
+
+
+def test_a_variant_without_an_http_remote_is_warned_about():
+    config = from_dict({"resources": [{**STREAM, "variant": "720p"}]}, "c.json")
+    assert config.warnings == ("c.json: resources[0].variant: no http(s) remote: only an HLS master "
+                               "playlist has variants",)

@@ -88,3 +88,25 @@ def test_no_header_for_an_unknown_user_or_type():
     userlist = from_dict({"userlist": USERS}).userlist
     assert authorization_header(Authentication(type="basic", user="nobody"), userlist) == {}
     assert authorization_header(Authentication(type="digest", user="alice"), userlist) == {}
+
+
+def test_an_empty_type_is_the_originals_pass_authenticator_and_an_empty_user_names_nobody():
+    # The Go original's documented example: every key there, empty.
+    config = from_dict({"userlist": USERS, "resources": [
+        {"type": "api", "api": "health", "serve": "/h",
+         "authentication": {"type": "", "realm": "", "user": "", "users": []}}],
+        "notifications": [{"event": "heartbeat", "url": "http://n/",
+                           "authentication": {"type": "", "user": ""}}]})
+    auth = Authenticator(config.resources[0].authentication, config.userlist)
+    assert not auth.required and auth.allows(None)
+    assert authorization_header(config.notifications[0].authentication, config.userlist) == {}
+    assert config.warnings == ()
+    assert config.notes == (
+        "<dict>: resources[0].authentication: type is empty: no authentication "
+        "(everyone gets in, as in the original)",
+        "<dict>: notifications[0].authentication: type is empty: no credentials are sent")
+
+
+def test_an_empty_user_beside_a_type_is_ignored():
+    auth = authenticator({"type": "basic", "user": "", "users": ["alice"]})
+    assert auth.allows(basic("alice", "wonder land")) and not auth.allows(basic("", ""))

@@ -3,11 +3,10 @@ opener: idle until a viewer, connecting, online, kept for idletimeout after
 the last viewer, idle again; a viewer coming back in time keeps the connection.
 (tests/test_ondemand.py shows the same over real sockets.)"""
 
+import gevent
 from gevent.event import Event
 
 from restreamer.config import from_dict
-import gevent
-
 from restreamer.core.relay import Refusal, Relay
 from tests.support.ts import make_packets
 from tests.unit.clock import FakeClock
@@ -64,6 +63,10 @@ def test_idle_until_a_viewer_then_online_then_idle_again_after_idletimeout(logs)
         assert connections[0].closed.wait(1)
         assert wait_log(logs, "stream idle", stream="/s.ts")
         assert stream.state == "idle"
+        # Closed on purpose: no viewer is held for the upstream, nor is it an outage.
+        gevent.sleep(0.1)
+        assert [e["event"] for e in logs if e.get("stream") == "/s.ts"
+                and e["event"] in ("stream waiting", "stream offline")] == []
     finally:
         relay.stop()
 

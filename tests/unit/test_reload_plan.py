@@ -2,9 +2,7 @@
 shows viewers through it): resources matched by serve path, stream settings
 compared, nothing changed by a file that fails."""
 
-import pytest
-
-from restreamer.config import ConfigError, from_dict
+from restreamer.config import from_dict
 from restreamer.core.relay import Relay
 from restreamer.core.reload import apply, make_plan
 from restreamer.assembly import Service
@@ -65,13 +63,14 @@ def test_a_preamble_whose_content_changed_changes_the_stream(tmp_path):
     assert relay.streams["/a.ts"].preamble == preamble.read_bytes()
 
 
-def test_an_unreadable_preamble_fails_the_plan_and_changes_nothing(tmp_path):
+def test_an_unreadable_preamble_is_a_warning_and_the_stream_goes_without_it(tmp_path):
     relay = relay_of(stream("/a.ts"))
-    streams, config = dict(relay.streams), relay.config
-    with pytest.raises(ConfigError, match=r"resources\[1\]\.preamble: cannot read"):
-        make_plan(relay, from_dict({"resources": [
-            stream("/new.ts"), stream("/a.ts", preamble=str(tmp_path / "missing.ts"))]}))
-    assert relay.streams == streams and relay.config is config
+    config = from_dict({"resources": [
+        stream("/new.ts"), stream("/a.ts", preamble=str(tmp_path / "missing.ts"))]})
+    assert config.warnings == (f"<dict>: resources[1].preamble: cannot read {tmp_path / 'missing.ts'}: "
+                               "No such file or directory; the stream is served without it",)
+    plan = make_plan(relay, config)
+    assert (plan.added, plan.changed) == (["/new.ts"], ["/a.ts"])
 
 
 def test_an_on_demand_override_is_a_change_of_that_stream_only():

@@ -163,6 +163,45 @@ def test_an_upstream_silent_for_readtimeout_is_closed_and_retried(logs):
     assert opener.connections[0].closed
 
 
+def test_readtimeout_counts_from_the_connect(logs):
+    # A remote that accepts and never answers (the opener waits for ever):
+    # given up readtimeout after the attempt began; and one whose first
+    # packet comes later than that after the connect is given up too.
+    def mute(url):
+        Event().wait()
+
+    opener = Opener(mute, stop_after=2)
+    run(opener, remotes=("tcp://a:1", "tcp://b:1"), reconnect=0.01, readtimeout=0.1)
+    error = wait_log(logs, "upstream error")
+    assert error["reason"] == "no valid packet for 0.1 s (readtimeout)"
+    (first, began), (second, again) = opener.attempts[:2]
+    assert first != second and 0.095 <= again - began < 0.5
+
+    def slow_head(url):
+        gevent.sleep(0.08)  # connected, the first packet 0.08 + 0.08 s after the attempt began
+        return _late(PACKETS[:PACKET_SIZE], 0.08)
+
+    logs.clear()
+    opener = Opener(slow_head, stop_after=1)
+    lifecycle = run(opener, reconnect=10, readtimeout=0.1)
+    assert wait_log(logs, "upstream error")["reason"] == "no valid packet for 0.1 s (readtimeout)"
+    assert lifecycle.hub.packets_received == 0
+
+
+def _late(data: bytes, delay: float) -> Script:
+    """A connection whose first read returns ``data`` after ``delay`` s, then stalls."""
+    script = Script(then=None)
+    read = script.read
+
+    def first_read() -> bytes:
+        script.read = read
+        gevent.sleep(delay)
+        return data
+
+    script.read = first_read
+    return script
+
+
 def test_a_crash_in_a_source_is_logged_and_retried(logs):
     opener = Opener(lambda url: Script(then=RuntimeError("a bug in a source")), stop_after=2)
     run(opener, reconnect=0.01)
@@ -200,3 +239,35 @@ def test_with_reconnect_0_the_stream_stays_offline_after_one_attempt(logs):
 
 def _lifecycle(graceperiod: float) -> Lifecycle:
     return Lifecycle(Hub("/s.ts", stream_settings(keepalive=0)), graceperiod)
+
+
+class Telling(Script):
+    """A connection that counts breaks and missing units, as HLS and RTP do:
+    the second read follows a break, after 3 lost units."""
+
+    breaks = missing = 0
+
+    def read(self) -> bytes:
+        if len(self.reads) == 1:
+            self.breaks, self.missing = 1, 3
+        return super().read()
+
+
+def test_a_break_a_connection_tells_restarts_viewers_at_a_rap_and_losses_are_counted(monkeypatch):
+    restarts = []
+    lifecycle = _lifecycle(0)
+    hub = lifecycle.hub
+    monkeypatch.setattr(hub, "restart_at_rap", lambda: restarts.append(hub.packets_received))
+    opener = Opener(lambda url: Telling(PACKETS[:10 * PACKET_SIZE], PACKETS[10 * PACKET_SIZE:]),
+                    stop_after=1)
+    upstream = Upstream(hub, lifecycle, ["http://a/l.m3u8"], source_settings(), reconnect=10,
+                        readtimeout=0, opener=opener)
+    upstream.start()
+    try:
+        assert opener.enough.wait(timeout=5)
+    finally:
+        upstream.stop()
+    # At the connection's start, and once more at the break: after the first
+    # read's packets, before the second's.
+    assert restarts == [0, 10]
+    assert upstream.missing == 3

@@ -1,0 +1,104 @@
+"""RTP upstreams: MPEG-TS over RTP/AVP (RFC 2250, payload type 33), as IPTV
+multicast carries it.
+
+``rtp://GROUP:PORT`` (or udpxy's ``rtp://@GROUP:PORT``, or
+``rtp://SOURCE@GROUP:PORT`` for source-specific multicast) joins a group as
+``udp://`` does, with the same ``clientinterface``; ``rtp://:PORT`` receives
+unicast.  Each datagram's RTP header (its CSRC list, extension and padding
+included) is stripped; datagrams that arrive out of order within
+:data:`WINDOW` are put back in order by sequence number, and the numbers
+that never arrive are counted in :attr:`RTPConnection.missing`.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from .base import READ_SIZE, SourceError, SourceSettings
+from .datagram import UDPConnection
+
+#: Datagrams held back waiting for an earlier one before it is given up as lost.
+WINDOW = 16
+#: RTP's payload type for MPEG-2 transport streams (RFC 3551).
+MP2T = 33
+
+_HEADER = struct.Struct("!BBH")  # V P X CC, M PT, sequence number
+
+
+class RTPConnection(UDPConnection):
+    """A UDP socket as ``udp://`` opens it; reads return RTP payloads, in sequence order."""
+
+    def __init__(self, url: str, settings: SourceSettings):
+        super().__init__(url, settings)
+        self._fd = self._sock.fileno()
+        self.missing = 0  # sequence numbers that never arrived
+        self.breaks = 0  # a lost datagram costs its packets, not the stream's continuity: stays 0
+        self._next: int | None = None  # the sequence number due next
+        self._held: dict[int, bytes] = {}  # arrived early, by sequence number
+        self._out: list[bytes] = []  # payloads in order, not yet returned
+
+    def read(self) -> bytes:
+        """The payloads of every datagram that has arrived (at least one), in order."""
+        recv, mru, fd = self._sock.recv, self._mru, self._fd
+        while True:
+            try:
+                datagram = recv(mru)
+            except OSError as e:
+                raise SourceError.from_os_error(e) from None
+            if not datagram:
+                continue
+            self._take(datagram)
+            size = len(datagram)
+            # What else is waiting, without yielding: one read per burst.
+            while size < READ_SIZE:
+                try:
+                    datagram = os.read(fd, mru)
+                except BlockingIOError:
+                    break
+                except OSError as e:
+                    raise SourceError.from_os_error(e) from None
+                self._take(datagram)
+                size += len(datagram)
+            if self._out:
+                out, self._out = self._out, []
+                return b"".join(out)
+
+    def _take(self, datagram: bytes) -> None:
+        """Strip one datagram's header and queue its payload in sequence order."""
+        first, kind, sequence = _HEADER.unpack_from(datagram) if len(datagram) >= 12 else (0, 0, 0)
+        if first >> 6 != 2 or kind & 0x7F != MP2T:
+            if self._next is None:  # judged by the first: a stray datagram later is skipped
+                raise SourceError(f"not RTP/AVP MPEG-TS (payload type 33): a datagram of {len(datagram)} "
+                                  f"bytes with version {first >> 6}, payload type {kind & 0x7F}")
+            return
+        start = 12 + 4 * (first & 0x0F)
+        if first & 0x10:  # a header extension: 4 bytes, then its length in 32-bit words
+            start += 4 + 4 * int.from_bytes(datagram[start + 2:start + 4], "big")
+        end = len(datagram) - datagram[-1] if first & 0x20 else len(datagram)
+        payload = datagram[start:end]
+        expected = self._next
+        if expected is None or sequence == expected:
+            self._out.append(payload)
+            self._next = (sequence + 1) & 0xFFFF
+            if self._held:
+                self._release()
+            return
+        ahead = (sequence - expected) & 0xFFFF
+        if ahead >= 0x8000:
+            return  # behind: a duplicate, or one already given up as lost
+        self._held[sequence] = payload
+        if len(self._held) > WINDOW:
+            # The one due is lost: continue at the earliest held.
+            earliest = min(self._held, key=lambda held: (held - expected) & 0xFFFF)
+            self.missing += (earliest - expected) & 0xFFFF
+            self._next = earliest
+            self._release()
+
+    def _release(self) -> None:
+        """Queue the held payloads that now follow in order."""
+        held, due = self._held, self._next
+        while due in held:
+            self._out.append(held.pop(due))
+            due = (due + 1) & 0xFFFF
+        self._next = due
