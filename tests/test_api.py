@@ -23,7 +23,7 @@ STAT_FIELDS = [
     "packets_per_second_received", "packets_per_second_sent", "packets_per_second_dropped",
     "bytes_per_second_received", "bytes_per_second_sent", "bytes_per_second_dropped",
     # new, after the original's
-    "total_switches", "total_switch_gap_ns", "backlog_bytes",
+    "total_switches", "total_switch_gap_ns", "backlog_bytes", "total_missing",
 ]
 
 
