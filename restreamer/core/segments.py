@@ -91,7 +91,7 @@ class Segmenter:
         self._gap = False  # the next segment follows a new connection
         self._date: float | None = None  # when the open segment's first frame was, if known
         self._untimed = 0  # starts in a row without a PTS right behind them
-        self._playlist: tuple[str, str] | None = None  # (prefix, text) of the segments now
+        self._playlist: tuple[str, bytes] | None = None  # (prefix, encoded text) of the segments now
 
     # -- fed by the hub --------------------------------------------------------
 
@@ -214,14 +214,14 @@ class Segmenter:
         """EXT-X-TARGETDURATION: at least every segment's rounded duration, never less than the key."""
         return max(math.ceil(self.target), self.longest, 1)
 
-    def playlist(self, prefix: str) -> str:
-        """The live media playlist (RFC 8216): no end tag, the window's segments,
-        each at ``prefix`` + ``NUMBER.ts``.  Made once per segment added, for
-        every player polling it."""
+    def playlist(self, prefix: str) -> bytes:
+        """The live media playlist (RFC 8216), encoded: no end tag, the window's
+        segments, each at ``prefix`` + ``NUMBER.ts``.  Made once per segment
+        added, for every player polling it."""
         cached = self._playlist
         if cached is not None and cached[0] == prefix:
             return cached[1]
-        text = self._render(prefix)
+        text = self._render(prefix).encode()
         self._playlist = (prefix, text)
         return text
 

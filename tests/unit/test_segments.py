@@ -37,7 +37,7 @@ def fed(data: bytes, piece: int = 40 * PACKET_SIZE, target: float = 2.0, window:
 
 
 def playlist(segmenter: Segmenter):
-    return parse(segmenter.playlist("s.m3u8/"))
+    return parse(segmenter.playlist("s.m3u8/").decode())
 
 
 def test_segments_are_whole_gops_up_to_the_target_each_starting_clean():
