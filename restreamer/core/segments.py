@@ -61,12 +61,6 @@ class Segment:
         return self._data
 
 
-#: Target durations of segments a playlist lists before it is first served:
-#: a player starts three target durations from the live edge (RFC 8216,
-#: 6.3.3), and Chromium refuses a live playlist that holds less.
-READY_TARGETS = 3
-
-
 class Segmenter:
     """Cuts one stream into segments of whole GOPs up to ``target`` seconds,
     listing the newest ``window`` of them."""
@@ -204,10 +198,9 @@ class Segmenter:
 
     @property
     def ready(self) -> bool:
-        """Enough is listed for a player to start."""
-        listed = self.listed
-        return sum(s.duration for s in listed) >= READY_TARGETS * self.target_duration - 0.05 \
-            or len(listed) >= self.window
+        """A segment is listed: ffmpeg and Safari start from one (a player that
+        wants more, as Chromium does, reloads until it has it)."""
+        return bool(self.segments)
 
     @property
     def target_duration(self) -> int:
