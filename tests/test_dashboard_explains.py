@@ -95,6 +95,9 @@ def test_many_streams_make_a_compact_table_to_filter_and_sort(crowded, browser):
         watcher.wait_bytes(1)
         browser.get(crowded.url("/"))
         WebDriverWait(browser, WAIT).until(lambda d: len(rows(d)) == MANY + 1)
+        painted = WebDriverWait(browser, WAIT).until(lambda d: d.execute_script("return window.streamsPainted"))
+        print(f"{MANY + 1} streams painted {painted:.0f} ms after navigation")
+        assert painted <= 1000, f"the streams took {painted:.0f} ms to paint"  # the target
         assert not browser.find_element(By.ID, "streams").is_displayed()
         Select(browser.find_element(By.ID, "sort")).select_by_value("viewers")
         WebDriverWait(browser, WAIT).until(

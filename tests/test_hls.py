@@ -8,6 +8,7 @@ import http.client
 import json
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from urllib.parse import urljoin
@@ -17,8 +18,10 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
+from restreamer.ts.psi import is_rap
 from tests.support.hls import assert_segment_starts_clean, continuous, parse, poll
 from tests.support.server import RestreamerProcess
+from tests.support.ts import PACKET_SIZE
 from tests.support.upstream import TSUpstream
 from tests.support.viewer import http_get
 
@@ -146,6 +149,50 @@ def test_authentication_guards_the_playlist_and_its_segments_alike(server):
     status, _, data = http_get(uri, headers=CREDENTIALS)
     assert status == 200
     assert_segment_starts_clean(data)
+
+
+def test_a_fresh_streams_playlist_lists_a_segment_within_a_segment_of_its_second_keyframe(sample, tmp_path):
+    payload, rate = continuous(sample, 2)
+    keyframes = [offset for offset in range(0, len(payload), PACKET_SIZE) if is_rap(payload, offset, "h264")]
+    second = keyframes[1] * 8 / rate  # seconds after the upstream's first byte
+    fresh = TSUpstream(payload, rate=rate)
+    config = {"hls": True, "hlssegment": 2, "ondemand": True,
+              "resources": [{"type": "stream", "serve": "/fresh.ts", "remote": fresh.url}]}
+    try:
+        with RestreamerProcess(config, tmp_path).start() as restreamer:
+            began = time.monotonic()  # the request starts the on-demand upstream
+            status, _, body = http_get(restreamer.url("/fresh.m3u8"), timeout=15)
+            took = time.monotonic() - began
+            assert status == 200 and len(parse(body.decode()).entries) >= 1
+            assert took <= second + 2 + 0.5, f"{took:.2f} s; the second keyframe came at {second:.2f} s"
+    finally:
+        fresh.stop()
+
+
+def test_the_servers_fast_path_and_the_flask_views_send_the_same_bytes(source, tmp_path):
+    config = {"hls": True, "hlswindow": 4, "userlist": {"tv": {"password": "pw"}},
+              "resources": [{"type": "stream", "serve": "/tv.ts", "remote": source.url,
+                             "authentication": {"type": "basic", "realm": "tv", "users": ["tv"]}}]}
+    with RestreamerProcess(config, tmp_path,
+                           cmd=[sys.executable, "-m", "tests.support.twomounts", "{config}"]).start() as both:
+        assert http_get(both.url("/tv.m3u8"))[0] == 401  # the same check on both paths
+        assert http_get(both.url("/flask/tv.m3u8"))[0] == 401
+        fast = playlist(both, headers=CREDENTIALS, entries=2)
+
+        def same_playlist():
+            before = http_get(both.url("/tv.m3u8"), headers=CREDENTIALS)
+            flask = http_get(both.url("/flask/tv.m3u8"), headers=CREDENTIALS)
+            after = http_get(both.url("/tv.m3u8"), headers=CREDENTIALS)
+            return (before, flask) if before[2] == after[2] else None  # no segment added meanwhile
+        before, flask = poll(same_playlist, 20, "a playlist unchanged across three requests", every=0.1)
+        assert before[2] == flask[2]
+        uri = fast.entries[-1].uri
+        answers = [http_get(urljoin(both.url(mount + "/tv.m3u8"), uri), headers=CREDENTIALS)
+                   for mount in ("", "/flask")]
+        for header in ("Content-Type", "Content-Length", "Cache-Control"):
+            assert answers[0][1][header] == answers[1][1][header], header
+        assert answers[0][0] == answers[1][0] == 200
+        assert answers[0][2] == answers[1][2] and len(answers[0][2]) > 0
 
 
 def test_hls_viewers_count_while_they_keep_asking(server):

@@ -25,7 +25,7 @@ from .errors import ConfigError, ConfigErrors, nearest
 from .keys import (REQUIRED, Choice, Count, Flag, Kind, Nested, Reader, Remotes, Seconds, Section, Sections,
                    Strings, Text, join, key)
 from .reference import reference as _reference
-from .screens import check_screens
+from .channels import check_channels
 
 RESOURCE_TYPES = ("stream", "static", "api")
 _RESOURCE_TYPE = Choice(RESOURCE_TYPES)
@@ -290,7 +290,7 @@ class Config(Section):
                 reader.report(reader.fail(f"{r.where}.serve",
                                           f"{r.serve!r} is already served by {served[r.serve]}"))
             served.setdefault(r.serve, r.where)
-        check_screens(self, reader, served)
+        check_channels(self, reader, served)
         streams = {r.serve for r in self.streams}
         for r in self.resources:
             if isinstance(r, ApiConfig) and r.api in ("check", "control") and r.remote not in streams:

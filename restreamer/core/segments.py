@@ -61,12 +61,6 @@ class Segment:
         return self._data
 
 
-#: Target durations of segments a playlist lists before it is first served:
-#: a player starts three target durations from the live edge (RFC 8216,
-#: 6.3.3), and Chromium refuses a live playlist that holds less.
-READY_TARGETS = 3
-
-
 class Segmenter:
     """Cuts one stream into segments of whole GOPs up to ``target`` seconds,
     listing the newest ``window`` of them."""
@@ -91,7 +85,7 @@ class Segmenter:
         self._gap = False  # the next segment follows a new connection
         self._date: float | None = None  # when the open segment's first frame was, if known
         self._untimed = 0  # starts in a row without a PTS right behind them
-        self._playlist: tuple[str, str] | None = None  # (prefix, text) of the segments now
+        self._playlist: tuple[str, bytes] | None = None  # (prefix, encoded text) of the segments now
 
     # -- fed by the hub --------------------------------------------------------
 
@@ -204,24 +198,23 @@ class Segmenter:
 
     @property
     def ready(self) -> bool:
-        """Enough is listed for a player to start."""
-        listed = self.listed
-        return sum(s.duration for s in listed) >= READY_TARGETS * self.target_duration - 0.05 \
-            or len(listed) >= self.window
+        """A segment is listed: ffmpeg and Safari start from one (a player that
+        wants more, as Chromium does, reloads until it has it)."""
+        return bool(self.segments)
 
     @property
     def target_duration(self) -> int:
         """EXT-X-TARGETDURATION: at least every segment's rounded duration, never less than the key."""
         return max(math.ceil(self.target), self.longest, 1)
 
-    def playlist(self, prefix: str) -> str:
-        """The live media playlist (RFC 8216): no end tag, the window's segments,
-        each at ``prefix`` + ``NUMBER.ts``.  Made once per segment added, for
-        every player polling it."""
+    def playlist(self, prefix: str) -> bytes:
+        """The live media playlist (RFC 8216), encoded: no end tag, the window's
+        segments, each at ``prefix`` + ``NUMBER.ts``.  Made once per segment
+        added, for every player polling it."""
         cached = self._playlist
         if cached is not None and cached[0] == prefix:
             return cached[1]
-        text = self._render(prefix)
+        text = self._render(prefix).encode()
         self._playlist = (prefix, text)
         return text
 

@@ -79,12 +79,15 @@ def create_blueprint(config: str | os.PathLike | dict | Config | Relay | Service
                            methods=_METHODS)
     blueprint.before_app_request(functools.partial(_start, service, Warned()))
     blueprint.before_request(_refuse_without_gevent)
-    blueprint.record_once(lambda state: _attach(state.app, service))
+    blueprint.record_once(lambda state: _attach(state.app, service, routes, state.url_prefix))
     return blueprint
 
 
-def _attach(app: Flask, service: Service) -> None:
+def _attach(app: Flask, service: Service, routes: "Routes", prefix: str | None) -> None:
     app.extensions["restreamer"] = service
+    if not prefix or prefix == "/":
+        # Our server answers HLS polls itself where the paths are ours as they are.
+        app.extensions["restreamer.fast"] = routes.fast
 
 
 def _under_gevent() -> bool:
@@ -125,6 +128,8 @@ class Routes:
         self._config: Config | None = None
         self._views: dict[str, Callable[[], Response]] = {}
         self._segments: dict[str, Callable[[str], Response]] = {}  # by playlist path
+        self._fast: dict[str, Callable] = {}  # hls's answers, by playlist path
+        self._fast_segments: dict[str, Callable] = {}  # by playlist path
         self._statics: dict[tuple, StaticResource] = {}
 
     def dispatch(self, path: str) -> Response:
@@ -141,6 +146,19 @@ class Routes:
             raise MethodNotAllowed(valid_methods=_ALLOWED)
         return view()
 
+    def fast(self, environ: dict) -> tuple[list[tuple[str, str]], bytes] | None:
+        """The answer to a GET of an HLS playlist or segment that needs nothing
+        of Flask (see hls.playlist_answer), else None."""
+        if self.relay.config is not self._config:
+            self._rebuild(self.relay.config)
+        path = environ["PATH_INFO"]
+        answer = self._fast.get(path)
+        if answer is not None:
+            return answer(environ)
+        playlist, _, name = path.rpartition("/")
+        answer = self._fast_segments.get(playlist)
+        return answer(environ, name) if answer is not None else None
+
     def views(self) -> dict[str, Callable[[], Response]]:
         config = self.relay.config
         if config is not self._config:
@@ -148,7 +166,7 @@ class Routes:
         return self._views
 
     def _rebuild(self, config: Config) -> None:
-        views, statics, segments = {}, {}, {}
+        views, statics, segments, fast, fast_segments = {}, {}, {}, {}, {}
         for resource in config.resources:
             view, headers = self._view_for(resource, config, statics)
             authenticator = Authenticator(resource.authentication, config.userlist)
@@ -160,7 +178,12 @@ class Routes:
                     {"Content-Type": hls.PLAYLIST_TYPE})
                 segments[resource.playlist_path] = functools.partial(
                     _segment_view, authenticator, resource, self.relay, stream)
+                fast[resource.playlist_path] = functools.partial(
+                    hls.playlist_answer, self.relay, stream, authenticator.allows)
+                fast_segments[resource.playlist_path] = functools.partial(
+                    hls.segment_answer, self.relay, stream, authenticator.allows)
         self._views, self._statics, self._segments, self._config = views, statics, segments, config
+        self._fast, self._fast_segments = fast, fast_segments
 
     def _view_for(self, resource: Resource, config: Config, statics: dict
                   ) -> tuple[Callable[[], Response], dict[str, str]]:

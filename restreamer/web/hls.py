@@ -9,7 +9,7 @@ both (the routes are the stream's).
 
 from __future__ import annotations
 
-
+from typing import Callable
 from flask import Response, request
 
 from ..core.relay import Refusal, Relay
@@ -45,6 +45,55 @@ def serve_playlist(relay: Relay, stream: Stream) -> Response:
     text = segmenter.playlist(name + "/")
     admitted.seen = stream.clock.now()
     return Response(text, status=200, content_type=PLAYLIST_TYPE, headers=NO_CACHE)
+
+
+# -- the fast path -------------------------------------------------------------
+# Players poll the playlist once per segment and fetch every segment: with many
+# viewers, a Flask request per poll costs several times the bytes it sends.  A
+# server that owns the socket (web/server.py) answers the common case, a known
+# client of a ready stream, from these, with the headers and bytes the Flask
+# views send; anything else (a refusal, a wait, a new client that may be
+# refused) returns None and goes to the Flask views.
+
+def playlist_answer(relay: Relay, stream: Stream, allows: Callable[[str | None], bool],
+                    environ: dict) -> tuple[list[tuple[str, str]], bytes] | None:
+    """The headers and body of a ready playlist for an admitted client, else None."""
+    segmenter = stream.segmenter
+    if not segmenter.ready or not allows(environ.get("HTTP_AUTHORIZATION")):
+        return None
+    session = _known(relay, stream, environ)
+    if session is None:
+        return None
+    segmenter.expire(stream.clock.now())
+    if not segmenter.ready:
+        return None
+    text = segmenter.playlist(environ["PATH_INFO"].rsplit("/", 1)[-1] + "/")
+    session.seen = stream.clock.now()
+    return [("Content-Type", PLAYLIST_TYPE), ("Content-Length", str(len(text))),
+            ("Cache-Control", "no-cache")], text
+
+
+def segment_answer(relay: Relay, stream: Stream, allows: Callable[[str | None], bool],
+                   environ: dict, name: str) -> tuple[list[tuple[str, str]], bytes] | None:
+    """The headers and body of a held segment for an admitted client, else None."""
+    number = name[:-3] if name.endswith(".ts") else ""
+    segment = stream.segmenter.get(int(number)) if number.isdigit() else None
+    if segment is None or not allows(environ.get("HTTP_AUTHORIZATION")):
+        return None
+    session = _known(relay, stream, environ)
+    if session is None:
+        return None
+    data = segment.data
+    session.sent(len(data), stream.clock.now())
+    return [("Content-Type", SEGMENT_TYPE), ("Content-Length", str(len(data))),
+            ("Cache-Control", "max-age=60")], data
+
+
+def _known(relay: Relay, stream: Stream, environ: dict):
+    """The session of a client the relay admits; None if it would be refused."""
+    remote = environ.get("REMOTE_ADDR") or ""
+    admitted = relay.admit_session(stream, (remote, environ.get("HTTP_USER_AGENT", "")), remote)
+    return None if isinstance(admitted, Refusal) else admitted
 
 
 def serve_segment(relay: Relay, stream: Stream, name: str) -> Response:

@@ -189,6 +189,19 @@ class StreamingHandler(WSGIHandler):
         if not issubclass(t, GreenletExit):
             _log.error("request crashed", path=self.path.partition("?")[0], exc_info=(t, v, tb))
 
+    def run_application(self):
+        # An HLS poll is answered without Flask where the app offers it
+        # (blueprint.Routes.fast); anything else, or a refusal, goes to Flask.
+        fast = self.server.fast
+        if fast is not None and self.command == "GET":
+            answer = fast(self.environ)
+            if answer is not None:
+                headers, body = answer
+                self.start_response("200 OK", headers)
+                self._send_within_deadline(body)
+                return
+        super().run_application()
+
     def process_result(self) -> None:
         # A viewer's response is sent by the direct path: its head at once,
         # then the hub writes to the socket itself while the viewer keeps up.
@@ -210,11 +223,22 @@ class StreamingHandler(WSGIHandler):
         """Send a response that is not a stream: all of it within droptimeout,
         or the connection is dropped (a client that asks and never reads
         would otherwise hold the answer's memory and its socket forever)."""
+        self._send_within_deadline(None)
+
+    def _send_within_deadline(self, body: bytes | None) -> None:
         timeout = self.server.request_timeout
         deadline = gevent.Timeout(timeout)
         deadline.start()
         try:
-            super().process_result()
+            if body is None:
+                super().process_result()
+            elif len(body) < 65536:
+                self.write(body)  # one send with the head
+            else:
+                # The head, then the body straight from the shared bytes
+                # (with the head, pywsgi would copy it).
+                self.write(b"")
+                self.write(body)
         except gevent.Timeout as fired:
             if fired is not deadline:
                 raise
@@ -280,7 +304,9 @@ class StreamingServer(WSGIServer):
         # leave it on stderr).
         kwargs.setdefault("error_log", logging.getLogger("http"))
         super().__init__(listener, application, *args, **kwargs)
-        self.relay = relay = getattr(application, "extensions", {}).get("restreamer")
+        extensions = getattr(application, "extensions", {})
+        self.relay = relay = extensions.get("restreamer")
+        self.fast = extensions.get("restreamer.fast")
         if relay is not None:
             if self.pool is not None:
                 # Imported here: gunicorn's master imports this module (the

@@ -1,5 +1,5 @@
-"""The checks of the keys that serve other screens: HLS playlists and the
-channel list's trusted proxies."""
+"""The checks of the keys that offer channels to players other than an HTTP-TS
+one: HLS playlists and segments, and the channel list's trusted proxies."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from .keys import Reader
 
 
-def check_screens(config: "Config", reader: "Reader", served: dict[str, str]) -> None:
+def check_channels(config: "Config", reader: "Reader", served: dict[str, str]) -> None:
     """An HLS playlist must not take another resource's path; ``hlssegment``
     must be positive; ``trustedproxies`` must be addresses or networks."""
     for stream in config.streams:
