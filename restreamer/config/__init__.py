@@ -12,7 +12,6 @@ warnings naming the nearest valid key.
 from __future__ import annotations
 
 import os
-import socket
 import stat
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
@@ -20,6 +19,7 @@ from typing import Any, ClassVar
 from ..sources import NOTIFICATION_SCHEMES, STATIC_SCHEMES, host_problem, url_problem
 from ..sources.base import describe, resolve_path
 from . import documents
+from .addresses import listen_hint, listen_problem, parse_listen, url_path_problem
 from .authentication import AUTH_TYPES, Authentication, check_users
 from .errors import ConfigError, ConfigErrors, nearest
 from .keys import (REQUIRED, Choice, Count, Flag, Kind, Nested, Reader, Remotes, Seconds, Section, Sections,
@@ -38,28 +38,13 @@ NOTIFICATION_TYPES = ("url",)
 # the schema
 
 
-def _url_path(serve: str) -> str | None:
-    if not serve.startswith("/"):
-        return f"must be a URL path starting with '/', got {serve!r}"
-    if "<" in serve or ">" in serve:
-        return f"must not contain '<' or '>' (Flask would take it as a routing template), got {serve!r}"
-    if any(ord(c) < 0x20 or ord(c) == 0x7f for c in serve):
-        # A CR or LF would reach log lines and metrics' labels raw.
-        return f"must not contain control characters, got {serve!r}"
-    if "?" in serve or "#" in serve:
-        return f"must not contain '?' or '#' (a request's path never does), got {serve!r}"
-    if any(segment in (".", "..") for segment in serve.split("/")):
-        return f"must not contain '.' or '..' segments (clients resolve them away), got {serve!r}"
-    return None
-
-
 @dataclass(frozen=True, kw_only=True)
 class Resource(Section):
     """One entry of ``resources``; :class:`StreamConfig`, :class:`StaticConfig` or :class:`ApiConfig`."""
 
     TYPE: ClassVar[str] = ""
     type: str = key(_RESOURCE_TYPE, REQUIRED, "`stream`, `static` or `api`")
-    serve: str = key(Text(_url_path), REQUIRED, "the URL path it is served at")
+    serve: str = key(Text(url_path_problem), REQUIRED, "the URL path it is served at")
     authentication: Authentication = key(Nested(Authentication), Authentication(),
                                          "who may access it (default: everybody)")
     where: str  # key path of this entry, e.g. "resources[2]", for messages
@@ -185,26 +170,11 @@ class _UserList(Kind):
         return result
 
 
-def _listen_problem(listen: str) -> str | None:
-    try:
-        parse_listen(listen)
-    except ValueError as e:
-        return str(e) + (f"; did you mean ':{listen}'?" if listen.isdigit() else "")
-    return None
-
-
-def _listen_hint(value: Any) -> str:
-    """A bare port number (``listen: 8000``) was meant as every interface's port."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"; did you mean \":{value}\"?"
-    return ""
-
-
 @dataclass(frozen=True, kw_only=True)
 class Config(Section):
     """A validated configuration with every default filled in."""
 
-    listen: str = key(Text(_listen_problem, _listen_hint), "localhost:http",
+    listen: str = key(Text(listen_problem, listen_hint), "localhost:http",
                       "`host:port`, `:port`, `[v6]:port`, service names")
     timeout: float = key(Seconds(), 0, "seconds to connect to an upstream and get its response head "
                                        "(0: no limit; HTTP(S): 10 s)")
@@ -368,30 +338,6 @@ def host_problems(config: Config) -> list[ConfigError]:
             key = "clientinterface" if "interface" in problem else "remote"
             problems.append(ConfigError(config.source, f"{stream.where}.{key}", problem))
     return problems
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``host:port``, ``:port``, ``[v6]:port`` or ``host:service`` -> (host, port).
-
-    An empty host means all interfaces, as in Go's ``net.Listen``.
-    """
-    host, sep, port = listen.rpartition(":")
-    if not sep:
-        raise ValueError(f"expected host:port, got {listen!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"IPv6 addresses need brackets, as in [::1]:8000, got {listen!r}")
-    if port.isdigit():
-        number = int(port)
-    else:
-        try:
-            number = socket.getservbyname(port, "tcp")
-        except OSError:
-            raise ValueError(f"unknown service or port {port!r} in {listen!r}") from None
-    if not 0 <= number <= 65535:
-        raise ValueError(f"port {number} out of range in {listen!r}")
-    return host, number
 
 
 def reference() -> str:
