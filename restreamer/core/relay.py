@@ -136,23 +136,30 @@ class Relay:
         on-demand streams included; a stream that is waiting for its upstream
         to come back takes it at once.
         """
-        refusal = self.refusal(stream)
+        refusal = self._take_slot(stream)
         if refusal is not None:
             return refusal
-        census = self.census
-        # The check above is this worker's view; the census's is the whole
-        # server's, taken with its lock held.
-        if census is not None and not census.admit(self.limits.max_viewers):
-            return Refusal("connection limit reached", self.config.limitstatus)
-        stream.demand()
         viewer = join(stream.hub, stream.lifecycle, remote, head=stream.preamble)
         if viewer is None:
-            if census is not None:
-                census.release()
+            if self.census is not None:
+                self.census.release()
             stream.unwatched()
             return Refusal("stream offline")
         self._viewers_changed()
         return viewer
+
+    def _take_slot(self, stream: Stream) -> Refusal | None:
+        """Take a viewer's slot of ``stream`` and of the server, and wake an
+        on-demand upstream; or the refusal, with nothing taken."""
+        refusal = self.refusal(stream)
+        if refusal is not None:
+            return refusal
+        # The check above is this worker's view; the census's is the whole
+        # server's, taken with its lock held.
+        if self.census is not None and not self.census.admit(self.limits.max_viewers):
+            return Refusal("connection limit reached", self.config.limitstatus)
+        stream.demand()
+        return None
 
     def release(self, stream: Stream, viewer: Viewer) -> None:
         """A viewer's response has ended, however: free its slot."""
@@ -180,13 +187,9 @@ class Relay:
         session = stream.audience.find(key, now)
         if session is not None:
             return session
-        refusal = self.refusal(stream)
+        refusal = self._take_slot(stream)
         if refusal is not None:
             return refusal
-        census = self.census
-        if census is not None and not census.admit(self.limits.max_viewers):
-            return Refusal("connection limit reached", self.config.limitstatus)
-        stream.demand()
         session = stream.audience.add(key, remote, now)
         stream.log.info("viewer connected", remote=remote, hls=True)
         self._viewers_changed()
