@@ -41,8 +41,8 @@ MAX_WINDOW = 0.022
 WINDOW_PER_VIEWER = 0.000020
 #: Gathered bytes that are handed out at once, whatever the window.
 FLUSH_BYTES = 64 * 1024
-#: A connection that has sent no PAT for this long is served as it comes
-#: (raw or synthetic packets): fast start never holds back what it cannot parse.
+#: A connection with no PAT this long after its first packet (not its accept: data may
+#: come later) is served as it comes: fast start never holds back what it cannot parse.
 NO_PAT_SECONDS = 0.5
 
 
@@ -67,12 +67,12 @@ class Hub:
         self._pending_bytes = 0
         self._timer = None  # ends the current window
         self._points = StartPoints()  # of the current connection
-        self._connected_at = clock.now()
+        self._first_packet_at: float | None = None  # of the current connection
         self._raw = False  # the current connection carries no PAT: served as it comes
         self._pats = 0  # PATs seen by _points when the last PAT was recorded
         self._pat_chunk = -1  # index of the newest chunk that holds a PAT
         self.last_data = clock.now()  # when the last chunk was handed out
-        self._last_null = 0.0
+        self._last_null = self._last_held_null = 0.0  # to viewers following, and held for a start
         self._keepalive = None
         #: Told of every chunk appended and of every new connection (the HLS
         #: segmenter, core/segments.py): ``chunk(piece, start, now)``, ``discontinuity(now)``.
@@ -132,7 +132,9 @@ class Hub:
         if points.pats != self._pats:
             self._pats = points.pats
             self._pat_chunk = backlog.end - 1
-        if not self._raw and self._pats == 0 and now - self._connected_at > NO_PAT_SECONDS:
+        if self._first_packet_at is None:
+            self._first_packet_at = now
+        if not self._raw and self._pats == 0 and now - self._first_packet_at > NO_PAT_SECONDS:
             self._raw = True
         self._hand_out(first)
         self._trim(now)
@@ -217,7 +219,7 @@ class Hub:
         for viewer in self._others:
             cursor = viewer.cursor
             if cursor.index is not None and cursor.index < first:
-                cursor.cut(backlog)
+                cursor.cut(backlog, self._pat_chunk)
                 cursor.skip_to(backlog.position(first))
                 if cursor.stop_at is None:
                     if cursor.dropping_since is None:
@@ -258,11 +260,11 @@ class Hub:
         self.flush()
         had_pat = self._pats > 0
         self._points = StartPoints()
-        self._connected_at = self.clock.now()
+        self._first_packet_at = None
         self._pats = 0
         self._raw = False
         if self.listener is not None:
-            self.listener.discontinuity(self._connected_at)
+            self.listener.discontinuity(self.clock.now())
         if not self.faststart or not had_pat:
             return
         backlog = self.backlog
@@ -272,8 +274,10 @@ class Hub:
         for viewer in self._others:
             cursor = viewer.cursor
             if cursor.stop_at is None and cursor.index is not None:
-                cursor.cut(backlog)
+                cursor.cut(backlog, self._pat_chunk)
                 cursor.skip_to(backlog.total)
+        # Held viewers' null packets keep the pace of the last data or null packet.
+        self._last_held_null = max(self.last_data, self._last_null)
 
     # -- keepalive -----------------------------------------------------------
 
@@ -282,20 +286,23 @@ class Hub:
             self._keepalive = self.clock.every(self.keepalive / 4, self._keep_alive)
 
     def _keep_alive(self) -> None:
-        """While no data comes, a null packet every ``keepalive`` s to each
-        viewer that is waiting for data and has had its PAT, so that players
-        do not give up on a stream that is coming back."""
+        """A null packet every ``keepalive`` s to each viewer that has had its PAT and
+        hears nothing (the stream gets no data, or it is held for a new connection's
+        first start), so that players do not give up on a stream coming back."""
         if not self.viewers:
             self._keepalive.close()
             self._keepalive = None
             return
         now = self.clock.now()
-        if now - max(self.last_data, self._last_null) < self.keepalive:
-            return
-        self._last_null = now
+        following = now - max(self.last_data, self._last_null) >= self.keepalive
+        held = now - self._last_held_null >= self.keepalive
+        if following:
+            self._last_null = now
+        if held:
+            self._last_held_null = now
         end = self.backlog.end
         fallen = []
-        for viewer in self._direct:
+        for viewer in self._direct if following else ():
             cursor = viewer.cursor
             if (viewer.keepalive and not viewer.closed
                     and (cursor.had_pat or self._pat_chunk >= cursor.first_index)):
@@ -314,13 +321,11 @@ class Hub:
         for viewer, sent in fallen:
             self._fall(viewer, end, 0)
             viewer.cursor.head = memoryview(NULL_PACKET)[sent:]
-        for viewer in self._others:
+        for viewer in self._others if following or held else ():
             cursor = viewer.cursor
-            index = cursor.index
-            if (viewer.idle and viewer.keepalive and not cursor.head and cursor.stop_at is None
-                    and (index is None or index >= end)
-                    and (cursor.had_pat or (index is not None
-                                            and cursor.first_index <= self._pat_chunk < index))):
+            due = held if cursor.index is None else following and cursor.index >= end
+            if (due and viewer.idle and viewer.keepalive and not cursor.head and cursor.stop_at is None
+                    and cursor.heard_pat(self._pat_chunk)):
                 cursor.had_pat = True
                 cursor.head = NULL_PACKET
                 viewer.wake()
