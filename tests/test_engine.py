@@ -3,6 +3,8 @@ sample: fast start at PAT, PMT and a RAP; joins at the live edge with fast
 start off; a GOP longer than the backlog; keepalive null packets during a
 stall; the response head at once; a viewer arriving during a reconnect."""
 
+import os
+import random
 import socket
 import subprocess
 import sys
@@ -11,11 +13,12 @@ import time
 
 import pytest
 
+from tests.support.polling import poll
 from tests.support.viewer import SlowReader, http_get
 from tests.support.waiting import wait_for
 
 from tests.support.ts import (PACKET_SIZE, PIECE_SIZE, assert_clean_runs, assert_clean_start, assert_contiguous,
-                              packet_pid, random_access, strip_start)
+                              keyframes, packet_pid, random_access, strip_start)
 from tests.support.ts import whole
 
 RATE = 2_000_000
@@ -196,6 +199,76 @@ def test_null_packets_keep_a_stalled_viewer_alive_and_stop_when_data_returns(pau
     # may be the stream's own, sent just before it stalled)
     tail, head = before[-20 * PACKET_SIZE:], resumed[:50 * PACKET_SIZE]
     assert any(tail + NULL_PACKET * own + head in sent for own in range(nulls + 1))
+
+
+#: Half the sample's own pace: a GOP of about 2 s, as broadcasts have.
+SLOW = 450_000
+#: Bytes per second at SLOW.
+SLOW_BYTES = SLOW // 8
+
+
+def pat_ends(data: bytes) -> list[int]:
+    """Byte offsets just after each PAT packet."""
+    return [o + PACKET_SIZE for o in range(0, len(data), PACKET_SIZE) if packet_pid(data[o:]) == 0]
+
+
+def first_start(data: bytes) -> int:
+    """The offset of the first keyframe a viewer can start at: one after a PAT."""
+    first_pat = pat_ends(data)[0]
+    return next(o for o in keyframes(data) if o > first_pat)
+
+
+def reconnect_phases(sample: bytes, phase: str, seed: int) -> tuple[int, int, int]:
+    """Where the first connection starts in the sample, how many bytes it sends
+    before it drops, and where the next one starts."""
+    frames = keyframes(sample)
+    if phase == "pat":
+        # It drops just after a PAT (the PAT and PMT before a keyframe), and
+        # the next starts just after a keyframe: a GOP to wait for the next.
+        return 0, next(o for o in pat_ends(sample) if o > frames[1] - 4 * PACKET_SIZE), frames[1] + PACKET_SIZE
+    rng = random.Random(seed)
+    start = rng.randrange(len(sample) // PACKET_SIZE) * PACKET_SIZE
+    looped = sample[start:] + sample[:start]
+    # Anywhere, even mid-packet, once a keyframe has placed the fast-start viewers.
+    drop = first_start(looped) + rng.randrange(SLOW_BYTES // 2, 2 * SLOW_BYTES)
+    return start, drop, rng.randrange(len(sample) // PACKET_SIZE) * PACKET_SIZE
+
+
+@pytest.mark.parametrize("phase", ["pat", "seeded"])
+def test_null_packets_keep_every_viewer_alive_through_a_reconnect(sample, upstream, restreamer, viewer, phase):
+    # The connection drops at a phase of the stream; the next is accepted but
+    # silent for a while, then starts anywhere in its GOP, so viewers also
+    # wait for its first keyframe.  Viewers that came before the first PAT
+    # (at the live edge) and by fast start, on the direct and the generator
+    # path, must each hear something, data or a null packet, every keepalive.
+    seed = int(os.environ.get("RESTREAMER_TEST_SEED") or random.randrange(1 << 32))
+    start, drop, resume = reconnect_phases(sample, phase, seed)
+    where = f"phase {phase}, seed {seed}: start {start}, drop after {drop} bytes, resume at {resume}"
+    print(where)
+    first, then = sample[start:] + sample[:start], sample[resume:] + sample[:resume]
+    gate = threading.Event()
+    up = upstream(first, rate=SLOW, close_after_bytes=drop, gate=gate)
+    rs = restreamer(config(up.url, keepalive=0.5, graceperiod=10))
+    up.wait_connections(1)
+    # What the next connection does: silent for a while, then from `resume`.
+    up.close_after_bytes, up.pause_after_bytes, up.pause_seconds = None, 0, 1.5
+    up.payload = then
+    generator = {"Connection": "keep-alive"}  # chunked: the generator path
+    early = [viewer(rs.url("/s.ts")), viewer(rs.url("/s.ts"), headers=generator)]
+    poll(lambda: len(rs.find_logs("viewer waiting")), lambda n: n == len(early), 10,
+         "the early viewers to wait for the first packet")
+    gate.set()
+    up.connections[0].wait_sent(first_start(first) + 20_000, timeout=10)
+    late = [viewer(rs.url("/s.ts")), viewer(rs.url("/s.ts"), headers=generator)]
+    assert up.connections[0].wait_closed(timeout=15) == "limit", where
+    second = up.wait_connections(2, timeout=10)[1]
+    second.wait_sent(first_start(then) + 20_000, timeout=15)
+    resumed = then[first_start(then):][:PACKET_SIZE]  # the keyframe viewers resume at
+    for client in early + late:
+        data = whole(client.wait_bytes(len(client.data) + 20_000, timeout=10))  # the stream flows again
+        assert client.max_gap < 0.5 + 0.5, f"a viewer heard nothing for {client.max_gap:.2f} s ({where})"
+        # ...and resumed with the new connection's PAT, PMT and keyframe, not mid-GOP
+        assert_clean_start(data[data.rfind(resumed) - 2 * PACKET_SIZE:], second.sent)
 
 
 def test_no_null_packet_before_the_first_pat(pausing, restreamer, viewer):

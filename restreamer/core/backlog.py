@@ -79,6 +79,13 @@ class Backlog:
                 break
         return out
 
+    def appended(self, first: int, new_starts: int) -> list[tuple[bytes, bytes | None]]:
+        """The chunks from ``first`` on (just appended, with ``new_starts`` new
+        starts among them), each with its start's PAT and PMT, or None."""
+        held = len(self.starts)
+        starts = dict(self.starts[i] for i in range(held - new_starts, held))
+        return [(self.chunk(index), starts.get(index)) for index in range(first, self.end)]
+
     def excess(self, now: float) -> int:
         """How many of the oldest chunks are beyond the bounds (the newest always stays)."""
         drop = 0

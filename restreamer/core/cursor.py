@@ -74,11 +74,20 @@ class Cursor:
         self.position = position
         self.direct = False
 
-    def cut(self, backlog: Backlog) -> None:
+    def heard_pat(self, pat_chunk: int) -> bool:
+        """Whether a PAT was sent: known, or told by the position (chunk
+        ``pat_chunk`` holds the stream's newest PAT) and settled from it."""
+        if self.index is not None and self.first_index <= pat_chunk < self.index:
+            self.had_pat = True
+        return self.had_pat
+
+    def cut(self, backlog: Backlog, pat_chunk: int) -> None:
         """Take the cursor off its chunk, finishing the packet it is in the middle
         of (viewers get whole packets only).  What its head still holds of the
         way into that chunk (a start's PAT and PMT, a null packet) goes too; what
-        comes before that (the end of the run before a jump) stays."""
+        comes before that (the end of the run before a jump) stays.  Whether it
+        has had a PAT is settled first: its position tells, and goes."""
+        self.heard_pat(pat_chunk)
         if self.traffic.bytes_sent:
             before = max(len(self.head) - self.front, 0)
             torn = before or len(self.head) % PACKET_SIZE

@@ -42,8 +42,8 @@ MAX_WINDOW = 0.022
 WINDOW_PER_VIEWER = 0.000020
 #: Gathered bytes that are handed out at once, whatever the window.
 FLUSH_BYTES = 64 * 1024
-#: A connection that has sent no PAT for this long is served as it comes
-#: (raw or synthetic packets): fast start never holds back what it cannot parse.
+#: A connection with no PAT this long after its first packet (not its accept: data may
+#: come later) is served as it comes: fast start never holds back what it cannot parse.
 NO_PAT_SECONDS = 0.5
 
 
@@ -69,12 +69,12 @@ class Hub:
         self._timer = None  # ends the current window
         self.splices = Splices()  # output PSI versions, and the viewers' jumps
         self._points = StartPoints(self.splices.versions)  # of the current connection
-        self._connected_at = clock.now()
+        self._first_packet_at: float | None = None  # of the current connection
         self._raw = False  # the current connection carries no PAT: served as it comes
         self._pats = 0  # PATs seen by _points when the last PAT was recorded
         self._pat_chunk = -1  # index of the newest chunk that holds a PAT
         self.last_data = clock.now()  # when the last chunk was handed out
-        self._last_null = 0.0
+        self._last_null = self._last_held_null = 0.0  # to viewers following, and held for a start
         self._keepalive = None
         #: Told of every chunk appended and of every new connection (the HLS
         #: segmenter, core/segments.py): ``chunk(piece, start, now)``, ``discontinuity(now)``.
@@ -134,22 +134,17 @@ class Hub:
         backlog = self.backlog
         first = backlog.append(chunk, now, starts)
         if self.listener is not None:
-            self._tell(first, len(starts), now)
+            for piece, prefix in backlog.appended(first, len(starts)):
+                self.listener.chunk(piece, prefix, now)
         if points.pats != self._pats:
             self._pats = points.pats
             self._pat_chunk = backlog.end - 1
-        if not self._raw and self._pats == 0 and now - self._connected_at > NO_PAT_SECONDS:
+        if self._first_packet_at is None:
+            self._first_packet_at = now
+        if not self._raw and self._pats == 0 and now - self._first_packet_at > NO_PAT_SECONDS:
             self._raw = True
         self._hand_out(first)
         self._trim(now)
-
-    def _tell(self, first: int, new_starts: int, now: float) -> None:
-        """Hand the listener the chunks from ``first`` on, each with its start's PAT and PMT (or None)."""
-        backlog = self.backlog
-        held = len(backlog.starts)
-        starts = dict(backlog.starts[i] for i in range(held - new_starts, held))
-        for index in range(first, backlog.end):
-            self.listener.chunk(backlog.chunk(index), starts.get(index), now)
 
     def _hand_out(self, first: int) -> None:
         """Write the new chunks (``first`` on) to the direct viewers, wake the others."""
@@ -181,12 +176,7 @@ class Hub:
                     fallen.append((viewer, None, 0))
                     continue
                 for index, chunk, size, packets in pieces:
-                    try:
-                        sent = viewer.send(chunk)
-                    except BlockingIOError:
-                        sent = 0
-                    except OSError:
-                        sent = -1
+                    sent = viewer.send_now(chunk)
                     if sent != size:
                         fallen.append((viewer, index, sent))
                         break
@@ -226,7 +216,7 @@ class Hub:
             if cursor.index is not None and cursor.index < first:
                 if pids is None:
                     pids = self._points.pids
-                self.splices.leave(cursor, backlog, pids)
+                self.splices.leave(cursor, backlog, pids, self._pat_chunk)
                 cursor.skip_to(backlog.position(first))
                 if cursor.stop_at is None:
                     if cursor.dropping_since is None:
@@ -274,11 +264,11 @@ class Hub:
         had_pat = self._pats > 0
         pids = self._points.pids
         self._points = StartPoints(self.splices.versions)
-        self._connected_at = self.clock.now()
+        self._first_packet_at = None
         self._pats = 0
         self._raw = False
         if self.listener is not None:
-            self.listener.discontinuity(self._connected_at)
+            self.listener.discontinuity(self.clock.now())
         if not self.faststart or not had_pat:
             return
         backlog = self.backlog
@@ -288,8 +278,10 @@ class Hub:
         for viewer in self._others:
             cursor = viewer.cursor
             if cursor.stop_at is None and cursor.index is not None:
-                self.splices.leave(cursor, backlog, pids)
+                self.splices.leave(cursor, backlog, pids, self._pat_chunk)
                 cursor.skip_to(backlog.total)
+        # Held viewers' null packets keep the pace of the last data or null packet.
+        self._last_held_null = max(self.last_data, self._last_null)
 
     # -- keepalive -----------------------------------------------------------
 
@@ -298,29 +290,29 @@ class Hub:
             self._keepalive = self.clock.every(self.keepalive / 4, self._keep_alive)
 
     def _keep_alive(self) -> None:
-        """While no data comes, a null packet every ``keepalive`` s to each
-        viewer that is waiting for data and has had its PAT, so that players
-        do not give up on a stream that is coming back."""
+        """A null packet every ``keepalive`` s to each viewer that has had its PAT and
+        hears nothing (the stream gets no data, or it is held for a new connection's
+        first start), so that players do not give up on a stream coming back."""
         if not self.viewers:
             self._keepalive.close()
             self._keepalive = None
             return
         now = self.clock.now()
-        if now - max(self.last_data, self._last_null) < self.keepalive:
-            return
-        self._last_null = now
+        following = now - max(self.last_data, self._last_null) >= self.keepalive
+        held = now - self._last_held_null >= self.keepalive
+        if following:
+            self._last_null = now
+        if held:
+            self._last_held_null = now
         end = self.backlog.end
         fallen = []
-        for viewer in self._direct:
+        for viewer in self._direct if following else ():
             cursor = viewer.cursor
             if (viewer.keepalive and not viewer.closed
                     and (cursor.had_pat or self._pat_chunk >= cursor.first_index)):
                 cursor.had_pat = True
-                try:
-                    sent = viewer.send(NULL_PACKET)
-                except BlockingIOError:
-                    sent = 0
-                except OSError:
+                sent = viewer.send_now(NULL_PACKET)
+                if sent < 0:
                     continue  # the next chunk's send finds out
                 viewer.bytes_sent += sent
                 if sent < PACKET_SIZE:
@@ -330,13 +322,11 @@ class Hub:
         for viewer, sent in fallen:
             self._fall(viewer, end, 0)
             viewer.cursor.head = memoryview(NULL_PACKET)[sent:]
-        for viewer in self._others:
+        for viewer in self._others if following or held else ():
             cursor = viewer.cursor
-            index = cursor.index
-            if (viewer.idle and viewer.keepalive and not cursor.head and cursor.stop_at is None
-                    and (index is None or index >= end)
-                    and (cursor.had_pat or (index is not None
-                                            and cursor.first_index <= self._pat_chunk < index))):
+            due = held if cursor.index is None else following and cursor.index >= end
+            if (due and viewer.idle and viewer.keepalive and not cursor.head and cursor.stop_at is None
+                    and cursor.heard_pat(self._pat_chunk)):
                 cursor.had_pat = True
                 cursor.head = NULL_PACKET
                 viewer.wake()

@@ -38,11 +38,12 @@ class Splices:
         self.versions = OutputVersions()
         self._front: tuple[int, int, bytes, bytes | None] = (-1, -1, b"", None)
 
-    def leave(self, cursor: Cursor, backlog: Backlog, pids: set[int]) -> None:
+    def leave(self, cursor: Cursor, backlog: Backlog, pids: set[int], pat_chunk: int) -> None:
         """Take ``cursor`` off its chunk, after the packets that complete the
-        payload units of ``pids`` (and of the other PIDs about) it was in."""
+        payload units of ``pids`` (and of the other PIDs about) it was in;
+        ``pat_chunk`` holds the stream's newest PAT (see :meth:`Cursor.cut`)."""
         index, offset = cursor.index, cursor.offset
-        cursor.cut(backlog)
+        cursor.cut(backlog, pat_chunk)
         cursor.awaiting = None
         if index is None or index >= backlog.end or not cursor.traffic.bytes_sent:
             return

@@ -193,6 +193,14 @@ class Viewer(Traffic):
             cursor.offset = 0
             cursor.dropping_since = None
 
+    def send_now(self, data) -> int:
+        """One non-blocking send on the direct path: the bytes sent (0 while
+        the socket is full), or -1 if the client is gone."""
+        try:
+            return _send(self.send, data)
+        except OSError:
+            return -1
+
     @property
     def duration(self) -> float:
         return self.now() - self.started

@@ -189,6 +189,19 @@ def unmarked(data: bytes) -> bytes:
                     if not (p[3] & 0x30 == 0x20 and p[4] and p[5] & 0x80))
 
 
+def keyframes(data: bytes) -> list[int]:
+    """Byte offsets of the video's RAPs: packets with the random_access_indicator
+    that begin a video PES (the audio's carry the indicator too)."""
+    frames = []
+    for offset in range(0, len(data), PACKET_SIZE):
+        packet = data[offset:offset + PACKET_SIZE]
+        if len(packet) == PACKET_SIZE and random_access(packet) and packet[1] & 0x40:
+            pes = packet[5 + packet[4]:]
+            if pes[:3] == b"\x00\x00\x01" and 0xE0 <= pes[3] <= 0xEF:
+                frames.append(offset)
+    return frames
+
+
 def strip_start(received: bytes) -> bytes:
     """Assert `received` begins as a fast start does (the PAT, the PMT(s), then
     a packet with the random_access_indicator), after a splice's discontinuity

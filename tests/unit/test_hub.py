@@ -5,8 +5,9 @@ the test moves."""
 import gevent
 from gevent.event import Event
 
+from restreamer.core.splice import FRONT_WAIT
 from restreamer.core.hub import Hub
-from tests.support.ts import PACKET_SIZE, load_sample, make_packets, packet_pid, strip_start
+from tests.support.ts import PACKET_SIZE, keyframes, load_sample, make_packets, packet_pid, strip_start
 from tests.unit.clock import FakeClock
 from tests.unit.conftest import first_bytes, stream_settings, wait_log
 
@@ -202,3 +203,83 @@ def test_close_viewers_sends_what_was_accepted_first():
     hub.publish(chunk(1, 1))
     hub.close_viewers()
     assert drain(viewer) == chunk(1, 1)
+
+
+def reading(body, pieces: list):
+    """A greenlet that collects what the viewer's response writes, piece by piece."""
+    reader = gevent.spawn(lambda: pieces.extend(body))
+    gevent.idle()
+    return reader
+
+
+def test_a_viewer_from_the_live_edge_keeps_its_null_packets_across_a_reconnect():
+    # It joined before the connection's first PAT, so no start placed it:
+    # whether it has had a PAT is known from its position only, and a
+    # reconnect takes that position away while it waits for the new start.
+    hub = hub_with(keepalive=0.05)
+    hub.restart_at_rap()
+    body = writes(hub.add())  # before the first PAT: at the live edge
+    hub.publish(SAMPLE[:200 * PACKET_SIZE], at_once=True)  # PATs among them
+    received = b""
+    while len(received) < 200 * PACKET_SIZE:  # in pieces: the chunk is split at its start
+        received += next(body)
+    assert received == SAMPLE[:200 * PACKET_SIZE]
+    hub.restart_at_rap()  # the next connection: accepted, then silent
+    pieces = []
+    reader = reading(body, pieces)
+    for _ in range(4):
+        hub.clock.advance(0.05)
+        gevent.idle()
+    reader.kill()
+    assert len(pieces) >= 3 and set(pieces) == {NULL_PACKET}
+
+
+def test_viewers_waiting_for_a_new_connections_first_rap_get_null_packets_meanwhile():
+    hub = hub_with(keepalive=0.05)
+    hub.restart_at_rap()
+    raps = keyframes(SAMPLE)
+    hub.publish(SAMPLE[:raps[1]], at_once=True)
+    body = writes(hub.add())
+    assert strip_start(next(body) + next(body))
+    hub.restart_at_rap()
+    pieces = []
+    reader = reading(body, pieces)
+    # The new connection starts just after a RAP: its data flows to the hub
+    # at a live pace for a GOP, while the viewer waits for the next RAP.
+    for offset in range(raps[0] + PACKET_SIZE, raps[1], 7 * PACKET_SIZE):
+        hub.clock.advance(0.002)
+        hub.publish(SAMPLE[offset:min(offset + 7 * PACKET_SIZE, raps[1])], at_once=True)
+        gevent.idle()
+    waited = len(pieces)
+    hub.publish(SAMPLE[raps[1]:raps[1] + 7 * PACKET_SIZE], at_once=True)
+    # A jump waits for every PID of the program to come after the start (its
+    # marks carry their counters), at most FRONT_WAIT.
+    hub.clock.advance(FRONT_WAIT + 0.01)
+    hub.publish(SAMPLE[raps[1] + 7 * PACKET_SIZE:raps[1] + 14 * PACKET_SIZE], at_once=True)
+    gevent.idle()
+    reader.kill()
+    assert waited >= 2 and pieces[:waited] == [NULL_PACKET] * waited  # about one per 0.05 s
+    received = b"".join(pieces)
+    nulls = 0
+    while received[nulls * PACKET_SIZE:(nulls + 1) * PACKET_SIZE] == NULL_PACKET:
+        nulls += 1  # and more while the jump waited
+    assert strip_start(received[nulls * PACKET_SIZE:]).startswith(SAMPLE[raps[1]:raps[1] + PACKET_SIZE])
+
+
+def test_a_connection_that_sends_its_first_packet_late_is_not_taken_for_one_without_pat():
+    hub = hub_with()
+    hub.restart_at_rap()
+    frames = keyframes(SAMPLE)
+    hub.publish(SAMPLE[:frames[1]], at_once=True)
+    body = writes(hub.add())
+    assert strip_start(next(body) + next(body))
+    hub.restart_at_rap()
+    hub.clock.advance(0.6)  # answered at once, sends only now: its PAT is not late
+    resume = frames[0] + PACKET_SIZE  # no PAT until the one before the next keyframe
+    hub.publish(SAMPLE[resume:resume + 7 * PACKET_SIZE], at_once=True)
+    hub.publish(SAMPLE[resume + 7 * PACKET_SIZE:frames[1] + 7 * PACKET_SIZE], at_once=True)
+    hub.clock.advance(FRONT_WAIT + 0.01)  # the jump's wait for every PID of the program
+    hub.publish(SAMPLE[frames[1] + 7 * PACKET_SIZE:frames[1] + 14 * PACKET_SIZE], at_once=True)
+    with gevent.Timeout(1):
+        received = next(body) + next(body)
+    assert strip_start(received).startswith(SAMPLE[frames[1]:frames[1] + PACKET_SIZE])
