@@ -2,11 +2,12 @@
 status logged, and the whole process group gone after stop or reconnect,
 whatever its members do with SIGTERM."""
 
+import json
 import os
 import signal
 import sys
 
-from restreamer.sources.fork import LINE_LIMIT, LINES_BURST
+from restreamer.sources.fork import LINE_LIMIT, LINES_PER_INTERVAL
 from tests.support import REPO_ROOT
 from tests.support.procs import ProcessWatch
 from tests.support.ts import PACKET_SIZE, SAMPLE_PATH
@@ -53,10 +54,22 @@ def test_a_flood_of_stderr_lines_is_rate_limited_and_the_rest_counted(tmp_path, 
     rs = restreamer(config(child))
     rs.wait_log("child exited")
     logged = stderr_lines(rs)
-    dropped = sum(e["lines"] for e in rs.find_logs("child stderr dropped"))
-    assert LINES_BURST <= len(logged) < LINES_BURST + 100  # the burst, and what the rate allowed meanwhile
-    assert len(logged) + dropped == 5000
-    assert logged[:LINES_BURST] == [str(n) for n in range(1, LINES_BURST + 1)]
+    suppressed = sum(e["lines"] for e in rs.find_logs("child stderr suppressed"))
+    assert LINES_PER_INTERVAL <= len(logged) < 2 * LINES_PER_INTERVAL  # one interval, maybe two
+    assert len(logged) + suppressed == 5000
+    assert logged[:LINES_PER_INTERVAL] == [str(n) for n in range(1, LINES_PER_INTERVAL + 1)]
+
+
+def test_a_child_spamming_stderr_grows_the_log_by_at_most_10_kb_a_second(tmp_path, restreamer):
+    # Long lines as fast as the pipe takes them, for 3 s, then the stream.
+    child = script(tmp_path, "timeout 3 yes \"$(head -c 3000 /dev/zero | tr '\\0' x)\" >&2\n"
+                             f"cat {SAMPLE_PATH}\n")
+    rs = restreamer(config(child))
+    rs.wait_log("child exited", timeout=20)
+    entries = rs.find_logs(lambda e: str(e.get("event", "")).startswith("child stderr"))
+    size = sum(len(json.dumps(e)) + 1 for e in entries)
+    assert size <= 10_000 * 3, f"{size} bytes of stderr log in 3 s"
+    assert sum(e["lines"] for e in rs.find_logs("child stderr suppressed")) > 0
 
 
 def grandchild_script(tmp_path):

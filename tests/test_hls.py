@@ -80,7 +80,7 @@ def test_the_playlist_is_live_rfc8216_and_every_segment_starts_with_pat_pmt_keyf
     first = playlist(server, entries=2)
     assert not first.ended and first.target == 2
     for entry in first.entries:
-        assert 1.0 <= entry.duration <= 2.05  # whole 1 s GOPs, up to the 2 s target
+        assert 1.0 <= entry.duration <= 2.2  # whole 1 s GOPs, up to the 2 s target (a lap's join adds ~0.17 s)
         status, headers, data = http_get(urljoin(server.url("/tv.m3u8"), entry.uri))
         assert status == 200 and headers["Content-Type"] == "video/mp2t"
         assert_segment_starts_clean(data)

@@ -52,7 +52,7 @@ def test_an_unpaced_upstream_leaves_other_streams_running(upstream, restreamer, 
     assert watched.wait_status() == 200
     first = len(watched.wait_bytes(1))
     watched.wait_bytes(first + 500_000, timeout=10)  # about 2 s while the other stream floods in
-    # Its pace is 2 Mbit/s in 1316-byte pieces: a read every 5 ms.  The
-    # target is 50 ms; the bound is loose so that a loaded test machine
-    # cannot fail it, yet a source holding the loop (seconds) does.
-    assert watched.max_gap < 1.0, f"the steady stream's viewer waited {watched.max_gap:.2f} s"
+    # Its pace is 2 Mbit/s in 1316-byte pieces: a read every 5 ms, handed
+    # out once per window.  The flood yields every few milliseconds, so the
+    # longest wait is about a window; a source holding the loop waits seconds.
+    assert watched.max_gap < 0.05, f"the steady stream's viewer waited {watched.max_gap:.2f} s"

@@ -29,6 +29,10 @@ NO_PACKET_LIMIT = 10.0
 #: Bytes already waiting that are read together into one hand-out: a window of
 #: a fast upstream, but never so much that viewers wait on one reader.
 GATHER_LIMIT = 4 * READ_SIZE
+#: Longest a source whose reads never wait holds the event loop in one turn
+#: (seconds), whatever the bytes: a stream of small HTTP chunks is parsed far
+#: slower per byte than it arrives, so a byte budget alone is not a bound.
+TURN = 0.005
 
 #: Opens a connection to a remote URL: :func:`restreamer.sources.open_connection`,
 #: or a test's stand-in that injects faults.
@@ -197,6 +201,7 @@ class Upstream:
         clock = time.monotonic
         last_packet = began
         unyielded = 0  # bytes read since this greenlet last let others run
+        turn_ends = clock() + TURN
         expired = ReadTimeout(f"no valid packet for {limit:g} s (readtimeout)")
         while True:
             if limit > 0:
@@ -218,10 +223,9 @@ class Upstream:
                 missing = connection.missing
             ended = False
             if pending is not None:
-                data, ended = _gather(read, pending, data)
                 # Judged now: data that arrives while this is handed out
                 # belongs to the next window.
-                drained = len(data) < GATHER_LIMIT
+                data, ended, drained = _gather(read, pending, data, turn_ends, clock)
             else:
                 drained = len(data) < READ_SIZE
             chunk = feed(data)
@@ -246,10 +250,14 @@ class Upstream:
             if gathers and drained:
                 gevent.sleep(hub.window)  # drained: let a window's worth arrive
                 unyielded = 0
-            elif unyielded >= READ_SIZE:
+                turn_ends = clock() + TURN
+            elif drained:
+                turn_ends = clock() + TURN  # the next read waits: a turn of its own
+            elif unyielded >= READ_SIZE or clock() >= turn_ends:
                 # Data keeps coming without a read ever waiting: take turns.
-                gevent.sleep(0)
+                _pass_turn()
                 unyielded = 0
+                turn_ends = clock() + TURN
         tail = aligner.flush()
         if tail and select is not None:
             tail = select(tail)
@@ -264,19 +272,31 @@ class Upstream:
                               if aligner.skipped else "ended without sending any data")
 
 
-def _gather(read: Callable[[], bytes], pending: Callable[[], bool],
-            data: bytes) -> tuple[bytes, bool]:
-    """``data`` and what is already waiting behind it, up to GATHER_LIMIT bytes,
-    and whether the stream ended meanwhile."""
+def _gather(read: Callable[[], bytes], pending: Callable[[], bool], data: bytes,
+            turn_ends: float, clock: Callable[[], float]) -> tuple[bytes, bool, bool]:
+    """``data`` and what is already waiting behind it, up to GATHER_LIMIT bytes
+    or the end of the turn; whether the stream ended meanwhile, and whether
+    nothing was left waiting (rather than the budget running out)."""
     pieces = [data]
     size = len(data)
-    while size < GATHER_LIMIT and pending():
+    while size < GATHER_LIMIT and clock() < turn_ends:
+        if not pending():
+            return (data if len(pieces) == 1 else b"".join(pieces)), False, True
         more = read()
         if not more:
-            return b"".join(pieces), True
+            return b"".join(pieces), True, True
         pieces.append(more)
         size += len(more)
-    return (data if len(pieces) == 1 else b"".join(pieces)), False
+    return (data if len(pieces) == 1 else b"".join(pieces)), False, False
+
+
+def _pass_turn() -> None:
+    """Let every other greenlet run, I/O polled first.  A timer, not sleep(0):
+    sleep(0) is a callback, and the loop runs up to 50 callbacks in a row
+    before it polls, so a greenlet that keeps calling it holds the loop for
+    50 of its turns."""
+    hub = gevent.get_hub()
+    hub.wait(hub.loop.timer(0))
 
 
 def _reason(error: BaseException) -> str:

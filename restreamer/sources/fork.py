@@ -24,10 +24,13 @@ from .base import READ_SIZE, SourceError, SourceSettings, describe
 _STOP_GRACE = 2.0
 #: Longest stderr line logged; the rest of a longer line is dropped.
 LINE_LIMIT = 4096
-#: stderr lines logged per second on average, and in one burst; the others
-#: are counted and the count logged.
-LINES_PER_SECOND = 20
-LINES_BURST = 100
+#: As journald limits a unit: per interval (seconds) up to so many stderr lines
+#: and bytes of them are logged; the others are counted, and the count logged
+#: once when the interval ends.  With each entry's own fields, the log grows by
+#: at most about 10 KB a second whatever the child writes.
+INTERVAL = 1.0
+LINES_PER_INTERVAL = 16
+BYTES_PER_INTERVAL = 5000
 #: A progress line ends with a carriage return (ffmpeg, curl), others with a newline.
 _LINE_END = re.compile(rb"[\r\n]")
 
@@ -122,9 +125,9 @@ class _StderrLines:
         self._log = log  # bound to the stream, command and child
         self._partial = b""
         self._overlong = False  # the current line passed LINE_LIMIT; the rest is dropped
-        self._tokens = float(LINES_BURST)
-        self._refilled = time.monotonic()
-        self._dropped = 0
+        self._interval_ends = 0.0
+        self._lines_left = self._bytes_left = 0
+        self._suppressed = 0
 
     def feed(self, data: bytes) -> None:
         pieces = _LINE_END.split(data)
@@ -146,24 +149,27 @@ class _StderrLines:
         if self._partial:
             self._emit(self._partial)
         self._partial = b""
-        self._report_dropped()
+        self._report_suppressed()
 
     def _emit(self, line: bytes, truncated: bool = False) -> None:
         if not line.strip():
             return  # the empty "line" between \r and \n, or a blank one
         now = time.monotonic()
-        self._tokens = min(LINES_BURST, self._tokens + (now - self._refilled) * LINES_PER_SECOND)
-        self._refilled = now
-        if self._tokens < 1:
-            self._dropped += 1
+        if now >= self._interval_ends:
+            self._report_suppressed()
+            self._interval_ends = now + INTERVAL
+            self._lines_left, self._bytes_left = LINES_PER_INTERVAL, BYTES_PER_INTERVAL
+        if self._lines_left <= 0 or len(line) > self._bytes_left:
+            self._suppressed += 1
             return
-        self._tokens -= 1
-        self._report_dropped()
+        self._lines_left -= 1
+        self._bytes_left -= len(line)
         extra = {"truncated": True} if truncated else {}
         self._log.info("child stderr", line=line.decode("utf-8", "replace").rstrip(), **extra)
 
-    def _report_dropped(self) -> None:
-        if self._dropped:
-            self._log.info("child stderr dropped", lines=self._dropped,
-                     reason=f"more than {LINES_PER_SECOND} lines a second")
-            self._dropped = 0
+    def _report_suppressed(self) -> None:
+        if self._suppressed:
+            self._log.info("child stderr suppressed", lines=self._suppressed,
+                           reason=f"more than {LINES_PER_INTERVAL} lines or {BYTES_PER_INTERVAL}"
+                                  f" bytes in {INTERVAL:g} s")
+            self._suppressed = 0

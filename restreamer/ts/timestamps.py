@@ -103,7 +103,8 @@ def write_stamp(buf: bytearray, pos: int, value: int) -> None:
 def span(clocks: Clocks) -> int:
     """90 kHz ticks from the start of the data to where a copy must start to
     carry on as the same stream: past the last PCR by one usual interval,
-    and always past the last decoding time of every PID."""
+    and always past the end of every PID's last frame (its last decoding time
+    plus its usual step), so every decoding time rises from lap to lap."""
     ticks = 0
     if len(clocks.pcrs) >= 2:
         first, last = clocks.pcrs[0][2], clocks.pcrs[-1][2]
@@ -111,7 +112,9 @@ def span(clocks: Clocks) -> int:
         ticks = (covered + covered // (len(clocks.pcrs) - 1)) // 300
     for times in clocks.dts.values():
         top = max((t - times[0]) % PTS_WRAP for t in times)
-        ticks = max(ticks, top + 1)
+        steps = sorted((b - a) % PTS_WRAP for a, b in zip(times, times[1:]))
+        frame = steps[len(steps) // 2] if steps else 0
+        ticks = max(ticks, top + max(frame, 1))
     return ticks
 
 
