@@ -53,6 +53,9 @@ def test_an_unpaced_upstream_leaves_other_streams_running(upstream, restreamer, 
     first = len(watched.wait_bytes(1))
     watched.wait_bytes(first + 500_000, timeout=10)  # about 2 s while the other stream floods in
     # Its pace is 2 Mbit/s in 1316-byte pieces: a read every 5 ms, handed
-    # out once per window.  The flood yields every few milliseconds, so the
-    # longest wait is about a window; a source holding the loop waits seconds.
-    assert watched.max_gap < 0.05, f"the steady stream's viewer waited {watched.max_gap:.2f} s"
+    # out once per window.  The flood yields every 5 ms or 64 KiB, so the
+    # longest wait is about a window (40-44 ms measured on a quiet machine,
+    # against 0.6-0.9 s before the budget).  The bound leaves room for this
+    # test viewer's own scheduling (0.06 s seen in a full run), yet a source
+    # holding the loop fails it.
+    assert watched.max_gap < 0.2, f"the steady stream's viewer waited {watched.max_gap:.2f} s"
