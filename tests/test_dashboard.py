@@ -133,6 +133,7 @@ def test_the_control_buttons_switch_a_stream_offline_and_online(server, browser)
         assert "/one.ts" in alert.text
         getattr(alert, answer)()
     server.wait_log(lambda e: e.get("event") == "stream switched" and e.get("state") == "offline")
+    server.wait_log(lambda e: e.get("path") == "/control/one")  # its access line may come after
     assert len(server.find_logs(lambda e: e.get("path") == "/control/one", since=mark)) == 1
     one = shows(browser, "/one.ts", ".state", "disabled")
     assert http_get(server.url("/one.ts"))[0] == 404
