@@ -274,6 +274,9 @@ def test_null_packets_keep_every_viewer_alive_through_a_reconnect(sample, upstre
 def test_no_null_packet_before_the_first_pat(pausing, restreamer, viewer):
     rs = restreamer(config(pausing.url, keepalive=0.2, backlogseconds=0.1))
     rs.wait_log("stream online")
+    # Past the file's first start, so the chunk the backlog always keeps is mid-GOP
+    # (paused just after "stream online", it could be that start itself).
+    pausing.wait_sent(first_start(pausing.payload) + 30_000)
     pausing.pause()
     time.sleep(0.5)  # the backlog ages out: a new viewer has no start to begin at
     client = viewer(rs.url("/s.ts"))
