@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"restreamer: {redact_text(str(problem))}", file=sys.stderr)
             if lacking:
                 return EXIT_CONFIG
-            print(f"{args.config}: ok ({len(config.streams)} streams, "
-                  f"{len(config.resources)} resources)")
+            print(f"{args.config}: ok ({counted(len(config.streams), 'stream')}, "
+                  f"{counted(len(config.resources), 'resource')})")
             return 0
         log.configure(config.log, fmt=args.log_format, level=args.log_level)
         service = Service(Relay(config))
@@ -154,3 +154,8 @@ def run(entry: Callable[[], int] = main) -> None:
         log.get_logger("restreamer").critical("crashed", exc_info=True)
         status = 1
     sys.exit(status)
+
+
+def counted(number: int, noun: str) -> str:
+    """``1 stream``, ``2 streams``: --check's summary reads as a sentence."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -55,7 +55,7 @@ def test_missing_config_file_exits_2(restreamer, tmp_path):
 def test_check_validates_without_serving(restreamer):
     code, rs = run_to_exit(restreamer, {"resources": [LOOP]}, extra_args=["--check"])
     assert code == 0
-    assert rs.logs == [{"raw": f"{rs.config_path}: ok (1 streams, 1 resources)"}]  # not "listening"
+    assert rs.logs == [{"raw": f"{rs.config_path}: ok (1 stream, 1 resource)"}]  # not "listening"
     assert rs.stderr_lines == []
 
     code, rs = run_to_exit(restreamer, {"resources": [{**LOOP, "serve": "s.ts"}]}, extra_args=["--check"])

@@ -51,7 +51,7 @@ def test_the_demo_config_has_nothing_to_warn_about():
     result = subprocess.run([sys.executable, "-m", "restreamer", "--check", demo], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=30)
     assert (result.returncode, result.stderr) == (0, "")
-    assert result.stdout.startswith(f"{demo}: ok (1 streams")
+    assert result.stdout.startswith(f"{demo}: ok (1 stream,")
 
 
 def test_the_demo_serves_on_the_port_asked_for(restreamer):
