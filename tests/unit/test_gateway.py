@@ -288,3 +288,32 @@ def test_a_reload_closes_groups_no_longer_allowed_and_reconfigures_the_others(lo
         assert len(connections) == 3 and not connections[0].closed.is_set()  # not reconnected
     finally:
         relay.stop()
+
+
+class Silent(Live):
+    """A group nobody sends to: joined, and nothing arrives."""
+
+    def __init__(self, url):
+        super().__init__(url)
+        self.reads = []
+
+
+def test_a_group_nobody_sends_to_refuses_its_viewer_after_graceperiod_then_is_left(logs):
+    connections = []
+
+    def opener(url, settings):
+        connections.append(Silent(url))
+        return connections[-1]
+    relay = Relay(from_dict({"idletimeout": IDLE, "graceperiod": 0.05, "resources": [gateway()]}), opener,
+                  FakeClock())
+    relay.start()
+    try:
+        stream, refused = watch(relay, "udp/239.1.1.1:1234")
+        assert refused == Refusal("stream offline") and stream.serve in relay.streams
+        relay.clock.advance(IDLE)
+        assert connections[0].closed.wait(1)
+        wait_until(lambda: stream.state == "idle", what="the stream idle")
+        relay.gateway.sweep()
+        assert relay.streams == {}
+    finally:
+        relay.stop()
