@@ -10,6 +10,7 @@ from gevent.event import Event
 from restreamer.config import ConfigError, from_dict, host_problems
 from restreamer.config.gateway import MULTICAST, networks, parse_group, refusal
 from restreamer.core.relay import Refusal, Relay
+from restreamer.core.view import StreamViews
 from tests.support.ts import make_packets
 from tests.unit.clock import FakeClock
 from tests.unit.conftest import wait_log, wait_until
@@ -315,5 +316,20 @@ def test_a_group_nobody_sends_to_refuses_its_viewer_after_graceperiod_then_is_le
         wait_until(lambda: stream.state == "idle", what="the stream idle")
         relay.gateway.sweep()
         assert relay.streams == {}
+    finally:
+        relay.stop()
+
+
+def test_a_reading_of_the_streams_outlives_groups_opened_and_forgotten_meanwhile():
+    connections = []
+    relay = relay_with(connections)
+    try:
+        stream, viewer = watch(relay, "udp/239.1.1.1:1234")
+        views = StreamViews(relay.streams)
+        paths, pairs, figures = iter(views), iter(views.items()), iter(views.values())
+        assert next(paths) == next(pairs)[0] == stream.serve and next(figures).path == stream.serve
+        watch(relay, "udp/239.2.2.2:1234")  # statistics and metrics yield between slices: a group opens
+        assert (list(paths), list(pairs), list(figures)) == ([], [], [])
+        assert sorted(views) == ["/udp/239.1.1.1:1234", "/udp/239.2.2.2:1234"]
     finally:
         relay.stop()
