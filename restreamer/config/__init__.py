@@ -41,7 +41,8 @@ NOTIFICATION_TYPES = ("url",)
 
 @dataclass(frozen=True, kw_only=True)
 class Resource(Section):
-    """One entry of ``resources``; :class:`StreamConfig`, :class:`StaticConfig` or :class:`ApiConfig`."""
+    """One entry of ``resources``: a :class:`StreamConfig`, :class:`StaticConfig`,
+    :class:`ApiConfig` or :class:`UdpxyConfig`."""
 
     TYPE: ClassVar[str] = ""
     type: str = key(_RESOURCE_TYPE, REQUIRED, "`stream`, `static`, `api` or (new) `udpxy`")
@@ -284,6 +285,8 @@ class Config(Section):
         # Each problem is reported and the others still looked for.
         served: dict[str, str] = {}
         for r in self.resources:
+            if isinstance(r, UdpxyConfig):
+                continue  # it serves below its path, not at it (check_gateways)
             if r.serve in served:
                 reader.report(reader.fail(f"{r.where}.serve",
                                           f"{r.serve!r} is already served by {served[r.serve]}"))

@@ -106,10 +106,17 @@ def refusal(group: Group, allowed: tuple[Network, ...]) -> tuple[int, str] | Non
 
 
 def check_gateways(config: "Config", reader: "Reader") -> None:
-    """``allow`` must be addresses or networks; no stream may be served where
-    a gateway serves its groups (the gateway would never see those paths)."""
+    """``allow`` must be addresses or networks; no other resource may be
+    served where a gateway serves its groups (the gateway would never see
+    those paths), nor two gateways at one path.  A gateway's own path is free
+    for another resource (a dashboard at ``/``)."""
     gateways = [r for r in config.resources if r.TYPE == "udpxy"]
+    prefixes: dict[str, str] = {}
     for gateway in gateways:
+        if gateway.group_prefix in prefixes:
+            reader.report(reader.fail(f"{gateway.where}.serve", f"{gateway.serve!r}: the udpxy gateway "
+                                                               f"{prefixes[gateway.group_prefix]} serves there"))
+        prefixes.setdefault(gateway.group_prefix, gateway.where)
         for i, entry in enumerate(gateway.allow):
             try:
                 network = ipaddress.ip_network(entry, strict=False)
@@ -121,8 +128,8 @@ def check_gateways(config: "Config", reader: "Reader") -> None:
                 reader.note(f"{gateway.where}.allow[{i}]", f"{entry} is not multicast: a viewer asking for an "
                                                           "address in it makes the gateway bind that local "
                                                           "address and port")
-        prefixes = tuple(gateway.group_prefix + scheme + "/" for scheme in SCHEMES)
+        groups = tuple(gateway.group_prefix + scheme + "/" for scheme in SCHEMES)
         for r in config.resources:
-            if r is not gateway and r.serve.startswith(prefixes):
+            if r.TYPE != "udpxy" and r.serve.startswith(groups):
                 reader.report(reader.fail(f"{r.where}.serve", f"{r.serve!r} is where the udpxy gateway "
                                                              f"{gateway.where} serves its groups"))

@@ -107,6 +107,10 @@ def test_gateway_config_problems_are_one_line_each_saying_where():
                                                         "remote": "tcp://a:1"}]}) == (
         "c.json: resources[1].serve: '/tv/rtp/x.ts' is where the udpxy gateway resources[0] serves its groups")
     assert error({"maxgroups": -1}) == "c.json: maxgroups: must be a finite number >= 0, got -1"
+    assert error({"resources": [gateway(serve="/iptv"), gateway(serve="/iptv/")]}) == (
+        "c.json: resources[1].serve: '/iptv/': the udpxy gateway resources[0] serves there")
+    # Its own path is free: the dashboard at / and a gateway below it.
+    assert from_dict({"resources": [gateway(), {"type": "api", "api": "dashboard", "serve": "/"}]})
 
 
 def test_unicast_in_allow_is_noted_and_a_misspelt_key_warned_about():
