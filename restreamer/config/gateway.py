@@ -54,6 +54,10 @@ class Group:
         return f"{self.scheme}://{self.name}"
 
 
+#: Characters of a request's text shown in a refusal: the body and the log line stay short.
+SHOWN = 60
+
+
 def parse_group(rest: str) -> Group:
     """The group that ``rest`` (a request's path below the gateway) names;
     ValueError with the one-line reason if it names none."""
@@ -63,9 +67,9 @@ def parse_group(rest: str) -> Group:
     source_text, at, target = spec.rpartition("@")
     host, colon, port_text = target.rpartition(":")
     if not colon or not host:
-        raise ValueError(f"{spec!r} is not GROUP:PORT, as in /{EXAMPLE}")
+        raise ValueError(f"{_shown(spec)} is not GROUP:PORT, as in /{EXAMPLE}")
     if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
-        raise ValueError(f"port {port_text!r} is not a number from 1 to 65535")
+        raise ValueError(f"port {_shown(port_text)} is not a number from 1 to 65535")
     address = _address(host, "group")
     source = _address(source_text, "source") if source_text else None
     if source is not None and (source.version, address.version) != (4, 4):
@@ -79,12 +83,17 @@ def _address(text: str, what: str) -> Address:
     try:
         address = ipaddress.ip_address(text[1:-1] if bracketed else text)
     except ValueError:
-        raise ValueError(f"{what} {text!r} is not an IP address (names are not looked up)") from None
+        raise ValueError(f"{what} {_shown(text)} is not an IP address (names are not looked up)") from None
     if (address.version == 6) != bracketed:
         raise ValueError(f"{what} {text!r}: an IPv6 address goes in brackets, an IPv4 one not")
     if address.version == 6 and address.scope_id:
         raise ValueError(f"{what} {text!r}: give the interface as the gateway's clientinterface")
     return address
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted (control characters escaped), cut to :data:`SHOWN` characters."""
+    return repr(text) if len(text) <= SHOWN else repr(text[:SHOWN]) + "..."
 
 
 def networks(allow: Iterable[str]) -> tuple[Network, ...]:

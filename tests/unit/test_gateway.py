@@ -50,6 +50,8 @@ def test_a_group_has_one_spelling_and_its_source_url(rest, name, remote):
     ("rtp/[fe80::1]@[ff15::1]:5000", "a source-specific group is IPv4 only"),
     ("rtp/10.0.0@232.1.1.1:5000", "source '10.0.0' is not an IP address"),
     ("tcp/239.1.2.3:1234", "expected /udp/GROUP:PORT or /rtp/GROUP:PORT"),
+    ("udp/" + "x" * 5000, "'" + "x" * 60 + "'... is not GROUP:PORT"),  # a long path is not echoed whole
+    ("udp/\x1b[2J:1", "group '\\x1b[2J' is not an IP address"),  # nor a control character raw
 ])
 def test_a_malformed_group_is_one_line_saying_what(rest, reason):
     with pytest.raises(ValueError) as caught:
