@@ -10,6 +10,7 @@ from gevent.event import Event
 from restreamer.config import ConfigError, from_dict, host_problems
 from restreamer.config.gateway import MULTICAST, networks, parse_group, refusal
 from restreamer.core.relay import Refusal, Relay
+from restreamer.core.reload import apply, make_plan
 from restreamer.core.view import StreamViews
 from tests.support.ts import make_packets
 from tests.unit.clock import FakeClock
@@ -337,5 +338,21 @@ def test_a_reading_of_the_streams_outlives_groups_opened_and_forgotten_meanwhile
         watch(relay, "udp/239.2.2.2:1234")  # statistics and metrics yield between slices: a group opens
         assert (list(paths), list(pairs), list(figures)) == ([], [], [])
         assert sorted(views) == ["/udp/239.1.1.1:1234", "/udp/239.2.2.2:1234"]
+    finally:
+        relay.stop()
+
+
+def test_a_reload_that_serves_a_stream_where_a_group_was_replaces_the_group(logs):
+    connections = []
+    relay = relay_with(connections)
+    try:
+        group, viewer = watch(relay, "udp/239.1.1.1:1234")
+        config = from_dict({"resources": [{"type": "stream", "serve": group.serve, "remote": "tcp://a:1"}]})
+        apply(relay, make_plan(relay, config))
+        assert wait_log(logs, "group closed", stream=group.serve)["reason"] == (
+            "its gateway / is no longer configured")
+        stream = relay.streams[group.serve]
+        assert stream is not group and stream.resource.remotes == ("tcp://a:1",)
+        wait_until(lambda: viewer.closed, what="the group's viewer closed")
     finally:
         relay.stop()
