@@ -3,15 +3,19 @@ what ``allow`` lets through, the config's checks, and each group's life as an
 on-demand stream of the relay (core/gateway.py), driven with an injected
 opener and clock.  tests/test_udpxy.py shows the same over real multicast."""
 
+import base64
+
 import gevent
 import pytest
 from gevent.event import Event
 
+from restreamer.assembly import Service
 from restreamer.config import ConfigError, from_dict, host_problems
 from restreamer.config.gateway import MULTICAST, networks, parse_group, refusal
 from restreamer.core.relay import Refusal, Relay
 from restreamer.core.reload import apply, make_plan
 from restreamer.core.view import StreamViews
+from restreamer.web.app import create_app
 from tests.support.ts import make_packets
 from tests.unit.clock import FakeClock
 from tests.unit.conftest import wait_log, wait_until
@@ -356,3 +360,37 @@ def test_a_reload_that_serves_a_stream_where_a_group_was_replaces_the_group(logs
         wait_until(lambda: viewer.closed, what="the group's viewer closed")
     finally:
         relay.stop()
+
+
+def test_the_web_layer_guards_routes_and_refuses_groups_in_one_line(logs):
+    """Through the blueprint (Flask's test client, no socket): authentication
+    first, then the group's stream or its refusal."""
+    connections = []
+
+    def opener(url, settings):
+        connections.append(Live(url))
+        return connections[-1]
+    config = from_dict({"userlist": {"tv": {"password": "pw"}}, "idletimeout": IDLE, "resources": [
+        gateway(serve="/iptv", authentication={"type": "basic", "realm": "TV", "users": ["tv"]})]})
+    service = Service(Relay(config, opener, FakeClock()))
+    client = create_app(service).test_client()
+    credentials = {"Authorization": "Basic " + base64.b64encode(b"tv:pw").decode()}
+    try:
+        assert client.get("/iptv/udp/239.1.1.1:1234").status_code == 401
+        assert connections == [] and service.relay.streams == {}
+        refused = client.get("/iptv/udp/239.1.1.1", headers=credentials)
+        assert (refused.status_code, refused.text) == (400, "'239.1.1.1' is not GROUP:PORT, as in "
+                                                            "/udp/239.0.0.1:1234\n")
+        assert wait_log(logs, "viewer refused", path="/iptv/udp/239.1.1.1")["status"] == 400
+        assert client.get("/iptv/status", headers=credentials).status_code == 404
+        assert client.get("/udp/239.1.1.1:1234", headers=credentials).status_code == 404
+        assert client.post("/iptv/udp/239.1.1.1:1234", headers=credentials).status_code == 405
+        response = client.get("/iptv/rtp/@239.1.1.1:1234", headers=credentials, buffered=False)
+        assert (response.status_code, response.content_type) == (200, "video/mpeg")
+        assert list(service.relay.streams) == ["/iptv/rtp/239.1.1.1:1234"]
+        assert [c.url for c in connections] == ["rtp://239.1.1.1:1234"]
+        response.close()
+        wait_until(lambda: not service.relay.streams["/iptv/rtp/239.1.1.1:1234"].hub.viewers,
+                   what="the viewer released")
+    finally:
+        service.stop()
