@@ -26,8 +26,9 @@ from .keys import (REQUIRED, Choice, Count, Flag, Kind, Nested, Reader, Remotes,
                    Strings, Text, join, key)
 from .reference import reference as _reference
 from .channels import check_channels
+from .gateway import MULTICAST, check_gateways
 
-RESOURCE_TYPES = ("stream", "static", "api")
+RESOURCE_TYPES = ("stream", "static", "api", "udpxy")
 _RESOURCE_TYPE = Choice(RESOURCE_TYPES)
 API_KINDS = ("health", "statistics", "check", "control", "prometheus", "dashboard", "playlist")
 NOTIFICATION_EVENTS = ("limit_hit", "limit_miss", "heartbeat")
@@ -40,10 +41,11 @@ NOTIFICATION_TYPES = ("url",)
 
 @dataclass(frozen=True, kw_only=True)
 class Resource(Section):
-    """One entry of ``resources``; :class:`StreamConfig`, :class:`StaticConfig` or :class:`ApiConfig`."""
+    """One entry of ``resources``: a :class:`StreamConfig`, :class:`StaticConfig`,
+    :class:`ApiConfig` or :class:`UdpxyConfig`."""
 
     TYPE: ClassVar[str] = ""
-    type: str = key(_RESOURCE_TYPE, REQUIRED, "`stream`, `static` or `api`")
+    type: str = key(_RESOURCE_TYPE, REQUIRED, "`stream`, `static`, `api` or (new) `udpxy`")
     serve: str = key(Text(url_path_problem), REQUIRED, "the URL path it is served at")
     authentication: Authentication = key(Nested(Authentication), Authentication(),
                                          "who may access it (default: everybody)")
@@ -128,12 +130,37 @@ class ApiConfig(Resource):
             raise reader.fail(f"{path}.remote", f"the {self.api} API needs the serve path of one stream")
 
 
+@dataclass(frozen=True, kw_only=True)
+class UdpxyConfig(Resource):
+    """A udpxy-style gateway: ``udp/GROUP:PORT`` and ``rtp/GROUP:PORT`` below
+    ``serve``, each group an on-demand stream (config/gateway.py, core/gateway.py)."""
+
+    TYPE: ClassVar[str] = "udpxy"
+    allow: tuple[str, ...] = key(Strings("an address or network"), MULTICAST, "groups (addresses, "
+                                 "networks) viewers may ask for; a unicast address only if listed here",
+                                 new=True)
+    clientinterface: str | None = key(Text(), None, "network interface for a multicast join")
+    mru: int = key(Count(minimum=188), 1500, "largest UDP datagram, bytes")
+    idletimeout: float | None = key(Seconds(), None, "its groups' `idletimeout` (default: the global "
+                                                     "one)", new=True)
+    faststart: bool | None = key(Flag(), None, "its groups' `faststart` (default: the global key)",
+                                 new=True)
+
+    @property
+    def group_prefix(self) -> str:
+        """Where its groups' paths begin: ``serve`` with one trailing slash."""
+        return self.serve.rstrip("/") + "/"
+
+
 def _resource_type(reader: Reader, entries: dict, path: str) -> type:
     """The section type of one ``resources`` entry, from its ``type`` key."""
     if entries.get("type") is None:
         raise _RESOURCE_TYPE.missing(reader, f"{path}.type")
     chosen = _RESOURCE_TYPE.read(reader, entries["type"], f"{path}.type")
-    return next(cls for cls in (StreamConfig, StaticConfig, ApiConfig) if cls.TYPE == chosen)
+    return next(cls for cls in _RESOURCE_SECTIONS if cls.TYPE == chosen)
+
+
+_RESOURCE_SECTIONS = (StreamConfig, StaticConfig, ApiConfig, UdpxyConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -221,11 +248,13 @@ class Config(Section):
     hls: bool = key(Flag(), False, "serve streams also as HLS, at `.m3u8` for `.ts` (a stream may override it)", new=True)
     hlssegment: float = key(Seconds(), 2, "HLS: seconds of whole GOPs a segment aims at", new=True)
     hlswindow: int = key(Count(minimum=1), 6, "HLS: segments listed in a playlist", new=True)
+    maxgroups: int = key(Count(), 0, "udpxy gateways: groups open at once in one process (0: no "
+                                     "limit); a request for another one gets 503", new=True)
     trustedproxies: tuple[str, ...] = key(Strings("an address or network"), (), "proxies (addresses, "
                                           "networks) whose `X-Forwarded-*` the `playlist` API believes", new=True)
     userlist: dict[str, str] = key(_UserList(), {}, "`name: {password: ...}`")  # user -> password
     resources: tuple[Resource, ...] = key(
-        Sections((StreamConfig, StaticConfig, ApiConfig), _resource_type), (), "what is served")
+        Sections(_RESOURCE_SECTIONS, _resource_type), (), "what is served")
     notifications: tuple[Notification, ...] = key(Sections((Notification,)), (), "HTTP GETs on events")
 
     source: str = "<dict>"  # file name, for messages
@@ -256,11 +285,14 @@ class Config(Section):
         # Each problem is reported and the others still looked for.
         served: dict[str, str] = {}
         for r in self.resources:
+            if isinstance(r, UdpxyConfig):
+                continue  # it serves below its path, not at it (check_gateways)
             if r.serve in served:
                 reader.report(reader.fail(f"{r.where}.serve",
                                           f"{r.serve!r} is already served by {served[r.serve]}"))
             served.setdefault(r.serve, r.where)
         check_channels(self, reader, served)
+        check_gateways(self, reader)
         streams = {r.serve for r in self.streams}
         for r in self.resources:
             if isinstance(r, ApiConfig) and r.api in ("check", "control") and r.remote not in streams:
@@ -330,13 +362,17 @@ def from_dict(data: Any, source: str = "<dict>", base_dir: str | None = None) ->
 
 def host_problems(config: Config) -> list[ConfigError]:
     """What this host lacks to serve ``config`` (``restreamer --check`` asks):
-    each stream's ``clientinterface`` and ``fork://`` commands."""
+    each stream's and gateway's ``clientinterface``, and ``fork://`` commands."""
     problems = []
     for stream in config.streams:
         found = {host_problem(url, stream.clientinterface) for url in stream.remotes} - {None}
         for problem in sorted(found):
             key = "clientinterface" if "interface" in problem else "remote"
             problems.append(ConfigError(config.source, f"{stream.where}.{key}", problem))
+    for gateway in config.resources:
+        problem = host_problem("", gateway.clientinterface) if isinstance(gateway, UdpxyConfig) else None
+        if problem:
+            problems.append(ConfigError(config.source, f"{gateway.where}.clientinterface", problem))
     return problems
 
 
@@ -349,5 +385,5 @@ def reference() -> str:
 
 __all__ = ["API_KINDS", "AUTH_TYPES", "ApiConfig", "Authentication", "Config", "ConfigError",
            "NOTIFICATION_EVENTS", "NOTIFICATION_TYPES", "Notification", "RESOURCE_TYPES", "Resource",
-           "StaticConfig", "StreamConfig", "from_dict", "host_problems", "load", "load_config", "parse",
-           "parse_listen", "reference"]
+           "StaticConfig", "StreamConfig", "UdpxyConfig", "from_dict", "host_problems", "load", "load_config",
+           "parse", "parse_listen", "reference"]

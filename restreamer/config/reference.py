@@ -28,7 +28,10 @@ def reference(section: type, prefix: str = "") -> Iterator[tuple[str, str, str]]
                     yield (name, *described.pop())
                     continue
                 defaults = {default for default, _ in by_type.values()}
-                docs = "; ".join(f"({label}) {doc}" for label, (_, doc) in by_type.items())
+                labels: dict[str, list[str]] = {}  # doc -> the types it is said of
+                for label, (_, doc) in by_type.items():
+                    labels.setdefault(doc, []).append(label)
+                docs = "; ".join(f"({', '.join(types)}) {doc}" for doc, types in labels.items())
                 yield name, defaults.pop() if len(defaults) == 1 else "", docs
 
 
@@ -41,4 +44,6 @@ def _shown(default: Any) -> str:
         return f"`{str(default).lower()}`"
     if isinstance(default, Section):
         return ""
+    if isinstance(default, tuple):
+        return ", ".join(f"`{item}`" for item in default)
     return f"`{default}`" if default != "" else '`""`'

@@ -11,9 +11,19 @@ the viewer is taken out again and refused.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .hub import Hub
 from .lifecycle import Lifecycle
 from .viewer import Viewer
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a viewer may not join a stream now, and the HTTP status that says so."""
+
+    reason: str
+    status: int = 404
 
 
 def join(hub: Hub, lifecycle: Lifecycle, remote: str = "", head: bytes = b"",

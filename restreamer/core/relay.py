@@ -7,7 +7,6 @@ and :attr:`Relay.on_viewers_changed`."""
 from __future__ import annotations
 
 import atexit
-from dataclasses import dataclass
 from typing import Callable
 
 import gevent
@@ -16,10 +15,11 @@ from ..base.periodic import Periodic
 from ..config import Config
 from ..log import get_logger
 from ..sources import open_connection
-from .admission import join
+from .admission import Refusal, join
 from .audience import Session
 from .census import Census
 from .clock import REAL, Clock
+from .gateway import Gateway
 from .limits import Limits
 from .runtime import shared_directory
 from .stream import Stream, viewer_count
@@ -30,14 +30,6 @@ _log = get_logger("restreamer")
 
 #: An HLS viewer that has asked for nothing for this many target durations has left.
 SESSION_SEGMENTS = 3
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a viewer may not join a stream now, and the HTTP status that says so."""
-
-    reason: str
-    status: int = 404
 
 
 class Relay:
@@ -53,13 +45,15 @@ class Relay:
         self.census = None if self.shared is None else Census(self.shared)
         self.streams: dict[str, Stream] = {
             r.serve: Stream(r, config, opener, self.shared, clock=clock) for r in config.streams}
+        #: The udpxy gateways' open groups, each also in ``streams`` while it is open.
+        self.gateway = Gateway(self.streams, config, opener, self.shared, clock)
         self.limits = Limits.of(config)
         #: Called with (old config, new config) once a reloaded config applies.
         self.on_configure: list[Callable[[Config, Config], None]] = []
         #: Called with the server's viewer count whenever a viewer joins or leaves.
         self.on_viewers_changed: list[Callable[[int], None]] = []
         self.started = False
-        self._sweeper = Periodic(self._sweep_sessions, 1.0, wait_first=True)
+        self._sweeper = Periodic(self._sweep, 1.0, wait_first=True)
         self._watchdog = Periodic(self._evict_stalled, lambda: min(1.0, self.config.droptimeout / 4),
                                   wait_first=True)
 
@@ -93,9 +87,11 @@ class Relay:
 
     def configure(self, config: Config) -> None:
         """Take a reloaded config's global settings (see :mod:`.reload` for the streams):
-        limits and droptimeout apply from now on, and :attr:`on_configure` is told."""
+        limits, droptimeout and the gateways' keys apply from now on, and
+        :attr:`on_configure` is told."""
         old, self.config = self.config, config
         self.limits = Limits.of(config)
+        self.gateway.configure(config)
         if self.started:
             if config.droptimeout > 0:
                 self._watchdog.start()
@@ -194,6 +190,10 @@ class Relay:
         stream.log.info("viewer connected", remote=remote, hls=True)
         self._viewers_changed()
         return session
+
+    def _sweep(self) -> None:
+        self._sweep_sessions()
+        self.gateway.sweep()
 
     def _sweep_sessions(self) -> None:
         """HLS viewers leave by asking nothing for a few segments' time."""

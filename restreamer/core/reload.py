@@ -92,7 +92,8 @@ def make_plan(relay: Relay, config: Config) -> Plan:
         if not isinstance(resource, StreamConfig):
             continue
         settings = Settings.of(resource, config)
-        stream = relay.streams.get(serve)
+        # A udpxy group at this path is not this stream: the gateway closes it.
+        stream = None if serve in relay.gateway.groups else relay.streams.get(serve)
         if stream is None:
             plan.new_streams[serve] = Stream(resource, config, relay.opener, relay.shared, settings,
                                              relay.clock)

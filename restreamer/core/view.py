@@ -183,7 +183,15 @@ class StreamViews(Mapping[str, StreamView]):
         return StreamView(self._streams[path])
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._streams)
+        # Snapshots: a reading that yields between slices outlives no change
+        # of the streams (a udpxy group opened or forgotten, a reload).
+        return iter(list(self._streams))
+
+    def items(self) -> list[tuple[str, StreamView]]:  # type: ignore[override]
+        return [(path, StreamView(stream)) for path, stream in list(self._streams.items())]
+
+    def values(self) -> list[StreamView]:  # type: ignore[override]
+        return [StreamView(stream) for stream in list(self._streams.values())]
 
     def __len__(self) -> int:
         return len(self._streams)

@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, Response, abort, request
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.http import http_date
 
-from ..config import Authentication, Config, Resource, StaticConfig, StreamConfig
+from ..config import Authentication, Config, Resource, StaticConfig, StreamConfig, UdpxyConfig
 from ..core.credentials import Authenticator
 from ..core.relay import Refusal, Relay
 from ..core.stream import Stream
@@ -131,15 +131,17 @@ class Routes:
         self._fast: dict[str, Callable] = {}  # hls's answers, by playlist path
         self._fast_segments: dict[str, Callable] = {}  # by playlist path
         self._statics: dict[tuple, StaticResource] = {}
+        self._gateways: list[tuple[str, Callable[[str], Response]]] = []  # by group prefix, longest first
 
     def dispatch(self, path: str) -> Response:
         view = self.views().get("/" + path)
         if view is None:
             playlist, _, name = ("/" + path).rpartition("/")
             segments = self._segments.get(playlist)
-            if segments is None:
-                abort(404)
-            view = functools.partial(segments, name)
+            if segments is not None:
+                view = functools.partial(segments, name)
+            else:
+                view = self._group_view("/" + path)
         if request.method not in ("GET", "HEAD"):
             if request.method == "OPTIONS":
                 return Response(b"", status=200, headers={"Allow": ", ".join(_ALLOWED)})
@@ -159,6 +161,13 @@ class Routes:
         answer = self._fast_segments.get(playlist)
         return answer(environ, name) if answer is not None else None
 
+    def _group_view(self, path: str) -> Callable[[], Response]:
+        """The view of a udpxy gateway's group (``udp/...``, ``rtp/...`` below its serve path)."""
+        for prefix, view in self._gateways:
+            if path.startswith(prefix) and path[len(prefix):].startswith(("udp/", "rtp/")):
+                return functools.partial(view, path[len(prefix):])
+        abort(404)
+
     def views(self) -> dict[str, Callable[[], Response]]:
         config = self.relay.config
         if config is not self._config:
@@ -167,7 +176,13 @@ class Routes:
 
     def _rebuild(self, config: Config) -> None:
         views, statics, segments, fast, fast_segments = {}, {}, {}, {}, {}
+        gateways = []
         for resource in config.resources:
+            if isinstance(resource, UdpxyConfig):
+                authenticator = Authenticator(resource.authentication, config.userlist)
+                gateways.append((resource.group_prefix, functools.partial(
+                    _group_guarded, authenticator, resource, self.relay)))
+                continue
             view, headers = self._view_for(resource, config, statics)
             authenticator = Authenticator(resource.authentication, config.userlist)
             views[resource.serve] = _guard(authenticator, resource, view, headers)
@@ -184,6 +199,7 @@ class Routes:
                     hls.segment_answer, self.relay, stream, authenticator.allows)
         self._views, self._statics, self._segments, self._config = views, statics, segments, config
         self._fast, self._fast_segments = fast, fast_segments
+        self._gateways = sorted(gateways, key=lambda gateway: -len(gateway[0]))
 
     def _view_for(self, resource: Resource, config: Config, statics: dict
                   ) -> tuple[Callable[[], Response], dict[str, str]]:
@@ -211,7 +227,7 @@ def _guard(authenticator: Authenticator, resource: Resource, view: Callable[[], 
                              status=response.status_code, reason="authentication failed")
             return response
         response = view()
-        if not isinstance(resource, StreamConfig):
+        if not isinstance(resource, (StreamConfig, UdpxyConfig)):
             _access_log.info("request", remote=request.remote_addr, method=request.method,
                              path=request.path, status=response.status_code)
         return response
@@ -223,6 +239,26 @@ def _segment_view(authenticator: Authenticator, resource: StreamConfig, relay: R
     """An HLS segment, guarded as its stream is."""
     view = functools.partial(hls.serve_segment, relay, stream, name)
     return _guard(authenticator, resource, view, {"Content-Type": hls.SEGMENT_TYPE})()
+
+
+def _group_guarded(authenticator: Authenticator, resource: UdpxyConfig, relay: Relay, rest: str) -> Response:
+    """A group of a udpxy gateway, guarded as its gateway is."""
+    view = functools.partial(serve_group, relay, resource, rest)
+    return _guard(authenticator, resource, view, STREAM_HEADERS)()
+
+
+def serve_group(relay: Relay, resource: UdpxyConfig, rest: str) -> Response:
+    """A viewer's request for a group: its stream (see core/gateway.py), or
+    the refusal, its reason as the body's one line."""
+    opened = relay.gateway.open(resource, rest)
+    if isinstance(opened, Refusal):
+        _access_log.info("viewer refused", remote=request.remote_addr, path=request.path,
+                         gateway=resource.serve, status=opened.status, reason=opened.reason)
+        return Response(opened.reason + "\n", status=opened.status, content_type=TEXT)
+    try:
+        return serve_stream(relay, opened)
+    finally:
+        relay.gateway.settle(opened)
 
 
 def serve_stream(relay: Relay, stream: Stream) -> Response:

@@ -73,7 +73,7 @@ def test_a_key_of_another_resource_type_is_warned_about():
     config = from_dict({"resources": [{**STREAM, "cache": 5}, {"type": "static", "serve": "/x",
                                                               "remote": "file:///x", "MRU": 188}]}, "c.json")
     assert config.warnings == ("c.json: resources[0].cache: ignored: only a static resource uses it",
-                               "c.json: resources[1].mru: ignored: only a stream resource uses it")
+                               "c.json: resources[1].mru: ignored: only a stream or udpxy resource uses it")
 
 
 def test_config_error_keeps_file_path_and_problem_apart():
