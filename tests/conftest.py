@@ -1,11 +1,14 @@
 """Fixtures shared by all tests: the sample stream, self-cleaning factories
-for upstreams, viewers and restreamer processes, and seeded randomness."""
+for upstreams, viewers and restreamer processes, a browser, and seeded
+randomness."""
 
 import os
 import random
 
 import pytest
+from selenium.common.exceptions import NoAlertPresentException
 
+from tests.support.browser import chromium
 from tests.support.server import RestreamerProcess
 from tests.support.ts import load_sample
 from tests.support.upstream import TSUpstream, UDPTSSender, UnixTSUpstream, refusing_port
@@ -119,6 +122,26 @@ def restreamer(tmp_path):
     for process in processes:
         process.close()
         print(process.output_tail())
+
+
+@pytest.fixture(scope="session")
+def _chromium(tmp_path_factory):
+    driver = chromium(tmp_path_factory.mktemp("chromium"))
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def browser(_chromium):
+    """Headless Chromium (selenium's driver), one for the whole run: each test
+    opens its own page, and leaves a blank one behind (no page of a stopped
+    server polling it meanwhile, no dialog left open)."""
+    yield _chromium
+    try:
+        _chromium.switch_to.alert.dismiss()
+    except NoAlertPresentException:
+        pass
+    _chromium.get("about:blank")
 
 
 def pytest_collection_modifyitems(items):

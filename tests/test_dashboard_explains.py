@@ -11,11 +11,11 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from tests.support.browser import WAIT, card, shows
 from tests.support.hls import continuous
 from tests.support.server import RestreamerProcess
 from tests.support.upstream import TSUpstream
 from tests.support.viewer import HttpViewer
-from tests.test_dashboard import WAIT, browser, card, shows  # noqa: F401 (browser: a fixture)
 
 DEAD = "tcp://127.0.0.1:1"
 MANY = 300

@@ -6,7 +6,6 @@ segment listed within a second, authentication and viewer counting."""
 import base64
 import http.client
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -14,8 +13,6 @@ import time
 from urllib.parse import urljoin
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
 from restreamer.ts.psi import is_rap
@@ -25,8 +22,6 @@ from tests.support.ts import PACKET_SIZE
 from tests.support.upstream import TSUpstream
 from tests.support.viewer import http_get
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 LAPS = 20
 PAGE = """<!doctype html><title>player</title>
 <video id="v" src="/tv.m3u8" muted autoplay playsinline></video>"""
@@ -207,21 +202,6 @@ def test_hls_viewers_count_while_they_keep_asking(server):
     poll(counted, 5, "the HLS viewer counted", every=0.2)
     server.wait_log(lambda e: e.get("event") == "viewer disconnected" and e.get("hls")
                     and e.get("bytes", 0) > 0, timeout=15, since=mark)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    assert shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER), ".ci/run installs chromium and chromium-driver"
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 def test_chromium_plays_the_playlist_in_a_plain_video_element(server, browser):
