@@ -6,7 +6,6 @@ import os
 import random
 
 import pytest
-from selenium.common.exceptions import NoAlertPresentException
 
 from tests.support.browser import chromium
 from tests.support.server import RestreamerProcess
@@ -124,24 +123,17 @@ def restreamer(tmp_path):
         print(process.output_tail())
 
 
-@pytest.fixture(scope="session")
-def _chromium(tmp_path_factory):
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Chromium (selenium's driver), one per test module.
+
+    Quitting, it lets go of its keep-alive connections before the servers
+    the module started first stop: each of those would wait up to 3 s for
+    them were the browser one for the whole run.
+    """
     driver = chromium(tmp_path_factory.mktemp("chromium"))
     yield driver
     driver.quit()
-
-
-@pytest.fixture
-def browser(_chromium):
-    """Headless Chromium (selenium's driver), one for the whole run: each test
-    opens its own page, and leaves a blank one behind (no page of a stopped
-    server polling it meanwhile, no dialog left open)."""
-    yield _chromium
-    try:
-        _chromium.switch_to.alert.dismiss()
-    except NoAlertPresentException:
-        pass
-    _chromium.get("about:blank")
 
 
 def pytest_collection_modifyitems(items):
