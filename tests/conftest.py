@@ -1,11 +1,13 @@
 """Fixtures shared by all tests: the sample stream, self-cleaning factories
-for upstreams, viewers and restreamer processes, and seeded randomness."""
+for upstreams, viewers and restreamer processes, a browser, and seeded
+randomness."""
 
 import os
 import random
 
 import pytest
 
+from tests.support.browser import chromium
 from tests.support.server import RestreamerProcess
 from tests.support.ts import load_sample
 from tests.support.upstream import TSUpstream, UDPTSSender, UnixTSUpstream, refusing_port
@@ -119,6 +121,19 @@ def restreamer(tmp_path):
     for process in processes:
         process.close()
         print(process.output_tail())
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Chromium (selenium's driver), one per test module.
+
+    Quitting, it lets go of its keep-alive connections before the servers
+    the module started first stop: each of those would wait up to 3 s for
+    them were the browser one for the whole run.
+    """
+    driver = chromium(tmp_path_factory.mktemp("chromium"))
+    yield driver
+    driver.quit()
 
 
 def pytest_collection_modifyitems(items):

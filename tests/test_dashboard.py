@@ -7,23 +7,18 @@ in another process's page).
 """
 
 import json
-import shutil
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.support.browser import WAIT, card, shows
 from tests.support.server import RestreamerProcess
 from tests.support.upstream import TSUpstream
 from tests.support.viewer import HttpViewer, http_get
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 DEAD_URL = "http://user:s3cr3tpw@127.0.0.1:1/live.ts?token=t0k3nvalue"
-WAIT = 15  # seconds for the page to show a change (it polls every second)
 
 
 @pytest.fixture(scope="module")
@@ -48,37 +43,6 @@ def server(source, tmp_path_factory):
     yield process
     process.close()
     print(process.output_tail())
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    assert shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER), ".ci/run installs chromium and chromium-driver"
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1200,900",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
-
-
-def card(browser, stream):
-    return browser.find_element(By.CSS_SELECTOR, f'article[data-stream="{stream}"]')
-
-
-def shows(browser, stream, selector, expected):
-    """Wait until the stream's card shows ``expected`` in ``selector``; return the card."""
-    def check(driver):
-        try:
-            return card(driver, stream).find_element(By.CSS_SELECTOR, selector).text == expected
-        except Exception:  # not rendered yet, or re-rendered under our feet
-            return False
-    WebDriverWait(browser, WAIT, poll_frequency=0.1).until(
-        check, f"{stream} {selector} to show {expected!r}")
-    return card(browser, stream)
 
 
 def test_the_page_renders_every_stream_and_masks_secrets(server, browser):

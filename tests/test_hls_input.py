@@ -68,7 +68,7 @@ def test_live_hls_relayed_cleanly_within_one_segment(restreamer, viewer, hls_ori
     # reaches the viewer.
     latencies = []
     seen = set(_segments(hls_origin))
-    decoder = subprocess.Popen(["ffmpeg", "-v", "error", "-i", rs.url(SERVE), "-t", "12", "-f", "null", "-"],
+    decoder = subprocess.Popen(["ffmpeg", "-v", "error", "-i", rs.url(SERVE), "-t", "8", "-f", "null", "-"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     waiting = {}  # marker -> when its segment appeared
     deadline = time.monotonic() + 8

@@ -19,6 +19,8 @@ from tests.support.upstream import TSUpstream
 from tests.support.viewer import HttpViewer, http_get, http_request
 
 RATE = 2_000_000
+#: What a healthy viewer must still get after the test's doing: 0.2 s of the stream, 200 packets.
+FLOWING = 200 * PACKET_SIZE
 DROPTIMEOUT = 1  # also how long a client may take to send its request head
 
 
@@ -54,7 +56,7 @@ def healthy(rs, source):
     rs.wait_log("viewer connected", since=mark)
     yield client
     before = len(client.data)
-    client.wait_bytes(before + 100_000)  # still flowing after whatever the test did
+    client.wait_bytes(before + FLOWING)  # still flowing after whatever the test did
     data = client.data
     client.close()
     assert_clean_start(data[:len(data) - len(data) % PACKET_SIZE], source.connections[0].sent)
@@ -383,5 +385,5 @@ def healthy_viewer(server, source):
     client.wait_bytes(PACKET_SIZE * 7)
     yield client
     before = len(client.data)
-    client.wait_bytes(before + 100_000)
+    client.wait_bytes(before + FLOWING)
     client.close()

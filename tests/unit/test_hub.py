@@ -40,6 +40,24 @@ def writes(viewer):
     return body
 
 
+def started_viewer(upto: int, **settings):
+    """A hub whose first connection brought the sample up to byte ``upto``,
+    and the body of a viewer that has received its start (PAT, PMT, RAP) in it."""
+    hub = hub_with(**settings)
+    hub.restart_at_rap()
+    hub.publish(SAMPLE[:upto], at_once=True)
+    body = writes(hub.add())
+    assert strip_start(next(body) + next(body))
+    return hub, body
+
+
+def ticks(hub, seconds: float, count: int) -> None:
+    """``count`` steps of ``seconds`` on the hub's clock, each followed by what they wake."""
+    for _ in range(count):
+        hub.clock.advance(seconds)
+        gevent.idle()
+
+
 def drain(viewer, timeout: float = 2) -> bytes:
     """Everything the viewer's response sends until it ends."""
     with gevent.Timeout(timeout):
@@ -171,13 +189,9 @@ def test_a_viewer_that_only_drops_for_droptimeout_is_evicted(logs):
 
 
 def test_keepalive_sends_null_packets_only_after_a_pat_and_only_while_no_data_comes():
-    hub = hub_with(keepalive=1)
-    hub.restart_at_rap()
-    hub.publish(SAMPLE[:100 * PACKET_SIZE], at_once=True)
+    hub, with_pat = started_viewer(100 * PACKET_SIZE, keepalive=1)
     raw = fed_hub(keepalive=1, clock=hub.clock)  # a stream without PAT: never a null packet
-    with_pat, without = writes(hub.add()), writes(raw.add())
-    got = next(with_pat) + next(with_pat)
-    assert strip_start(got)
+    without = writes(raw.add())
     hub.clock.advance(0.9)
     waiting = gevent.spawn(next, with_pat)
     gevent.idle()
@@ -227,20 +241,14 @@ def test_a_viewer_from_the_live_edge_keeps_its_null_packets_across_a_reconnect()
     hub.restart_at_rap()  # the next connection: accepted, then silent
     pieces = []
     reader = reading(body, pieces)
-    for _ in range(4):
-        hub.clock.advance(0.05)
-        gevent.idle()
+    ticks(hub, 0.05, 4)
     reader.kill()
     assert len(pieces) >= 3 and set(pieces) == {NULL_PACKET}
 
 
 def test_viewers_waiting_for_a_new_connections_first_rap_get_null_packets_meanwhile():
-    hub = hub_with(keepalive=0.05)
-    hub.restart_at_rap()
     raps = keyframes(SAMPLE)
-    hub.publish(SAMPLE[:raps[1]], at_once=True)
-    body = writes(hub.add())
-    assert strip_start(next(body) + next(body))
+    hub, body = started_viewer(raps[1], keepalive=0.05)
     hub.restart_at_rap()
     pieces = []
     reader = reading(body, pieces)
@@ -267,12 +275,8 @@ def test_viewers_waiting_for_a_new_connections_first_rap_get_null_packets_meanwh
 
 
 def test_a_connection_that_sends_its_first_packet_late_is_not_taken_for_one_without_pat():
-    hub = hub_with()
-    hub.restart_at_rap()
     frames = keyframes(SAMPLE)
-    hub.publish(SAMPLE[:frames[1]], at_once=True)
-    body = writes(hub.add())
-    assert strip_start(next(body) + next(body))
+    hub, body = started_viewer(frames[1])
     hub.restart_at_rap()
     hub.clock.advance(0.6)  # answered at once, sends only now: its PAT is not late
     resume = frames[0] + PACKET_SIZE  # no PAT until the one before the next keyframe
