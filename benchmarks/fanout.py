@@ -11,6 +11,7 @@ as a ratio to the C reference proxy's in the same run.
     benchmarks/fanout.py                        # N = 10 100 300 1000, 3 reps, 30 s windows
     benchmarks/fanout.py -n 100 300 --reps 5 --servers cli refproxy
     benchmarks/fanout.py --summarize benchmarks/results/2026-11-24T0300.jsonl
+    benchmarks/fanout.py -n 1000 --servers cli cubemap --checkout main=../main   # against another checkout
 
 Raw results (one JSON object per run) go to benchmarks/results/<start time>.jsonl.
 """
@@ -59,6 +60,7 @@ COLUMNS = [
     ("cpu (cores)", "cpu_fraction_of_one_core", "{:.3f}"),
     ("CPU ms/GB", "cpu_ms_per_GB_delivered", "{:.0f}"),
     ("x floor", "ratio", "{:.2f}"),
+    ("x Cubemap", "ratio_cubemap", "{:.2f}"),
     ("RSS MB", "rss_MB", "{:.1f}"),
     ("keeping up", "keeping_up", "{:.0f}"),
     ("min viewer %", "min_viewer_pct", "{:.1f}"),
@@ -71,7 +73,18 @@ COLUMNS = [
 ]
 
 
+def checkout_server(spec: str) -> tuple[str, str]:
+    """``NAME=DIR``: the CLI run from the checkout in DIR (``python -m`` imports from
+    the working directory first), so two versions are measured in the same run."""
+    name, _, directory = spec.partition("=")
+    if not name or not directory or name in SERVERS:
+        raise argparse.ArgumentTypeError(f"--checkout {spec!r}: expected NAME=DIR with a new NAME")
+    path = shlex.quote(str(Path(directory).resolve()))
+    return name, f"sh -c 'cd {path} && exec {PYTHON} -m restreamer {{config}}'"
+
+
 def run(args: argparse.Namespace) -> Path:
+    SERVERS.update(args.checkout)
     subprocess.run(["make", "-s", "-C", str(BENCH)], check=True)
     # Absolute: the harness runs in its own directory.
     out = Path(args.out or REPO / "benchmarks" / "results" /
@@ -93,7 +106,8 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def summarize(path: Path) -> str:
-    """Median of every column per (server, N), and CPU/GB over refproxy's median at that N."""
+    """Median of every column per (server, N), and CPU/GB over refproxy's and Cubemap's
+    medians at that N."""
     runs: dict[tuple[str, int], list[dict]] = {}
     for line in path.read_text().splitlines():
         if line.strip():
@@ -101,8 +115,9 @@ def summarize(path: Path) -> str:
             runs.setdefault((row["server"], row["viewers"]), []).append(row)
     medians = {key: _medians(rows) for key, rows in runs.items()}
     for (server, n), row in medians.items():
-        floor = medians.get(("refproxy", n), {}).get("cpu_ms_per_GB_delivered")
-        row["ratio"] = row["cpu_ms_per_GB_delivered"] / floor if floor else float("nan")
+        for field, reference in (("ratio", "refproxy"), ("ratio_cubemap", "cubemap")):
+            base = medians.get((reference, n), {}).get("cpu_ms_per_GB_delivered")
+            row[field] = row["cpu_ms_per_GB_delivered"] / base if base else float("nan")
     lines = ["| " + " | ".join(title for title, _, _ in COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]
     for key in sorted(medians, key=lambda k: (k[1], k[0])):
@@ -133,7 +148,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--viewers", type=int, nargs="+", default=[10, 100, 300, 1000])
     parser.add_argument("--servers", nargs="+", default=["cli", "gunicorn-w2", "refproxy"],
-                        choices=sorted(SERVERS))
+                        help=f"any of {', '.join(sorted(SERVERS))} and the --checkout names")
+    parser.add_argument("--checkout", type=checkout_server, action="append", default=[], metavar="NAME=DIR",
+                        help="also measure the CLI of the checkout in DIR, as server NAME")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("-d", "--duration", type=int, default=30, help="measurement window, s")
     parser.add_argument("-w", "--warmup", type=int, default=5)
@@ -141,6 +158,9 @@ def main() -> int:
     parser.add_argument("--out", help="JSONL file to append results to")
     parser.add_argument("--summarize", type=Path, help="only print the table of an earlier run")
     args = parser.parse_args()
+    unknown = set(args.servers) - set(SERVERS) - {name for name, _ in args.checkout}
+    if unknown:
+        parser.error(f"unknown servers: {', '.join(sorted(unknown))}")
     path = args.summarize or run(args)
     print(summarize(path))
     return 0

@@ -282,6 +282,25 @@ def test_ffmpeg_plays_three_laps_of_the_loop_without_an_error(sample, restreamer
     assert 3 * 5.9 < float(probe.stdout) < 3 * 6.2  # three laps of six seconds, not one
 
 
+def test_laps_of_a_file_whose_44k1_audio_outlasts_its_video_keep_every_dts_rising(restreamer, tmp_path):
+    # A 44.1 kHz AAC frame (1024 samples, 23.2 ms) does not divide a lap of
+    # 25 fps video, and here the audio runs 0.1 s past the video's last
+    # frame: a lap offset short of the audio's end steps its DTS back at each
+    # seam, which ffmpeg reports as "non monotonically increasing dts".
+    # ffmpeg decodes over three seams (a lap is about 1.3 s) straight from
+    # restreamer's output, as a player would.
+    path = tmp_path / "a44k1.ts"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-t", "1", "-i", "testsrc=size=320x180:rate=25",
+                    "-f", "lavfi", "-t", "1.1", "-i", "sine=frequency=440:sample_rate=44100",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-f", "mpegts",
+                    str(path)], check=True, capture_output=True, timeout=30)
+    rs = restreamer(stream_config(f"loop:{path}"))
+    rs.wait_log("stream online")
+    player = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", rs.url(SERVE), "-t", "4.5", "-f", "null", "-"],
+                            capture_output=True, text=True, timeout=30)
+    assert player.returncode == 0 and player.stderr == "", player.stderr
+
+
 def test_a_pcr_jump_inside_a_looped_file_does_not_stall_it(sample, restreamer, viewer, tmp_path):
     # Half way through, the PCR leaps 26 hours: played as a usual interval,
     # not waited for.

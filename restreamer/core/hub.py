@@ -21,11 +21,11 @@ from __future__ import annotations
 from .backlog import Backlog
 from .clock import REAL, Clock
 from .counters import Traffic
+from .keepalive import Keepalives
 from .settings import Settings
 from .splice import Splices
 from ..log import get_logger
 from ..ts.packets import PACKET_SIZE
-from ..ts.psi import NULL_PACKET
 from ..ts.starts import StartPoints
 from .viewer import Viewer
 
@@ -35,11 +35,16 @@ _log = get_logger("streaming")
 # 1316-byte UDP-sized writes come ~400 times a second at 4 Mbit/s); handing
 # each out would cost a send per viewer per write.  So chunks are gathered
 # for a short window and handed out together.  The window grows with the
-# number of viewers, where the saving is largest, and is capped so the delay
-# it adds stays small.
+# number of viewers, and is capped so the delay it adds stays small.
 MIN_WINDOW = 0.020  # seconds
 MAX_WINDOW = 0.022
 WINDOW_PER_VIEWER = 0.000020
+#: Hand-outs begin at least this far apart.  Each costs a fixed part (the
+#: upstream read, start points, TS analysis, the event loop's wake-up) and a
+#: send per viewer, which per byte is cheaper the more it carries; a window
+#: plus the hand-out itself make the period at 1000 viewers, this makes it
+#: the same at fewer, so that data waits about as long at any count.
+PERIOD = 0.036
 #: Gathered bytes that are handed out at once, whatever the window.
 FLUSH_BYTES = 64 * 1024
 #: A connection with no PAT this long after its first packet (not its accept: data may
@@ -74,8 +79,7 @@ class Hub:
         self._pats = 0  # PATs seen by _points when the last PAT was recorded
         self._pat_chunk = -1  # index of the newest chunk that holds a PAT
         self.last_data = clock.now()  # when the last chunk was handed out
-        self._last_null = self._last_held_null = 0.0  # to viewers following, and held for a start
-        self._keepalive = None
+        self.keepalives = Keepalives(self)
         #: Told of every chunk appended and of every new connection (the HLS
         #: segmenter, core/segments.py): ``chunk(piece, start, now)``, ``discontinuity(now)``.
         self.listener = None
@@ -105,12 +109,17 @@ class Hub:
         if at_once:
             self.flush()
         elif self._timer is None:
-            self._timer = self.clock.later(self.window, self.flush)
+            self._timer = self.clock.later(self.until_next(), self.flush)
 
     @property
     def window(self) -> float:
         """Seconds of upstream data gathered into one hand-out, for this many viewers."""
         return min(MAX_WINDOW, MIN_WINDOW + len(self.viewers) * WINDOW_PER_VIEWER)
+
+    def until_next(self) -> float:
+        """Seconds from now to the next hand-out: a window's gathering, and
+        at least :data:`PERIOD` after the last one began."""
+        return max(self.window, self.last_data + PERIOD - self.clock.now())
 
     def flush(self) -> None:
         """Append what was gathered to the backlog and hand it to the viewers."""
@@ -280,56 +289,7 @@ class Hub:
             if cursor.stop_at is None and cursor.index is not None:
                 self.splices.leave(cursor, backlog, pids, self._pat_chunk)
                 cursor.skip_to(backlog.total)
-        # Held viewers' null packets keep the pace of the last data or null packet.
-        self._last_held_null = max(self.last_data, self._last_null)
-
-    # -- keepalive -----------------------------------------------------------
-
-    def _arm_keepalive(self) -> None:
-        if self.keepalive > 0 and self._keepalive is None:
-            self._keepalive = self.clock.every(self.keepalive / 4, self._keep_alive)
-
-    def _keep_alive(self) -> None:
-        """A null packet every ``keepalive`` s to each viewer that has had its PAT and
-        hears nothing (the stream gets no data, or it is held for a new connection's
-        first start), so that players do not give up on a stream coming back."""
-        if not self.viewers:
-            self._keepalive.close()
-            self._keepalive = None
-            return
-        now = self.clock.now()
-        following = now - max(self.last_data, self._last_null) >= self.keepalive
-        held = now - self._last_held_null >= self.keepalive
-        if following:
-            self._last_null = now
-        if held:
-            self._last_held_null = now
-        end = self.backlog.end
-        fallen = []
-        for viewer in self._direct if following else ():
-            cursor = viewer.cursor
-            if (viewer.keepalive and not viewer.closed
-                    and (cursor.had_pat or self._pat_chunk >= cursor.first_index)):
-                cursor.had_pat = True
-                sent = viewer.send_now(NULL_PACKET)
-                if sent < 0:
-                    continue  # the next chunk's send finds out
-                viewer.bytes_sent += sent
-                if sent < PACKET_SIZE:
-                    fallen.append((viewer, sent))
-                else:
-                    viewer.packets_sent += 1
-        for viewer, sent in fallen:
-            self._fall(viewer, end, 0)
-            viewer.cursor.head = memoryview(NULL_PACKET)[sent:]
-        for viewer in self._others if following or held else ():
-            cursor = viewer.cursor
-            due = held if cursor.index is None else following and cursor.index >= end
-            if (due and viewer.idle and viewer.keepalive and not cursor.head and cursor.stop_at is None
-                    and cursor.heard_pat(self._pat_chunk)):
-                cursor.had_pat = True
-                cursor.head = NULL_PACKET
-                viewer.wake()
+        self.keepalives.hold()
 
     # -- viewer side ---------------------------------------------------------
 
@@ -359,7 +319,7 @@ class Hub:
             viewer.cursor.at_edge(backlog)
         self.viewers.add(viewer)
         self._others.add(viewer)
-        self._arm_keepalive()
+        self.keepalives.arm()
         return viewer
 
     def remove(self, viewer: Viewer, counted: bool = True) -> None:

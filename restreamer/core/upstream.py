@@ -248,7 +248,7 @@ class Upstream:
                 break
             unyielded += len(data)
             if gathers and drained:
-                gevent.sleep(hub.window)  # drained: let a window's worth arrive
+                gevent.sleep(hub.until_next())  # drained: let a window's worth arrive
                 unyielded = 0
                 turn_ends = clock() + TURN
             elif drained:

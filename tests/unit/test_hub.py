@@ -6,7 +6,7 @@ import gevent
 from gevent.event import Event
 
 from restreamer.core.splice import FRONT_WAIT
-from restreamer.core.hub import Hub
+from restreamer.core.hub import PERIOD, Hub
 from tests.support.ts import PACKET_SIZE, keyframes, load_sample, make_packets, packet_pid, strip_start
 from tests.unit.clock import FakeClock
 from tests.unit.conftest import first_bytes, stream_settings, wait_log
@@ -71,12 +71,28 @@ def test_every_viewer_gets_the_same_chunk_object_once_per_window():
     for i in range(3):
         hub.publish(chunk(1 + 2 * i, 2))
     assert hub.backlog.end == 1  # gathered until the window ends
-    hub.clock.advance(hub.window)
+    hub.clock.advance(hub.until_next())
     assert hub.backlog.end == 2
     first = next(wa)
     assert first == chunk(1, 6)
     assert next(wb) is first  # one shared chunk, never a copy per viewer
     assert (hub.packets_received, hub.bytes_received) == (7, 7 * PACKET_SIZE)
+
+
+def test_hand_outs_begin_a_period_apart_and_each_gathers_a_window():
+    hub = fed_hub()  # handed out at 0
+    hub.add()
+    hub.publish(chunk(1, 1))
+    hub.clock.advance(PERIOD - 0.001)
+    assert hub.backlog.end == 1  # a window has passed, the period not yet
+    hub.clock.advance(0.002)
+    assert hub.backlog.end == 2
+    hub.clock.advance(PERIOD)  # nothing arrives for a period
+    hub.publish(chunk(2, 1))
+    hub.clock.advance(hub.window - 0.001)
+    assert hub.backlog.end == 2  # what comes after a lull still gathers a window
+    hub.clock.advance(0.002)
+    assert hub.backlog.end == 3
 
 
 def test_a_viewer_joins_a_stream_without_pat_at_the_live_edge():

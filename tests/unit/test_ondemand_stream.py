@@ -53,7 +53,7 @@ def test_idle_until_a_viewer_then_online_then_idle_again_after_idletimeout(logs)
         viewer = relay.admit(stream, "10.0.0.1")
         assert not isinstance(viewer, Refusal)
         assert stream.state == "online" and len(connections) == 1
-        relay.clock.advance(stream.hub.window)  # the first window is handed out
+        relay.clock.advance(stream.hub.until_next())  # the first window is handed out
         assert first_bytes(viewer) == make_packets(7)  # from the first packet on
         relay.release(stream, viewer)
         relay.clock.advance(IDLE - 0.01)
