@@ -21,6 +21,7 @@ from .audience import Session
 from .census import Census
 from .clock import REAL, Clock
 from .limits import Limits
+from .pull import Upstreams
 from .runtime import shared_directory
 from .stream import Stream, viewer_count
 from .upstream import Opener
@@ -51,8 +52,11 @@ class Relay:
         # per stream, one viewer count, whole-server figures.
         self.shared = shared_directory()
         self.census = None if self.shared is None else Census(self.shared)
+        # Streams whose remotes are equal share one upstream connection (core/pull.py).
+        self.upstreams = Upstreams()
         self.streams: dict[str, Stream] = {
-            r.serve: Stream(r, config, opener, self.shared, clock=clock) for r in config.streams}
+            r.serve: Stream(r, config, opener, self.shared, clock=clock, upstreams=self.upstreams)
+            for r in config.streams}
         self.limits = Limits.of(config)
         #: Called with (old config, new config) once a reloaded config applies.
         self.on_configure: list[Callable[[Config, Config], None]] = []
