@@ -62,11 +62,6 @@ class Upstreams:
             del self._running[pull.key]  # a pull starting while this one stops gets a new one
         upstream.stop()
 
-    def sharing(self, pull: "Pull") -> tuple["Pull", ...]:
-        """The pulls fed by the same upstream as ``pull``, itself included."""
-        upstream = self._running.get(pull.key)
-        return upstream.pulls if upstream is not None else ()
-
 
 class Pull:
     """One stream's pull of its remotes, through an upstream it may share.
@@ -126,7 +121,8 @@ class Pull:
     @property
     def sharing(self) -> tuple["Pull", ...]:
         """The other pulls fed by the same upstream (its other streams')."""
-        return tuple(p for p in self.upstreams.sharing(self) if p is not self)
+        upstream = self.upstream
+        return () if upstream is None else tuple(p for p in upstream.pulls if p is not self)
 
     def retune(self, reconnect: float, readtimeout: float) -> None:
         """A reload's ``reconnect`` and ``readtimeout`` (global keys: the same for every stream)."""

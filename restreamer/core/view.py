@@ -168,6 +168,11 @@ class StreamView:
         return self._stream.pull.last_error
 
     @property
+    def shared_with(self) -> list[str]:
+        """The other streams this stream's upstream connection feeds (equal remotes)."""
+        return sorted(pull.hub.name for pull in self._stream.pull.sharing)
+
+    @property
     def next_attempt(self) -> float | None:
         """Wall-clock time of the next upstream attempt, while one is awaited."""
         return self._stream.pull.next_attempt
