@@ -34,8 +34,8 @@ from .upstream import Opener, Upstream
 
 class Upstreams:
     """The upstreams running for the streams of one relay, by what they are
-    opened with: the remotes (in any order) and the source settings but the
-    stream's name."""
+    opened with: the remotes (in any order), the source settings but the
+    stream's name, and the opener."""
 
     def __init__(self):
         self._running: dict[tuple, Upstream] = {}
@@ -113,10 +113,6 @@ class Pull:
     def next_attempt(self) -> float | None:
         """Wall-clock time of the upstream's next attempt, while one is awaited."""
         return self.upstream.next_attempt if self.upstream is not None else None
-
-    @property
-    def attempts(self) -> int:
-        return self.upstream.attempts if self.upstream is not None else 0
 
     @property
     def sharing(self) -> tuple["Pull", ...]:
