@@ -1,8 +1,12 @@
 """One program of a multi-program stream: a 2-program transport stream made by
-ffmpeg's -program options, relayed as `program: 2`."""
+ffmpeg's -program options, relayed as `program: 2`; and two streams on its two
+programs sharing the one connection an upstream allows."""
 
 import json
+import socket
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -19,6 +23,83 @@ def two_programs(tmp_path_factory):
     subprocess.run(["ffmpeg", "-v", "error", *TWO_PROGRAMS, "-t", "4", "-f", "mpegts", str(path)],
                    check=True, timeout=60)
     return path.read_bytes()
+
+
+class OneClientUpstream:
+    """An HTTP upstream that serves one client at a time, as a tuner or a
+    provider's single-session account does: another client meanwhile gets 503."""
+
+    def __init__(self, payload: bytes, rate: float):
+        self.payload, self.rate = payload, rate
+        self.accepted = self.refused = 0
+        self.busy = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._stop = threading.Event()
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/transponder.ts"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            client.recv(4096)  # the request head: any path will do
+            if not self.busy.acquire(blocking=False):
+                self.refused += 1
+                client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+                return
+            try:
+                self.accepted += 1
+                client.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nConnection: close\r\n\r\n")
+                began, sent = time.monotonic(), 0
+                while not self._stop.is_set():
+                    for at in range(0, len(self.payload), 1316):
+                        client.sendall(self.payload[at:at + 1316])
+                        sent += 1316
+                        ahead = began + sent * 8 / self.rate - time.monotonic()
+                        if ahead > 0:
+                            time.sleep(ahead)
+                        if self._stop.is_set():
+                            return
+            except OSError:
+                pass
+            finally:
+                self.busy.release()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._listener.close()
+
+
+def _programs(path) -> list[tuple[int, list[tuple[str, str]]]]:
+    """Each program ffprobe sees in ``path``: its number and its streams (type, codec)."""
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-show_programs", "-show_entries", "stream=codec_type,codec_name",
+         "-of", "json", str(path)], capture_output=True, text=True, timeout=30, check=True).stdout)
+    return [(p["program_num"], sorted((s["codec_type"], s["codec_name"]) for s in p["streams"]))
+            for p in probe["programs"]]
+
+
+def test_two_programs_of_a_one_client_upstream_play_over_one_connection(restreamer, viewer, two_programs,
+                                                                         tmp_path):
+    source = OneClientUpstream(two_programs, rate=2_000_000)
+    try:
+        rs = restreamer({"resources": [
+            {"type": "stream", "serve": "/one.ts", "remote": source.url, "program": 1},
+            {"type": "stream", "serve": "/two.ts", "remote": source.url, "program": 2}]})
+        viewers = {number: viewer(rs.url(f"/{name}.ts")) for number, name in ((1, "one"), (2, "two"))}
+        for number, client in viewers.items():
+            relayed = tmp_path / f"program{number}.ts"
+            relayed.write_bytes(client.wait_bytes(150_000))
+            assert _programs(relayed) == [(number, [("audio", "mp2"), ("video", "h264")])]
+        assert (source.accepted, source.refused) == (1, 0)
+    finally:
+        source.stop()
 
 
 def test_program_2_alone_and_a_missing_program_named(restreamer, upstream, viewer, two_programs, tmp_path):

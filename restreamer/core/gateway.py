@@ -23,6 +23,7 @@ from .admission import Refusal
 from .clock import Clock
 from .settings import Settings
 from .stream import Stream
+from .pull import Upstreams
 from .upstream import Opener
 
 
@@ -41,8 +42,9 @@ class Gateway:
     the relay's ``streams`` while it is open."""
 
     def __init__(self, streams: dict[str, Stream], config: Config, opener: Opener,
-                 shared: Path | None, clock: Clock):
+                 shared: Path | None, clock: Clock, upstreams: Upstreams | None = None):
         self.streams = streams
+        self.upstreams = upstreams  # a group joins a configured stream's pull of the same remote
         self.config = config
         self.opener = opener
         self.shared = shared
@@ -68,7 +70,7 @@ class Gateway:
             if limit and len(self.groups) >= limit:
                 return Refusal(f"{limit} groups are open, as many as maxgroups allows", 503)
             stream = Stream(group_stream(resource, group, path), self.config, self.opener, self.shared,
-                            clock=self.clock)
+                            clock=self.clock, upstreams=self.upstreams)
             stream.start()  # on demand: the viewer's admission connects it
             found = self.groups[path] = _Open(stream, group, resource.serve)
             self.streams[path] = stream

@@ -38,7 +38,7 @@ from .viewer import Viewer
 if TYPE_CHECKING:
     from .hub import Hub
     from .lifecycle import Lifecycle
-    from .upstream import Upstream
+    from .pull import Pull
 
 #: Seconds between a follower's tries for the lock: how long a dead owner's
 #: stream waits for its next owner, at most.
@@ -55,7 +55,7 @@ class Ownership:
     """This worker's role for one stream: owner (pulls, serves the socket) or follower."""
 
     def __init__(self, hub: "Hub", lifecycle: "Lifecycle", directory: Path,
-                 owned: "Upstream", follow: Callable[[str], "Upstream"],
+                 owned: "Pull", follow: Callable[[str], "Pull"],
                  sibling_left: Callable[[], None] = lambda: None):
         key = stream_key(hub.name)
         self.hub = hub
@@ -64,7 +64,7 @@ class Ownership:
         self.lock_path = directory / f"{key}.lock"
         self.socket_path = directory / f"{key}.sock"
         self.follow_url = f"unix://{self.socket_path}"
-        self.owned = owned  # the upstream of the stream's remotes, run while owner
+        self.owned = owned  # the pull of the stream's remotes, run while owner
         self._follow = follow
         self._sibling_left = sibling_left  # an on-demand owner may be left without viewers
         self.owner = False
@@ -73,7 +73,7 @@ class Ownership:
         self._lock: LockFile | None = None
         self._poll = Periodic(self._check, POLL)
         self._was_online = False
-        self._follower: "Upstream | None" = None
+        self._follower: "Pull | None" = None
         self._server: StreamServer | None = None
 
     def start(self) -> None:
@@ -83,11 +83,11 @@ class Ownership:
 
     @property
     def running(self) -> bool:
-        """Started and not stopped: as :class:`Upstream`'s, for whatever starts either on demand."""
+        """Started and not stopped: as :class:`~.pull.Pull`'s, for whatever starts either on demand."""
         return self._poll.running
 
     def stop(self, hold: bool = True) -> None:
-        """As :meth:`Upstream.stop`: ``hold=False`` holds nobody for a next connection."""
+        """As :meth:`~.pull.Pull.stop`: ``hold=False`` holds nobody for a next connection."""
         self._poll.stop(wait=True)
         if self._follower is not None:
             self._follower.stop(hold)

@@ -21,6 +21,7 @@ from .census import Census
 from .clock import REAL, Clock
 from .gateway import Gateway
 from .limits import Limits
+from .pull import Upstreams
 from .runtime import shared_directory
 from .stream import Stream, viewer_count
 from .upstream import Opener
@@ -43,10 +44,13 @@ class Relay:
         # per stream, one viewer count, whole-server figures.
         self.shared = shared_directory()
         self.census = None if self.shared is None else Census(self.shared)
+        # Streams whose remotes are equal share one upstream connection (core/pull.py).
+        self.upstreams = Upstreams()
         self.streams: dict[str, Stream] = {
-            r.serve: Stream(r, config, opener, self.shared, clock=clock) for r in config.streams}
+            r.serve: Stream(r, config, opener, self.shared, clock=clock, upstreams=self.upstreams)
+            for r in config.streams}
         #: The udpxy gateways' open groups, each also in ``streams`` while it is open.
-        self.gateway = Gateway(self.streams, config, opener, self.shared, clock)
+        self.gateway = Gateway(self.streams, config, opener, self.shared, clock, self.upstreams)
         self.limits = Limits.of(config)
         #: Called with (old config, new config) once a reloaded config applies.
         self.on_configure: list[Callable[[Config, Config], None]] = []

@@ -96,7 +96,7 @@ def make_plan(relay: Relay, config: Config) -> Plan:
         stream = None if serve in relay.gateway.groups else relay.streams.get(serve)
         if stream is None:
             plan.new_streams[serve] = Stream(resource, config, relay.opener, relay.shared, settings,
-                                             relay.clock)
+                                             relay.clock, relay.upstreams)
         elif settings != stream.settings or resource != stream.resource:
             plan.changed_streams[serve] = (resource, settings)
     for serve, resource in old.items():

@@ -1,5 +1,6 @@
-"""A configured stream: its hub, its lifecycle, its upstream and its preamble,
-and when the upstream runs: always, or on demand.
+"""A configured stream: its hub, its lifecycle, its pull (of an upstream it may
+share, see core/pull.py) and its preamble, and when it pulls: always, or on
+demand.
 
 An on-demand stream (``ondemand``) connects when its first viewer arrives;
 that viewer waits for the first packet as viewers do at start-up (see
@@ -27,9 +28,10 @@ from ..sources import SourceSettings, open_connection
 from ..ts.analysis import Analyser
 from .audience import Audience
 from .ownership import FOLLOW_RECONNECT, Ownership
+from .pull import Pull, Upstreams
 from .segments import Segmenter
 from .settings import Settings
-from .upstream import Opener, Upstream
+from .upstream import Opener
 
 _NO_SIBLINGS: frozenset = frozenset()
 
@@ -39,12 +41,14 @@ class Stream:
 
     def __init__(self, resource: StreamConfig, config: Config, opener: Opener = open_connection,
                  shared: Path | None = None, settings: Settings | None = None,
-                 clock: Clock = REAL):
+                 clock: Clock = REAL, upstreams: Upstreams | None = None):
         self.resource = resource
         self.serve = resource.serve
         self.opener = opener
         self.clock = clock
         self.shared = shared
+        # The running upstreams this stream's pull may share (its relay's).
+        self.upstreams = upstreams if upstreams is not None else Upstreams()
         self.settings = settings if settings is not None else Settings.of(resource, config)
         self.hub = Hub(resource.serve, self.settings, clock)
         self.audience = Audience()  # HLS viewers
@@ -53,7 +57,7 @@ class Stream:
                                    pulling=lambda: self._runner.running, clock=clock)
         self.log = self.hub.log
         self.analyser = Analyser() if self.settings.tsanalysis else None
-        self.upstream, self.ownership = self._connection()
+        self.pull, self.ownership = self._connection()
         #: How each remote is shown in statistics and metrics: without secrets.
         self.shown_urls = _shown_urls(self.settings.remotes)
         self.started = False
@@ -76,27 +80,29 @@ class Stream:
         """The stream cut into HLS segments, if it is served as HLS."""
         return self.hub.listener
 
-    def _connection(self) -> tuple[Upstream, Ownership | None]:
-        """The upstream of the stream's remotes and, under ``gunicorn -w N``, which
-        worker pulls them (see core/ownership.py)."""
+    def _connection(self) -> tuple[Pull, Ownership | None]:
+        """The pull of the stream's remotes (an upstream shared with the streams
+        of the same remotes) and, under ``gunicorn -w N``, which worker pulls
+        them (see core/ownership.py)."""
         s = self.settings
         source = SourceSettings(timeout=s.timeout, inputbuffer=s.inputbuffer, mru=s.mru,
                                 clientinterface=s.clientinterface, base_dir=s.base_dir,
                                 stream=self.serve, verify=s.verify, variant=s.variant)
-        upstream = Upstream(self.hub, self.lifecycle, s.remotes, source, reconnect=s.reconnect,
-                            readtimeout=s.readtimeout, opener=self.opener, analyser=self.analyser,
-                            program=s.program)
+        pull = Pull(self.hub, self.lifecycle, s.remotes, source, reconnect=s.reconnect,
+                    readtimeout=s.readtimeout, opener=self.opener, analyser=self.analyser,
+                    program=s.program, upstreams=self.upstreams)
+        # A follower reads its owner's socket: an upstream of its own.
         ownership = None if self.shared is None else Ownership(
-            self.hub, self.lifecycle, self.shared, upstream,
-            lambda url: Upstream(self.hub, self.lifecycle, [url], source, reconnect=FOLLOW_RECONNECT,
-                                 readtimeout=0, opener=self.opener, analyser=self.analyser),
+            self.hub, self.lifecycle, self.shared, pull,
+            lambda url: Pull(self.hub, self.lifecycle, [url], source, reconnect=FOLLOW_RECONNECT,
+                             readtimeout=0, opener=self.opener, analyser=self.analyser),
             sibling_left=self.unwatched)
-        return upstream, ownership
+        return pull, ownership
 
     @property
-    def _runner(self) -> Upstream | Ownership:
-        """What pulls the stream in this process: its upstream, or its worker's role."""
-        return self.ownership or self.upstream
+    def _runner(self) -> Pull | Ownership:
+        """What pulls the stream in this process: its pull, or its worker's role."""
+        return self.ownership or self.pull
 
     def _run(self) -> None:
         if self._runner.running:
@@ -202,8 +208,10 @@ class Stream:
         """Serve a reloaded resource's settings, keeping the hub and its viewers.
 
         Only a change of what the connection is opened with replaces the
-        upstream; the viewers are held for the grace period meanwhile, as
-        for any lost connection.
+        stream's pull; the viewers are held for the grace period meanwhile,
+        as for any lost connection.  An upstream it shared goes on feeding
+        the other streams; new remotes that another stream pulls already
+        are joined, not connected again.
         """
         old, self.settings, self.resource = self.settings, settings, resource
         self.shown_urls = _shown_urls(settings.remotes)
@@ -216,12 +224,11 @@ class Stream:
                 self._runner.stop()
                 if settings.tsanalysis != old.tsanalysis:
                     self.analyser = Analyser() if settings.tsanalysis else None
-                self.upstream, self.ownership = self._connection()
+                self.pull, self.ownership = self._connection()
                 if was_running:
                     self._run()
             else:
-                self.upstream.reconnect = settings.reconnect
-                self.upstream.readtimeout = settings.readtimeout
+                self.pull.retune(settings.reconnect, settings.readtimeout)
             if not settings.ondemand:
                 self._cancel_idle()
                 if self.started:

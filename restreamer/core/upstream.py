@@ -1,22 +1,27 @@
-"""The upstream greenlet of a stream: connect to the remotes in turn, align what
-they send into packets and publish it to the hub."""
+"""The upstream greenlet: connect to the remotes in turn, align what they send
+into packets and hand each chunk to the pulls of the streams it feeds.
+
+Streams whose remotes (and the settings their sources are opened with) are
+equal share one upstream: one connection, each stream's
+:class:`~restreamer.core.pull.Pull` taking the same aligned chunks into its
+own program filter and hub (see core/pull.py)."""
 
 from __future__ import annotations
 
 import random
 import time
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import gevent
 
-from .hub import Hub
-from .lifecycle import Lifecycle
+from .hub import MIN_WINDOW
 from ..redact import redact_url
 from ..sources import Connection, SourceError, SourceSettings, open_connection
 from ..sources.base import READ_SIZE, describe
-from ..ts.analysis import Analyser
 from ..ts.packets import PacketAligner
-from ..ts.program import ProgramFilter, ProgramGone
+
+if TYPE_CHECKING:
+    from .pull import Pull
 
 #: Bytes an upstream may send without a single MPEG-TS packet before it is
 #: judged not to be a transport stream at all (an HTML error page, say).
@@ -44,59 +49,69 @@ class ReadTimeout(Exception):
 
 
 class Upstream:
-    """Pulls one stream from its remotes.
+    """Pulls remotes for the streams attached to it (their pulls).
 
     Remotes are shuffled once, then tried round-robin, one per attempt;
     attempts start at least ``reconnect`` seconds apart (a connection that
     lasted longer than that is retried at once).  With ``reconnect`` 0 there
-    is only one attempt and the stream stays offline after it.
+    is only one attempt and the streams stay offline after it.
+
+    Each event of a connection (open, data, a break, its end, an error) goes
+    to every attached pull, which tells its stream's lifecycle and logs it
+    under its stream's name.
     """
 
-    def __init__(self, hub: Hub, lifecycle: Lifecycle, remotes: Sequence[str],
-                 settings: SourceSettings, *,
-                 reconnect: float, readtimeout: float,
-                 opener: Opener = open_connection, analyser: Analyser | None = None,
-                 program: int | None = None):
-        self.hub = hub
-        self.lifecycle = lifecycle  # told of each connection, its data and its end
-        self.log = hub.log
-        self.analyser = analyser  # sees every packet the hub gets, if the stream is analysed
+    def __init__(self, remotes: Sequence[str], settings: SourceSettings, *,
+                 reconnect: float, readtimeout: float, opener: Opener = open_connection):
         self.opener = opener
         self.remotes = random.sample(list(remotes), len(remotes))
         self.settings = settings
         self.reconnect = reconnect
         self.readtimeout = readtimeout
-        self.program = program  # the one program passed on, of a multi-program stream
+        #: The attached pulls: a tuple, replaced (never changed) on attach and
+        #: detach, so the greenlet's hand-out loop runs over a fixed set.
+        self.pulls: tuple["Pull", ...] = ()
         self._greenlet: gevent.Greenlet | None = None
-        self._connection = None
         self.attempts = 0
-        #: Units the sources said they lost (RTP datagrams, HLS segments), over all connections.
-        self.missing = 0
-        # What the dashboard says of a stream (wall-clock times): why it is down, when it
-        # tries again, since when it is up, how often it has come back.
-        self.last_error: tuple[str, str, float] | None = None  # (reason, URL as shown, when)
+        #: The open connection: (URL, its aligner), for a pull that attaches meanwhile.
+        self.current: tuple[str, PacketAligner] | None = None
+        #: Wall-clock time of the next attempt, while one is awaited.
         self.next_attempt: float | None = None
-        self.connected_since: float | None = None
-        self.connections = 0
 
     @property
     def running(self) -> bool:
         """Started and not stopped (it may have given up: ``reconnect`` 0)."""
         return self._greenlet is not None
 
-    def start(self) -> None:
-        if self._greenlet is None:
-            self.lifecycle.begin()
+    def attach(self, pull: "Pull") -> None:
+        """Feed ``pull`` from now on (from the next connection's start, or the
+        current one's next chunk); start pulling if not yet, or again after
+        giving up."""
+        self.pulls += (pull,)
+        if self.current is not None:
+            pull.connected(*self.current)
+        if self._greenlet is None or self._greenlet.dead:
             self._greenlet = gevent.spawn(self._run)
 
-    def stop(self, hold: bool = True) -> None:
-        """End the connection and attempts; ``hold=False``: nobody is held for
-        a next connection either (an on-demand stream that went idle)."""
+    def detach(self, pull: "Pull") -> None:
+        """Feed ``pull`` no more (the others go on)."""
+        self.pulls = tuple(p for p in self.pulls if p is not pull)
+
+    def stop(self) -> None:
+        """End the connection and attempts."""
         if self._greenlet is not None:
-            self.lifecycle.hold = hold
             self._greenlet.kill(block=True, timeout=5)
             self._greenlet = None
-        self.lifecycle.attempt_over()  # nobody waits for an upstream that is gone
+
+    def until_next(self) -> float:
+        """Seconds to the soonest hand-out of the hubs fed: how long a gathering
+        connection's data may wait to be read."""
+        return min((pull.hub.until_next() for pull in self.pulls), default=MIN_WINDOW)
+
+    def _log(self, level: str, event: str, **fields) -> None:
+        """One line per stream fed, each under its stream's name."""
+        for pull in self.pulls:
+            getattr(pull.log, level)(event, **fields)
 
     def _run(self) -> None:
         while True:
@@ -106,11 +121,13 @@ class Upstream:
             try:
                 self._pull(url)
             except Exception:  # a bug in one stream's source must not end the stream for good
-                self.log.exception("upstream crashed", url=redact_url(url))
-            self.lifecycle.attempt_over()
+                self._log("exception", "upstream crashed", url=redact_url(url))
+            for pull in self.pulls:
+                pull.lifecycle.attempt_over()
             if self.reconnect <= 0:
-                self.log.info("stream stays offline", reason="reconnect is 0: no further attempts")
-                self.lifecycle.given_up()
+                self._log("info", "stream stays offline", reason="reconnect is 0: no further attempts")
+                for pull in self.pulls:
+                    pull.lifecycle.given_up()
                 return
             delay = max(0.0, began + self.reconnect - time.monotonic())
             self.next_attempt = time.time() + delay
@@ -120,8 +137,7 @@ class Upstream:
     def _pull(self, url: str) -> None:
         """One attempt: connect, stream until the end, log how it ended."""
         shown = redact_url(url)  # the URL itself may hold a password or token
-        log = self.log.bind(url=shown)
-        log.info("upstream connecting", attempt=self.attempts)
+        self._log("info", "upstream connecting", url=shown, attempt=self.attempts)
         # readtimeout counts from the connect: a remote that accepts and never
         # answers is given up as soon as one that stops sending.
         began = time.monotonic()
@@ -133,38 +149,38 @@ class Upstream:
             else:
                 connection = self.opener(url, self.settings)
         except (SourceError, OSError, ReadTimeout) as e:
-            log.warning("upstream error", reason=_reason(e))
-            self.last_error = (_reason(e), shown, time.time())
+            self._failed(e, shown)
             return
-        self._connection = connection
-        self.connected_since = time.time()
-        self.connections += 1
-        self.lifecycle.connected(url)
-        log.info("upstream connected")
         aligner = PacketAligner()
-        if self.analyser is not None:
-            self.analyser.connected(aligner, time.monotonic())
+        self.current = (url, aligner)
+        for pull in self.pulls:
+            pull.connected(url, aligner)
+        self._log("info", "upstream connected", url=shown)
         try:
             self._stream(connection, aligner, began)
-            log.info("upstream closed", reason="end of stream",
-                     packets=aligner.packets, skipped_bytes=aligner.skipped)
-        except (SourceError, OSError, ReadTimeout, ProgramGone) as e:
-            log.warning("upstream error", reason=_reason(e),
-                        packets=aligner.packets, skipped_bytes=aligner.skipped)
-            self.last_error = (_reason(e), shown, time.time())
+            self._log("info", "upstream closed", url=shown, reason="end of stream",
+                      packets=aligner.packets, skipped_bytes=aligner.skipped)
+        except (SourceError, OSError, ReadTimeout) as e:
+            self._failed(e, shown, packets=aligner.packets, skipped_bytes=aligner.skipped)
         finally:
-            self._connection = None
-            self.connected_since = None
+            self.current = None
             connection.close()
-            self.lifecycle.disconnected()
+            for pull in self.pulls:
+                pull.disconnected()
+
+    def _failed(self, error: BaseException, shown: str, **fields) -> None:
+        reason = _reason(error)
+        self._log("warning", "upstream error", url=shown, reason=reason, **fields)
+        for pull in self.pulls:
+            pull.failed(reason, shown)
 
     def _stream(self, connection, aligner: PacketAligner, began: float) -> None:
-        """Move data from the connection to the hub until it ends (the
+        """Move data from the connection to the pulls until it ends (the
         attempt ``began`` then, by ``time.monotonic()``).
 
         A connection may count ``breaks`` (its next read does not continue the
-        last: the hub restarts its viewers at a keyframe) and ``missing``
-        (units it knows it lost, added to :attr:`missing`).
+        last: the hubs restart their viewers at a keyframe) and ``missing``
+        (units it knows it lost, added to each pull's count).
 
         An upstream that sends no packet at all (an HTML error page, say) is a
         failed attempt, not a stream that ended: it raises SourceError.  So is
@@ -172,7 +188,7 @@ class Upstream:
         (silence or garbage alike), or, with ``readtimeout`` 0, bytes that
         hold no valid packet for :data:`NO_PACKET_LIMIT` seconds.
         """
-        read, feed, publish = connection.read, aligner.feed, self.hub.publish
+        read, feed = connection.read, aligner.feed
         limit = self.readtimeout
         garbage_limit = limit if limit > 0 else NO_PACKET_LIMIT
         # A connection whose read returns everything that has arrived is read
@@ -192,12 +208,7 @@ class Upstream:
         # A connection that knows where its stream breaks off (HLS) or what it
         # lost (RTP) says so by counters, read once per read.
         tells = hasattr(connection, "breaks")
-        # A program's PAT is rewritten per connection: its own state each time.
-        select = ProgramFilter(self.program).feed if self.program else None
         breaks = missing = 0
-        hub = self.hub
-        lifecycle = self.lifecycle
-        analyse = self.analyser.feed if self.analyser is not None else None
         clock = time.monotonic
         last_packet = began
         unyielded = 0  # bytes read since this greenlet last let others run
@@ -218,9 +229,12 @@ class Upstream:
                 if connection.breaks != breaks:
                     # What follows does not continue what came before: as at a failover.
                     breaks = connection.breaks
-                    hub.restart_at_rap()
-                self.missing += connection.missing - missing
-                missing = connection.missing
+                    for pull in self.pulls:
+                        pull.hub.restart_at_rap()
+                if connection.missing != missing:
+                    for pull in self.pulls:
+                        pull.missing += connection.missing - missing
+                    missing = connection.missing
             ended = False
             if pending is not None:
                 # Judged now: data that arrives while this is handed out
@@ -231,14 +245,9 @@ class Upstream:
             chunk = feed(data)
             if chunk:
                 last_packet = clock()
-                if select is not None:
-                    chunk = select(chunk)
-                if chunk:
-                    if analyse is not None:
-                        analyse(chunk, last_packet)
-                    if not lifecycle.online:
-                        lifecycle.delivering()
-                    publish(chunk, at_once=gathers)
+                # The same bytes to every pull: each filters (or not) for its own hub.
+                for pull in self.pulls:
+                    pull.take(chunk, last_packet, gathers)
             elif not aligner.packets and aligner.skipped > NOT_TS_LIMIT:
                 raise SourceError(f"not MPEG-TS: no packet in the first {aligner.skipped} bytes")
             elif clock() - last_packet >= garbage_limit:
@@ -248,7 +257,7 @@ class Upstream:
                 break
             unyielded += len(data)
             if gathers and drained:
-                gevent.sleep(hub.until_next())  # drained: let a window's worth arrive
+                gevent.sleep(self.until_next())  # drained: let a window's worth arrive
                 unyielded = 0
                 turn_ends = clock() + TURN
             elif drained:
@@ -259,14 +268,10 @@ class Upstream:
                 unyielded = 0
                 turn_ends = clock() + TURN
         tail = aligner.flush()
-        if tail and select is not None:
-            tail = select(tail)
         if tail:
-            if analyse is not None:
-                analyse(tail, time.monotonic())
-            if not lifecycle.online:
-                lifecycle.delivering()
-            publish(tail)
+            now = time.monotonic()
+            for pull in self.pulls:
+                pull.take(tail, now, False)
         if not aligner.packets:
             raise SourceError(f"not MPEG-TS: ended after {aligner.skipped} bytes without a packet"
                               if aligner.skipped else "ended without sending any data")

@@ -111,7 +111,7 @@ class StreamView:
                     stream_time_ns=int(traffic.stream_time * 1e9),
                     switches=stream.lifecycle.switches if switching else 0,
                     switch_gap_ns=int(stream.lifecycle.switch_gap * 1e9) if switching else 0,
-                    missing=stream.upstream.missing if switching else 0,
+                    missing=stream.pull.missing if switching else 0,
                     backlog_bytes=hub.backlog.size)
 
     def received(self, every_url: bool) -> list[Received]:
@@ -155,22 +155,27 @@ class StreamView:
     def online_since(self) -> float | None:
         """Wall-clock seconds since when the current upstream connection delivers."""
         stream = self._stream
-        return stream.upstream.connected_since if stream.lifecycle.online else None
+        return stream.pull.connected_since if stream.lifecycle.online else None
 
     @property
     def reconnects(self) -> int:
         """Connections after the first."""
-        return max(0, self._stream.upstream.connections - 1)
+        return max(0, self._stream.pull.connections - 1)
 
     @property
     def last_error(self) -> tuple[str, str, float] | None:
         """The last upstream error: (reason, URL as shown, wall-clock time)."""
-        return self._stream.upstream.last_error
+        return self._stream.pull.last_error
+
+    @property
+    def shared_with(self) -> list[str]:
+        """The other streams this stream's upstream connection feeds (equal remotes)."""
+        return sorted(pull.hub.name for pull in self._stream.pull.sharing)
 
     @property
     def next_attempt(self) -> float | None:
         """Wall-clock time of the next upstream attempt, while one is awaited."""
-        return self._stream.upstream.next_attempt
+        return self._stream.pull.next_attempt
 
 
 class StreamViews(Mapping[str, StreamView]):

@@ -209,7 +209,8 @@ class Overview:
 def _explained(stream: "StreamView") -> dict:
     """What the dashboard says beyond the figures: the channel's name, its HLS
     playlist, since when it is up, how often it came back, why it is down and
-    when it tries again (wall-clock seconds)."""
+    when it tries again (wall-clock seconds), and the streams its upstream
+    connection feeds too."""
     error = stream.last_error
     return {
         "name": stream.name,
@@ -218,4 +219,5 @@ def _explained(stream: "StreamView") -> dict:
         "reconnects": stream.reconnects,
         "last_error": None if error is None else {"reason": error[0], "url": error[1], "at": error[2]},
         "next_attempt": stream.next_attempt,
+        "shared_with": stream.shared_with,
     }

@@ -114,7 +114,7 @@ def logs():
 def source_settings(**changes) -> SourceSettings:
     """What a stream of a default config opens its sources with, and ``changes``."""
     config = from_dict({"resources": [{"type": "stream", "serve": "/s.ts", "remote": "tcp://a:1"}]})
-    return replace(Stream(config.streams[0], config).upstream.settings, **changes)
+    return replace(Stream(config.streams[0], config).pull.settings, **changes)
 
 
 def first_bytes(viewer, timeout: float = 1) -> bytes:

@@ -35,21 +35,21 @@ def test_a_stream_that_becomes_a_static_is_changed_and_its_stream_goes(tmp_path)
 
 def test_a_global_stream_setting_changes_every_stream_but_keeps_their_connections():
     relay = relay_of(stream("/a.ts"), stream("/b.ts"), reconnect=10)
-    upstreams = {serve: s.upstream for serve, s in relay.streams.items()}
+    pulls = {serve: s.pull for serve, s in relay.streams.items()}
     plan = make_plan(relay, from_dict({"reconnect": 3, "resources": [stream("/a.ts"), stream("/b.ts")]}))
     assert plan.changed == ["/a.ts", "/b.ts"] and plan.settings == ["reconnect"]
     apply(relay, plan)
-    assert {serve: s.upstream for serve, s in relay.streams.items()} == upstreams
-    assert {s.upstream.reconnect for s in relay.streams.values()} == {3}
+    assert {serve: s.pull for serve, s in relay.streams.items()} == pulls
+    assert {s.pull.reconnect for s in relay.streams.values()} == {3}
 
 
-def test_new_remotes_replace_the_upstream_and_keep_the_hub():
+def test_new_remotes_replace_the_pull_and_keep_the_hub():
     relay = relay_of(stream("/a.ts"))
     before = relay.streams["/a.ts"]
-    hub, upstream = before.hub, before.upstream
+    hub, pull = before.hub, before.pull
     apply(relay, make_plan(relay, from_dict({"resources": [stream("/a.ts", "tcp://127.0.0.1:10")]})))
     assert relay.streams["/a.ts"] is before and before.hub is hub
-    assert before.upstream is not upstream and before.upstream.remotes == ["tcp://127.0.0.1:10"]
+    assert before.pull is not pull and before.pull.remotes == ["tcp://127.0.0.1:10"]
 
 
 def test_a_preamble_whose_content_changed_changes_the_stream(tmp_path):

@@ -1,5 +1,6 @@
 """The upstream greenlet, driven through an injected opener: the order and
-spacing of attempts, how each ends, and what reaches the hub."""
+spacing of attempts, how each ends, and what reaches the hub (through a
+stream's pull)."""
 
 import time
 
@@ -10,7 +11,8 @@ from gevent.event import Event
 from restreamer.core.admission import join
 from restreamer.core.hub import Hub
 from restreamer.core.lifecycle import Lifecycle
-from restreamer.core.upstream import NOT_TS_LIMIT, Upstream
+from restreamer.core.pull import Pull
+from restreamer.core.upstream import NOT_TS_LIMIT
 from restreamer.sources import SourceError, SourceSettings
 from tests.support.ts import PACKET_SIZE, make_packets
 from tests.unit.conftest import first_bytes, source_settings, stream_settings, wait_log, wait_until
@@ -79,8 +81,8 @@ class Opener:
 def run(opener: Opener, remotes=("tcp://a:1",), reconnect=0.01, readtimeout=0.0, lifecycle=None):
     """Run an upstream until the opener has seen enough attempts; return its lifecycle."""
     lifecycle = lifecycle or _lifecycle(0)
-    upstream = Upstream(lifecycle.hub, lifecycle, remotes, source_settings(), reconnect=reconnect,
-                        readtimeout=readtimeout, opener=opener)
+    upstream = Pull(lifecycle.hub, lifecycle, remotes, source_settings(), reconnect=reconnect,
+                    readtimeout=readtimeout, opener=opener)
     upstream.start()
     try:
         assert opener.enough.wait(timeout=5), f"only {len(opener.attempts)} attempts"
@@ -227,11 +229,11 @@ def test_a_failed_connect_is_one_error_line_with_its_reason(logs, error, reason)
 def test_with_reconnect_0_the_stream_stays_offline_after_one_attempt(logs):
     opener = Opener(lambda url: Script(), stop_after=1)
     lifecycle = _lifecycle(0)
-    upstream = Upstream(lifecycle.hub, lifecycle, ["tcp://a:1"], source_settings(), reconnect=0, readtimeout=0,
-                        opener=opener)
+    upstream = Pull(lifecycle.hub, lifecycle, ["tcp://a:1"], source_settings(), reconnect=0, readtimeout=0,
+                    opener=opener)
     upstream.start()
     assert wait_log(logs, "stream stays offline")["reason"] == "reconnect is 0: no further attempts"
-    wait_until(lambda: upstream._greenlet.dead, what="the upstream greenlet to end")
+    wait_until(lambda: upstream.upstream._greenlet.dead, what="the upstream greenlet to end")
     assert len(opener.attempts) == 1
     upstream.stop()
     assert not lifecycle.connecting  # nobody waits for a first packet any more
@@ -260,8 +262,8 @@ def test_a_break_a_connection_tells_restarts_viewers_at_a_rap_and_losses_are_cou
     monkeypatch.setattr(hub, "restart_at_rap", lambda: restarts.append(hub.packets_received))
     opener = Opener(lambda url: Telling(PACKETS[:10 * PACKET_SIZE], PACKETS[10 * PACKET_SIZE:]),
                     stop_after=1)
-    upstream = Upstream(hub, lifecycle, ["http://a/l.m3u8"], source_settings(), reconnect=10,
-                        readtimeout=0, opener=opener)
+    upstream = Pull(hub, lifecycle, ["http://a/l.m3u8"], source_settings(), reconnect=10,
+                    readtimeout=0, opener=opener)
     upstream.start()
     try:
         assert opener.enough.wait(timeout=5)
