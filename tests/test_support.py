@@ -76,6 +76,12 @@ def test_iter_pieces_loop_seamlessly():
     assert all(len(piece) == PIECE_SIZE for _, piece in pieces)
     assert joined == (payload * 7)[:len(joined)]
     assert b"".join(iter_pieces(payload, loop=False)) == payload
+    burst = 3 * len(payload) + 5  # a first piece longer than the payload, then the usual size
+    pieces = list(zip(range(4), iter_pieces(payload, first=burst)))
+    assert [len(piece) for _, piece in pieces] == [burst] + [PIECE_SIZE] * 3
+    joined = b"".join(piece for _, piece in pieces)
+    assert joined == (payload * 9)[:len(joined)]
+    assert b"".join(iter_pieces(payload, loop=False, first=burst)) == payload
 
 
 # -- TSUpstream ---------------------------------------------------------------

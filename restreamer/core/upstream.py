@@ -34,6 +34,14 @@ NO_PACKET_LIMIT = 10.0
 #: Bytes already waiting that are read together into one hand-out: a window of
 #: a fast upstream, but never so much that viewers wait on one reader.
 GATHER_LIMIT = 4 * READ_SIZE
+#: Bytes a gathering source lets arrive while it pauses after draining: its
+#: pause is a window, or shorter where a window of its upstream's data would
+#: be more.  What arrives meanwhile waits in the kernel, whose buffer may be
+#: small (a pipe's, or a socket's before Linux grows it); a pause that fills
+#: it holds the upstream back, and Linux grows a socket's buffer only for a
+#: reader that takes more at once than the buffer held, so a reader that
+#: pauses a window whatever the pace would stay at one buffer per window.
+PAUSE_BYTES = READ_SIZE // 2
 #: Longest a source whose reads never wait holds the event loop in one turn
 #: (seconds), whatever the bytes: a stream of small HTTP chunks is parsed far
 #: slower per byte than it arrives, so a byte budget alone is not a bound.
@@ -213,6 +221,7 @@ class Upstream:
         last_packet = began
         unyielded = 0  # bytes read since this greenlet last let others run
         turn_ends = clock() + TURN
+        paused_at, since_pause = clock(), 0  # when the last pause began, bytes read since
         expired = ReadTimeout(f"no valid packet for {limit:g} s (readtimeout)")
         while True:
             if limit > 0:
@@ -256,9 +265,13 @@ class Upstream:
             if ended:
                 break
             unyielded += len(data)
+            since_pause += len(data)
             if gathers and drained:
-                gevent.sleep(self.until_next())  # drained: let a window's worth arrive
-                unyielded = 0
+                # Drained: let data arrive until the soonest hand-out, or PAUSE_BYTES
+                # at the pace of the upstream since the last pause began.
+                now = clock()
+                gevent.sleep(min(self.until_next(), PAUSE_BYTES * (now - paused_at) / max(since_pause, 1)))
+                paused_at, since_pause, unyielded = now, 0, 0
                 turn_ends = clock() + TURN
             elif drained:
                 turn_ends = clock() + TURN  # the next read waits: a turn of its own

@@ -33,23 +33,29 @@ _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
             500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
-def iter_pieces(payload: bytes, loop: bool = True, size: int = PIECE_SIZE) -> Iterator[bytes]:
-    """Yield `payload` in `size`-byte pieces, once or looping forever.
+def iter_pieces(payload: bytes, loop: bool = True, size: int = PIECE_SIZE,
+                first: Optional[int] = None) -> Iterator[bytes]:
+    """Yield `payload` in `size`-byte pieces (the first `first` bytes, if
+    given), once or looping forever.
 
     When looping, pieces run seamlessly across the end of the payload, so the
     concatenated output is always a prefix of payload * infinity.
     """
     if not payload:
         return
+    sizes = itertools.chain([first or size], itertools.repeat(size))
     if not loop:
-        for start in range(0, len(payload), size):
-            yield payload[start:start + size]
-        return
-    wrapped = payload * (size // len(payload) + 2)
+        start = 0
+        for step in sizes:
+            if start >= len(payload):
+                return
+            yield payload[start:start + step]
+            start += step
+    wrapped = payload * (max(size, first or 0) // len(payload) + 2)
     pos = 0
-    while True:
-        yield wrapped[pos:pos + size]
-        pos = (pos + size) % len(payload)
+    for step in sizes:
+        yield wrapped[pos:pos + step]
+        pos = (pos + step) % len(payload)
 
 
 class Pacer:
@@ -105,6 +111,8 @@ class Behaviour:
         send nothing for pause_seconds, then carry on.
     piece_size: bytes per write (and per chunk when chunked); large pieces
         let one thread send hundreds of Mbit/s.
+    burst: bytes of the first write instead (a sender that flushes what it
+        had buffered as soon as the connection opens).
     """
 
     status: int = 200
@@ -122,6 +130,7 @@ class Behaviour:
     pause_after_bytes: Optional[int] = None
     pause_seconds: float = 0
     piece_size: int = PIECE_SIZE
+    burst: Optional[int] = None
 
 
 class UpstreamConnection:
@@ -285,7 +294,7 @@ class UpstreamConnection:
         b = self.behaviour
         pacer = Pacer(self._rate, self._stop)
         paused = False
-        for index, piece in enumerate(iter_pieces(self._payload, self._loop, b.piece_size), 1):
+        for index, piece in enumerate(iter_pieces(self._payload, self._loop, b.piece_size, b.burst), 1):
             if not pacer.wait_turn():
                 return "dropped"
             if not paused and b.pause_after_bytes is not None and len(self._sent) >= b.pause_after_bytes:

@@ -9,11 +9,12 @@ import pytest
 from gevent.event import Event
 
 from restreamer.core.admission import join
-from restreamer.core.hub import Hub
+from restreamer.core.hub import MIN_WINDOW, Hub
 from restreamer.core.lifecycle import Lifecycle
 from restreamer.core.pull import Pull
 from restreamer.core.upstream import NOT_TS_LIMIT
 from restreamer.sources import SourceError, SourceSettings
+from restreamer.sources.base import READ_SIZE
 from tests.support.ts import PACKET_SIZE, make_packets
 from tests.unit.conftest import first_bytes, source_settings, stream_settings, wait_log, wait_until
 
@@ -273,3 +274,69 @@ def test_a_break_a_connection_tells_restarts_viewers_at_a_rap_and_losses_are_cou
     # read's packets, before the second's.
     assert restarts == [0, 10]
     assert upstream.missing == 3
+
+
+class Buffered:
+    """A gathering connection to a live sender of ``rate`` bytes a second,
+    behind a loopback socket's buffer of ``capacity`` bytes that Linux has not
+    grown: the sender is held back while the buffer is full, gets in again
+    only once a reader has taken all it held (a partly read buffer keeps its
+    memory, and the window stays shut; measured: reads of 64 KiB, then the
+    rest, and nothing new in between), and then sends what it owes.  A read
+    returns what waits, up to READ_SIZE, and waits itself only while nothing
+    does."""
+
+    gathers = True
+    STREAM = make_packets(1000)  # longer than a read
+
+    def __init__(self, rate: float, capacity: int):
+        self.rate, self.capacity = rate, capacity
+        self.start = time.monotonic()
+        self.sent = self.taken = self.reads = 0
+
+    def read(self) -> bytes:
+        while self.sent == self.taken:  # empty: the sender gets in
+            owed = self.rate * (time.monotonic() - self.start) - self.sent
+            self.sent += int(min(owed, self.capacity)) if owed > 0 else 0
+            if self.sent == self.taken:
+                gevent.sleep((1316 - owed) / self.rate)  # the sender's next write
+        size = min(self.sent - self.taken, READ_SIZE)
+        at = self.taken % len(self.STREAM)
+        self.taken += size
+        self.reads += 1
+        return (self.STREAM * 2)[at:at + size]
+
+    def drained(self) -> float:
+        """The share of what the sender owes since it started that was read."""
+        return self.taken / (self.rate * (time.monotonic() - self.start))
+
+    def close(self) -> None:
+        pass
+
+
+def _pull(connection: Buffered, seconds: float) -> None:
+    lifecycle = _lifecycle(0)
+    upstream = Pull(lifecycle.hub, lifecycle, ["tcp://a:1"], source_settings(), reconnect=10,
+                    readtimeout=0, opener=lambda url, settings: connection)
+    upstream.start()
+    gevent.sleep(seconds)  # the span measured: the upstream reads meanwhile
+    upstream.stop()
+
+
+@pytest.mark.parametrize("capacity", [95_232, 116_000])  # what such sockets were seen to hold
+def test_a_fast_upstream_behind_an_ungrown_socket_buffer_is_drained_at_its_pace(capacity):
+    # 100 Mbit/s: a window's worth (256 KB) is more than the buffer holds, so
+    # a reader that pauses a window after each drained read is held to one
+    # buffer per window (37-45 Mbit/s).
+    connection = Buffered(100e6 / 8, capacity)
+    _pull(connection, 0.6)
+    assert connection.drained() > 0.9, f"read {connection.drained():.0%} of what the upstream sent"
+
+
+def test_a_slow_upstream_is_still_read_once_a_window():
+    # 4 Mbit/s in an encoder's 1316-byte writes: reading each as it comes
+    # would wake the stream ~380 times a second.
+    connection = Buffered(4e6 / 8, 116_000)
+    _pull(connection, 0.6)
+    assert connection.drained() > 0.9
+    assert connection.reads <= 1.25 * 0.6 / MIN_WINDOW, f"{connection.reads} reads in 0.6 s"
