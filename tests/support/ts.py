@@ -243,26 +243,58 @@ def assert_clean_runs(received: bytes, *sents: bytes) -> list[int]:
             lengths.append(0)
             continue
         rest = strip_start(rest)
-        fits, too_long = 0, len(rest) // PACKET_SIZE + 1
+        fits, end = _longest_run(rest, sent)
+        # The PAT and PMT a resume begins with may also follow the run in
+        # `sent`: the run ends where the rest is a clean start again.
+        while fits and rest[fits * PACKET_SIZE:] and not _starts_clean(rest[fits * PACKET_SIZE:]):
+            fits -= 1
+            end -= PACKET_SIZE
+        lengths.append(fits * PACKET_SIZE)
+        rest = rest[fits * PACKET_SIZE:]
+        # A skip's tail: packets of `sent` that complete the units the run was
+        # in, found after it (sought near it: `sent` may be tens of MB).
+        while rest and not _starts_clean(rest):
+            at = sent.find(rest[:PACKET_SIZE], end, end + TAIL_SPAN)
+            if at < 0:
+                break
+            end = at + PACKET_SIZE
+            rest = rest[PACKET_SIZE:]
+    if rest:
+        raise AssertionError(f"received {len(received)} bytes are not clean runs of the "
+                             f"{len(sents)} streams sent: runs of {lengths}, then {len(rest)} bytes")
+    return lengths
+
+
+#: How far past a run in what was sent the packets of a skip's tail are sought.
+TAIL_SPAN = 4_000_000
+#: Packets that place a run in what was sent (unique in any stream the tests send).
+PROBE = 8
+
+
+def _longest_run(rest: bytes, sent: bytes) -> tuple[int, int]:
+    """The most whole packets `rest` begins with that lie contiguous in `sent`,
+    and the offset in `sent` where they end."""
+    packets = len(rest) // PACKET_SIZE
+    probe = min(packets, PROBE)
+    at = sent.find(rest[:probe * PACKET_SIZE])
+    if at < 0 or probe < PROBE:  # a short run: sought packet by packet
+        fits, too_long = 0, probe + 1
         while too_long - fits > 1:
             middle = (fits + too_long) // 2
             if rest[:middle * PACKET_SIZE] in sent:
                 fits = middle
             else:
                 too_long = middle
-        # The PAT and PMT a resume begins with may also follow the run in
-        # `sent`: the run ends where the rest is a clean start again.
-        while fits and rest[fits * PACKET_SIZE:] and not _starts_clean(rest[fits * PACKET_SIZE:]):
-            fits -= 1
-        lengths.append(fits * PACKET_SIZE)
-        rest = rest[fits * PACKET_SIZE:]
-        # A skip's tail: packets of `sent` that complete the units the run was in.
-        while rest and not _starts_clean(rest) and rest[:PACKET_SIZE] in sent:
-            rest = rest[PACKET_SIZE:]
-    if rest:
-        raise AssertionError(f"received {len(received)} bytes are not clean runs of the "
-                             f"{len(sents)} streams sent: runs of {lengths}, then {len(rest)} bytes")
-    return lengths
+        return fits, (sent.find(rest[:fits * PACKET_SIZE]) + fits * PACKET_SIZE if fits else 0)
+    # Placed: compare in place, a memcmp per step rather than a search of `sent`.
+    fits, too_long = probe, packets + 1
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if rest[:middle * PACKET_SIZE] == sent[at:at + middle * PACKET_SIZE]:
+            fits = middle
+        else:
+            too_long = middle
+    return fits, at + fits * PACKET_SIZE
 
 
 def assert_joined(received: bytes, sent: bytes) -> int:
