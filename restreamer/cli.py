@@ -3,9 +3,21 @@
 Monkeypatching comes first, before anything imports socket, ssl or requests.
 """
 
+from importlib import metadata
+
 from gevent import monkey
 
-monkey.patch_all()
+# gevent looks up its plugins before and after patching each module, and
+# every look-up reads the metadata of every installed package: most of the
+# patching's time.  They are read once for all of them (gevent would import
+# importlib.metadata here anyway, before it patches anything).
+_entry_points = metadata.entry_points
+_installed = _entry_points()
+metadata.entry_points = lambda **selection: _installed.select(**selection)
+try:
+    monkey.patch_all()
+finally:
+    metadata.entry_points = _entry_points
 
 import argparse  # noqa: E402
 import gc  # noqa: E402

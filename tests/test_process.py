@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import time
 
@@ -16,7 +17,7 @@ from tests.support.polling import poll
 from tests.support.procs import ProcessWatch
 from tests.support.server import RestreamerProcess
 from tests.support.ts import PACKET_SIZE, SAMPLE_PATH, assert_clean_start
-from tests.support.viewer import http_get
+from tests.support.viewer import http_get, raw_get, read_response
 from tests.support.server import event
 
 TSPLAY = REPO_ROOT / "tests" / "support" / "tsplay.py"
@@ -77,6 +78,31 @@ def test_sigterm_with_viewers_and_a_forked_source_exits_0_within_5s_with_the_log
     assert entries[-1]["event"] == "stopped"
     assert [e["event"] for e in entries].count("viewer disconnected") == 3
     assert rs.logs == [] and rs.stderr_lines == []  # everything went to the file
+
+
+def test_a_stop_hangs_up_idle_connections_at_once_and_finishes_a_request_in_progress(
+        restreamer, tmp_path):
+    # More than the socket buffers hold: its answer stays in progress while unread.
+    big = os.urandom(8 * 1024 * 1024)
+    (tmp_path / "big.bin").write_bytes(big)
+    rs = restreamer({"resources": [{"type": "static", "serve": "/big",
+                                    "remote": (tmp_path / "big.bin").as_uri()}]})
+    address = (rs.host, rs.port)
+    silent = socket.create_connection(address, timeout=5)  # never sends a request
+    kept = raw_get(address, "/big")
+    assert read_response(kept) == big  # and then idle, kept alive
+    busy = raw_get(address, "/big")
+    assert busy.recv(12) == b"HTTP/1.1 200"
+    rs.proc.send_signal(signal.SIGTERM)
+    rs.wait_log("stopping")
+    # Closed while the unread answer still holds the server in its grace period.
+    for idle in (silent, kept):
+        idle.settimeout(2)  # the grace period is 3 s
+        assert idle.recv(1) == b""
+    assert read_response(busy) == big
+    assert busy.recv(1) == b""  # its last request
+    assert rs.wait_exit(2) == 0
+    assert rs.logs[-1]["event"] == "stopped"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGUSR1], ids=["SIGHUP", "SIGUSR1"])

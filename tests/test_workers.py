@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.polling import poll
 from tests.support.sink import RecordingHTTPServer
-from tests.support.viewer import HttpViewer, http_get
+from tests.support.viewer import HttpViewer, http_get, raw_get, read_response
 
 WORKERS = 3
 RATE = 2_000_000
@@ -214,7 +214,13 @@ def test_gunicorn_workers_share_upstreams_limits_and_figures(upstream, restreame
     finally:
         for client in viewers:
             client.close()
-    assert rs.stop(signal.SIGTERM) == 0
+    idle = raw_get(("127.0.0.1", rs.port), "/health")
+    read_response(idle)  # and then idle, kept alive
+    rs.proc.send_signal(signal.SIGTERM)
+    idle.settimeout(2.5)  # --graceful-timeout is 3 s
+    assert idle.recv(1) == b""  # its worker hung it up at once
+    idle.close()
+    assert rs.wait_exit() == 0
 
 
 def test_on_demand_under_gunicorn_workers_pulls_once_while_any_worker_has_viewers(

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import email.parser
 import re
+import socket
 from typing import BinaryIO
 
+import gevent
 from gevent.pywsgi import OldMessage
 
 #: Longest line of a head (request line, header field, chunk-size line),
@@ -23,6 +25,10 @@ MAX_HEADERS = 100
 #: Longest header section: what one connection may make the server hold,
 #: as nginx's 4 buffers of 8 KiB bound it, with room for large cookies.
 MAX_HEAD = 64 * 1024
+#: After refusing a request head, how long (s) and how much (bytes) of the
+#: rest of it is read and thrown away before the connection is closed.
+LINGER_TIME = 2.0
+LINGER_BYTES = 1024 * 1024
 
 #: method SP request-target SP HTTP-version CRLF, nothing looser: one space
 #: each, an upper-case token (methods are case-sensitive), a target without
@@ -136,3 +142,29 @@ def _discard_chunks(rfile: BinaryIO) -> None:
             raise BadHead("chunk data does not end in CRLF")
     # Trailer fields, checked as header fields are, then the empty line.
     read_headers(rfile, "HTTP/1.0")
+
+
+def refuse(sock: socket.socket, response: bytes, linger: bool) -> None:
+    """Send the refusal of a request head, then close without losing it.
+
+    Closing a socket that still holds unread input makes the kernel reset
+    the connection, and a reset can destroy the refusal before the client
+    has read it (a client still sending an oversized head would see only
+    "connection reset").  So, like nginx's lingering close, the write side
+    is shut and what the client still sends is read and dropped, within
+    bounds (``linger``: at all), before the handler closes the socket.
+    """
+    try:
+        sock.sendall(response)
+        if not linger:
+            return
+        sock.shutdown(socket.SHUT_WR)
+        with gevent.Timeout(LINGER_TIME, False):  # False: time up ends the block quietly
+            drained = 0
+            while drained < LINGER_BYTES:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                drained += len(data)
+    except OSError:
+        pass  # the client is gone: close anyway

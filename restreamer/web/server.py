@@ -20,15 +20,11 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from ..config import parse_listen
 from ..log import get_logger
-from .requesthead import HeadTooLarge, check_request_line, discard_body, read_headers
+from .requesthead import HeadTooLarge, check_request_line, discard_body, read_headers, refuse
 
 
 #: Bytes of kernel send buffer per viewer socket.
 SEND_BUFFER = 512 * 1024
-#: After refusing a request head, how long (s) and how much (bytes) of the
-#: rest of it is read and thrown away before the connection is closed.
-LINGER_TIME = 2.0
-LINGER_BYTES = 1024 * 1024
 #: Out of file descriptors: seconds between log lines, and the pauses in
 #: accepting (doubling up to the longest) while it lasts.
 EMFILE_LOG_INTERVAL = 10.0
@@ -83,7 +79,34 @@ class StreamingHandler(WSGIHandler):
         if timeout:
             self._head_deadline = gevent.Timeout.start_new(
                 timeout, socket.timeout(f"request head not complete within {timeout:g} s"))
+        if not self._await_request():
+            return ""  # pywsgi's sign of a connection closed between requests
         return super().read_requestline()
+
+    def _await_request(self) -> bool:
+        """Wait for the first byte of the next request; False once the server
+        is stopping or the client has closed.
+
+        Meanwhile the connection is idle: stopping hangs it up at once
+        (:meth:`StreamingServer.close`), where a request it has begun
+        gets the grace period.
+        """
+        server = self.server
+        if server.closed:
+            return False
+        server.idle.add(self)
+        try:
+            return bool(self.rfile.peek(1))  # peek: the byte stays for the request line
+        finally:
+            server.idle.discard(self)
+
+    def hang_up(self) -> None:
+        """End an idle connection: the client sees it closed, as after a
+        keep-alive timeout, and its greenlet sees the end of its input."""
+        try:
+            self.socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already gone
 
     def read_request(self, raw_requestline: str):
         try:
@@ -134,7 +157,7 @@ class StreamingHandler(WSGIHandler):
             self.status = result[0]
             if self.status == "414":
                 self._log_refusal(414, "request line too long")
-            self._refuse(result[1])
+            refuse(self.socket, result[1], linger=self._linger)
             return None
         return result
 
@@ -155,32 +178,6 @@ class StreamingHandler(WSGIHandler):
         address = self.client_address
         remote = address[0] if isinstance(address, tuple) else address
         _log.warning("request refused", remote=remote, status=status, reason=reason)
-
-    def _refuse(self, response: bytes) -> None:
-        """Send the refusal of a request head, then close without losing it.
-
-        Closing a socket that still holds unread input makes the kernel reset
-        the connection, and a reset can destroy the refusal before the client
-        has read it (a client still sending an oversized head would see only
-        "connection reset").  So, like nginx's lingering close, the write side
-        is shut and what the client still sends is read and dropped, within
-        bounds, before pywsgi closes the socket.
-        """
-        sock = self.socket
-        try:
-            sock.sendall(response)
-            if not self._linger:
-                return
-            sock.shutdown(socket.SHUT_WR)
-            with gevent.Timeout(LINGER_TIME, False):  # False: time up ends the block quietly
-                drained = 0
-                while drained < LINGER_BYTES:
-                    data = sock.recv(65536)
-                    if not data:
-                        break
-                    drained += len(data)
-        except OSError:
-            pass  # the client is gone: close anyway
 
     def _log_error(self, t, v, tb) -> None:
         # A bug hit while serving one request (a viewer's stream included)
@@ -318,6 +315,16 @@ class StreamingServer(WSGIServer):
         self._fd_pause = EMFILE_PAUSE[0]
         self._fd_logged = -EMFILE_LOG_INTERVAL
         self._fd_refused = 0
+        #: Handlers waiting for their connection's next request.
+        self.idle: set[StreamingHandler] = set()
+
+    def close(self) -> None:
+        """Stop accepting and hang up every idle connection: a stop (the
+        CLI's, or gunicorn's worker's) then waits only for requests in
+        progress, not for keep-alive connections that may never send another."""
+        super().close()
+        for handler in list(self.idle):
+            handler.hang_up()
 
     @property
     def request_timeout(self) -> float | None:

@@ -1,6 +1,7 @@
 """HTTP clients for tests: a raw-socket streaming HttpViewer and a one-shot http_get."""
 
 import http.client
+import re
 import socket
 import threading
 import time
@@ -229,6 +230,32 @@ def http_request(method: str, url: str, body: Optional[bytes] = None,
 def http_get(url: str, headers: Optional[dict] = None, timeout: float = 5):
     """GET a small (non-streaming) resource; returns (status, headers, body)."""
     return http_request("GET", url, headers=headers, timeout=timeout)
+
+
+def raw_get(address, path: str) -> socket.socket:
+    """A connection that has sent a keep-alive GET of ``path``."""
+    sock = socket.create_connection(address, timeout=5)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: restreamer\r\n\r\n".encode())
+    return sock
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """The body of the response on ``sock``, read to its Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += _received(sock, 65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+    while len(body) < length:
+        body += _received(sock, length - len(body))
+    return body
+
+
+def _received(sock: socket.socket, size: int) -> bytes:
+    data = sock.recv(size)
+    if not data:
+        raise ConnectionError("closed before the end of the response")
+    return data
 
 
 class SlowReader:
