@@ -61,7 +61,10 @@ class Keepalives:
                 cursor.had_pat = True
                 sent = viewer.send_now(NULL_PACKET)
                 if sent < 0:
-                    continue  # the next chunk's send finds out
+                    # The client is gone: the viewer ends now, not when data returns
+                    # (a stalled stream would count it, and hold its socket, till then).
+                    fallen.append((viewer, sent))
+                    continue
                 viewer.bytes_sent += sent
                 if sent < PACKET_SIZE:
                     fallen.append((viewer, sent))
@@ -69,7 +72,11 @@ class Keepalives:
                     viewer.packets_sent += 1
         for viewer, sent in fallen:
             hub._fall(viewer, end, 0)
-            viewer.cursor.head = memoryview(NULL_PACKET)[sent:]
+            if sent < 0:
+                viewer.closed = True  # as at a hand-out: its greenlet, woken, ends
+                viewer.cursor.stop_at = viewer.cursor.index
+            else:
+                viewer.cursor.head = memoryview(NULL_PACKET)[sent:]
         for viewer in hub._others if following or held else ():
             cursor = viewer.cursor
             due = held if cursor.index is None else following and cursor.index >= end

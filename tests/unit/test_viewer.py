@@ -9,11 +9,12 @@ from gevent import socket as gsocket
 
 from restreamer.core.hub import Hub
 from restreamer.web.server import SocketSink
-from tests.support.ts import PACKET_SIZE, make_packets
+from tests.support.ts import PACKET_SIZE, keyframes, load_sample, make_packets
 from tests.unit.clock import FakeClock
 from tests.unit.conftest import stream_settings
 
 PACKETS = make_packets(4000)
+SAMPLE = load_sample()
 
 
 def online_hub() -> Hub:
@@ -80,6 +81,27 @@ def test_a_direct_viewer_whose_client_is_gone_ends_quietly():
     gevent.idle()
     client_end.close()
     hub.publish(PACKETS[PACKET_SIZE:2 * PACKET_SIZE], at_once=True)
+    serving.join(timeout=1)
+    assert serving.successful() and viewer.closed
+    server_end.close()
+
+
+def test_a_direct_viewer_whose_client_is_gone_ends_at_a_keepalive_while_the_stream_stalls():
+    clock = FakeClock()
+    hub = Hub("/s.ts", stream_settings(backlogbytes=1 << 24, backlogseconds=60, keepalive=1), clock)
+    hub.restart_at_rap()
+    raps = keyframes(SAMPLE)
+    hub.publish(SAMPLE[:raps[0] + 20 * PACKET_SIZE], at_once=True)
+    server_end, client_end = gsocket.socketpair()
+    viewer = hub.add()
+    serving = gevent.spawn(viewer.serve, SocketSink(server_end))
+    gevent.idle()  # sent its start, caught up
+    hub.publish(SAMPLE[raps[0] + 20 * PACKET_SIZE:raps[0] + 21 * PACKET_SIZE], at_once=True)
+    assert viewer.cursor.direct
+    client_end.close()  # and no more data comes
+    for _ in range(8):  # two keepalive periods
+        clock.advance(0.25)
+        gevent.idle()
     serving.join(timeout=1)
     assert serving.successful() and viewer.closed
     server_end.close()
