@@ -114,13 +114,7 @@ def assert_runs(received: bytes, *sents: bytes) -> list[int]:
     lengths = []
     rest = received
     for sent in sents:
-        fits, too_long = 0, len(rest) // PACKET_SIZE + 1  # in packets
-        while too_long - fits > 1:
-            middle = (fits + too_long) // 2
-            if rest[:middle * PACKET_SIZE] in sent:
-                fits = middle
-            else:
-                too_long = middle
+        fits = _most_packets_in(rest, sent, len(rest) // PACKET_SIZE)
         lengths.append(fits * PACKET_SIZE)
         rest = rest[fits * PACKET_SIZE:]
     if rest:
@@ -265,6 +259,20 @@ def assert_clean_runs(received: bytes, *sents: bytes) -> list[int]:
     return lengths
 
 
+def _most_packets_in(rest: bytes, sent: bytes, limit: int) -> int:
+    """The most whole packets (``limit`` at most) `rest` begins with that lie
+    contiguous somewhere in `sent`: a tail of a run found is itself found, so
+    a binary search finds it."""
+    fits, too_long = 0, limit + 1
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if rest[:middle * PACKET_SIZE] in sent:
+            fits = middle
+        else:
+            too_long = middle
+    return fits
+
+
 #: How far past a run in what was sent the packets of a skip's tail are sought.
 TAIL_SPAN = 4_000_000
 #: Packets that place a run in what was sent (unique in any stream the tests send).
@@ -278,13 +286,7 @@ def _longest_run(rest: bytes, sent: bytes) -> tuple[int, int]:
     probe = min(packets, PROBE)
     at = sent.find(rest[:probe * PACKET_SIZE])
     if at < 0 or probe < PROBE:  # a short run: sought packet by packet
-        fits, too_long = 0, probe + 1
-        while too_long - fits > 1:
-            middle = (fits + too_long) // 2
-            if rest[:middle * PACKET_SIZE] in sent:
-                fits = middle
-            else:
-                too_long = middle
+        fits = _most_packets_in(rest, sent, probe)
         return fits, (sent.find(rest[:fits * PACKET_SIZE]) + fits * PACKET_SIZE if fits else 0)
     # Placed: compare in place, a memcmp per step rather than a search of `sent`.
     fits, too_long = probe, packets + 1

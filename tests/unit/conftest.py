@@ -16,6 +16,7 @@ import sys
 from dataclasses import replace
 
 import gevent
+import gevent.event
 import gevent.socket
 import gevent.subprocess
 import pytest
@@ -25,6 +26,7 @@ from restreamer.config import from_dict
 from restreamer.core.settings import Settings
 from restreamer.core.stream import Stream
 from restreamer.sources import SourceSettings
+from tests.support.ts import make_packets
 
 #: Seconds a unit test body may run; a hang fails here, far below pytest.ini's limit.
 TEST_TIMEOUT = 10
@@ -127,3 +129,22 @@ def stream_settings(**changes):
     """The settings of a stream of a default config, with ``changes`` (config names)."""
     config = from_dict({"resources": [{"type": "stream", "serve": "/s.ts", "remote": "tcp://a:1"}]})
     return replace(Settings.of(config.streams[0], config), **changes)
+
+
+class Live:
+    """A connection that sends a few packets and then waits, as a live upstream
+    between writes (or a quiet multicast group)."""
+
+    def __init__(self, url: str = ""):
+        self.url = url
+        self.reads = [make_packets(7)]
+        self.closed = gevent.event.Event()
+
+    def read(self) -> bytes:
+        if self.reads:
+            return self.reads.pop(0)
+        gevent.event.Event().wait()
+        return b""
+
+    def close(self) -> None:
+        self.closed.set()

@@ -7,7 +7,6 @@ import base64
 
 import gevent
 import pytest
-from gevent.event import Event
 
 from restreamer.assembly import Service
 from restreamer.config import ConfigError, from_dict, host_problems
@@ -16,9 +15,8 @@ from restreamer.core.relay import Refusal, Relay
 from restreamer.core.reload import apply, make_plan
 from restreamer.core.view import StreamViews
 from restreamer.web.app import create_app
-from tests.support.ts import make_packets
 from tests.unit.clock import FakeClock
-from tests.unit.conftest import wait_log, wait_until
+from tests.unit.conftest import Live, wait_log, wait_until
 
 IDLE = 0.5
 
@@ -134,24 +132,6 @@ def test_check_names_a_missing_client_interface():
 
 
 # -- groups as on-demand streams ------------------------------------------------------
-
-
-class Live:
-    """A connection that sends a few packets, then waits as a quiet group does."""
-
-    def __init__(self, url):
-        self.url = url
-        self.reads = [make_packets(7)]
-        self.closed = Event()
-
-    def read(self) -> bytes:
-        if self.reads:
-            return self.reads.pop(0)
-        Event().wait()
-        return b""
-
-    def close(self) -> None:
-        self.closed.set()
 
 
 def relay_with(connections, **config):

@@ -4,32 +4,14 @@ the last viewer, idle again; a viewer coming back in time keeps the connection.
 (tests/test_ondemand.py shows the same over real sockets.)"""
 
 import gevent
-from gevent.event import Event
 
 from restreamer.config import from_dict
 from restreamer.core.relay import Refusal, Relay
 from tests.support.ts import make_packets
 from tests.unit.clock import FakeClock
-from tests.unit.conftest import first_bytes, wait_log, wait_until
+from tests.unit.conftest import Live, first_bytes, wait_log, wait_until
 
 IDLE = 0.2
-
-
-class Live:
-    """A connection that sends a few packets and then waits, as a live upstream between writes."""
-
-    def __init__(self):
-        self.reads = [make_packets(7)]
-        self.closed = Event()
-
-    def read(self) -> bytes:
-        if self.reads:
-            return self.reads.pop(0)
-        Event().wait()
-        return b""
-
-    def close(self) -> None:
-        self.closed.set()
 
 
 def relay_with(connections: list, graceperiod: float = 2) -> Relay:
