@@ -31,6 +31,8 @@ def main() -> int:
     parser.add_argument("tests", nargs="+", help="pytest node ids or files")
     parser.add_argument("-n", "--times", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", default="repeat-failures",
+                        help="folder for a failed run's whole pytest output ('' to keep none)")
     parser.add_argument("--lock", default="/tmp/e2e.lock", help="flock this file around each run ('' for none)")
     args = parser.parse_args()
     passed: collections.Counter[str] = collections.Counter()
@@ -51,6 +53,13 @@ def main() -> int:
         failed = [test for outcome, test in outcomes if outcome in ("FAILED", "ERROR")]
         print(f"run {run + 1}/{args.times} (seed {args.seed + run}): "
               + (f"failed {', '.join(failed)}" if failed else "all passed"), flush=True)
+        if failed and args.keep:
+            # A failure that a replay with its seed does not repeat is timing: its
+            # output is the only account of it.
+            kept = Path(args.keep) / f"run-{run + 1}-seed-{args.seed + run}.log"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_text(result.stdout + result.stderr)
+            print(f"  output kept in {kept}", flush=True)
     print()
     for test in sorted(ran):
         print(f"{passed[test]:3d} of {ran[test]:3d}  {test}")
