@@ -4,6 +4,7 @@ on-demand stream of the relay (core/gateway.py), driven with an injected
 opener and clock.  tests/test_udpxy.py shows the same over real multicast."""
 
 import base64
+import contextlib
 
 import gevent
 import pytest
@@ -134,7 +135,12 @@ def test_check_names_a_missing_client_interface():
 # -- groups as on-demand streams ------------------------------------------------------
 
 
-def relay_with(connections, **config):
+@contextlib.contextmanager
+def running_relay(**config):
+    """A started relay of a gateway (or of ``resources``) on a FakeClock, and the
+    connections its groups open; stopped at the end of the block."""
+    connections = []
+
     def opener(url, settings):
         connections.append(Live(url))
         connections[-1].interface = settings.clientinterface
@@ -142,7 +148,10 @@ def relay_with(connections, **config):
     relay = Relay(from_dict({"idletimeout": IDLE, "graceperiod": 2, **config, "resources": config.get(
         "resources", [gateway(allow=["239.0.0.0/8"], clientinterface="eth1")])}), opener, FakeClock())
     relay.start()
-    return relay
+    try:
+        yield relay, connections
+    finally:
+        relay.stop()
 
 
 def watch(relay, rest, resource_index=0):
@@ -157,9 +166,7 @@ def watch(relay, rest, resource_index=0):
 
 
 def test_both_spellings_share_one_on_demand_stream_with_the_gateway_keys():
-    connections = []
-    relay = relay_with(connections)
-    try:
+    with running_relay() as (relay, connections):
         stream, first = watch(relay, "udp/@239.1.1.1:1234")
         same, second = watch(relay, "udp/239.1.1.1:1234")
         assert same is stream and relay.streams["/udp/239.1.1.1:1234"] is stream
@@ -168,27 +175,19 @@ def test_both_spellings_share_one_on_demand_stream_with_the_gateway_keys():
         assert (stream.settings.ondemand, stream.settings.idletimeout, stream.state) == (True, IDLE, "online")
         rtp, _ = watch(relay, "rtp/239.1.1.1:1234")  # another scheme: another stream
         assert rtp is not stream and connections[-1].url == "rtp://239.1.1.1:1234"
-    finally:
-        relay.stop()
 
 
 def test_refusals_open_nothing():
-    connections = []
-    relay = relay_with(connections)
-    try:
+    with running_relay() as (relay, connections):
         assert watch(relay, "udp/238.1.1.1:1") == Refusal(
             "group 238.1.1.1 is not in the gateway's allow list", 403)
         assert watch(relay, "udp/239.1.1.1").status == 400
         assert watch(relay, "udp/127.0.0.1:5000") == Refusal("127.0.0.1 is not a multicast group", 400)
         assert relay.streams == {} and relay.gateway.groups == {} and connections == []
-    finally:
-        relay.stop()
 
 
 def test_a_group_is_left_after_idletimeout_and_then_forgotten(logs):
-    connections = []
-    relay = relay_with(connections)
-    try:
+    with running_relay() as (relay, connections):
         stream, viewer = watch(relay, "udp/239.1.1.1:1234")
         relay.release(stream, viewer)
         relay.gateway.sweep()
@@ -203,14 +202,10 @@ def test_a_group_is_left_after_idletimeout_and_then_forgotten(logs):
         # Asked for again, it is a new stream, joined anew.
         again, _ = watch(relay, "udp/239.1.1.1:1234")
         assert again is not stream and len(connections) == 2
-    finally:
-        relay.stop()
 
 
 def test_maxgroups_refuses_another_group_with_503_until_one_is_forgotten():
-    connections = []
-    relay = relay_with(connections, maxgroups=1)
-    try:
+    with running_relay(maxgroups=1) as (relay, connections):
         stream, viewer = watch(relay, "udp/239.1.1.1:1234")
         assert watch(relay, "udp/239.2.2.2:1234") == Refusal(
             "1 groups are open, as many as maxgroups allows", 503)
@@ -223,14 +218,10 @@ def test_maxgroups_refuses_another_group_with_503_until_one_is_forgotten():
         relay.gateway.sweep()
         other, _ = watch(relay, "udp/239.2.2.2:1234")
         assert other.serve == "/udp/239.2.2.2:1234" and list(relay.gateway.groups) == [other.serve]
-    finally:
-        relay.stop()
 
 
 def test_a_group_whose_first_viewer_is_refused_or_only_asked_about_is_not_kept():
-    connections = []
-    relay = relay_with(connections, maxconnections=1)
-    try:
+    with running_relay(maxconnections=1) as (relay, connections):
         stream, viewer = watch(relay, "udp/239.1.1.1:1234")
         refused = watch(relay, "udp/239.2.2.2:1234")[1]
         assert refused == Refusal("connection limit reached", 404)
@@ -241,28 +232,20 @@ def test_a_group_whose_first_viewer_is_refused_or_only_asked_about_is_not_kept()
         assert relay.refusal(asked) is None
         relay.gateway.settle(asked)
         assert "/udp/239.3.3.3:1234" not in relay.streams
-    finally:
-        relay.stop()
 
 
 def test_a_group_being_joined_is_not_forgotten_meanwhile():
-    connections = []
-    relay = relay_with(connections)
-    try:
+    with running_relay() as (relay, connections):
         opened = relay.gateway.open(relay.config.resources[0], "udp/239.1.1.1:1234")
         relay.gateway.sweep()  # idle, no viewer yet: but a request holds it
         assert relay.streams == {opened.serve: opened}
         viewer = relay.admit(opened, "10.0.0.1")
         relay.gateway.settle(opened)
         assert not isinstance(viewer, Refusal) and relay.gateway.groups[opened.serve].stream is opened
-    finally:
-        relay.stop()
 
 
 def test_a_reload_closes_groups_no_longer_allowed_and_reconfigures_the_others(logs):
-    connections = []
-    relay = relay_with(connections, resources=[gateway(allow=["239.0.0.0/8"]), gateway(serve="/b/")])
-    try:
+    with running_relay(resources=[gateway(allow=["239.0.0.0/8"]), gateway(serve="/b/")]) as (relay, connections):
         kept, kept_viewer = watch(relay, "udp/239.1.1.1:1234")
         narrowed, narrowed_viewer = watch(relay, "udp/239.2.2.2:1234")
         gone, _ = watch(relay, "udp/239.3.3.3:1234", resource_index=1)
@@ -278,8 +261,6 @@ def test_a_reload_closes_groups_no_longer_allowed_and_reconfigures_the_others(lo
         assert not kept_viewer.closed and kept.state == "online"
         gevent.idle()
         assert len(connections) == 3 and not connections[0].closed.is_set()  # not reconnected
-    finally:
-        relay.stop()
 
 
 class Silent(Live):
@@ -312,9 +293,7 @@ def test_a_group_nobody_sends_to_refuses_its_viewer_after_graceperiod_then_is_le
 
 
 def test_a_reading_of_the_streams_outlives_groups_opened_and_forgotten_meanwhile():
-    connections = []
-    relay = relay_with(connections)
-    try:
+    with running_relay() as (relay, connections):
         stream, viewer = watch(relay, "udp/239.1.1.1:1234")
         views = StreamViews(relay.streams)
         paths, pairs, figures = iter(views), iter(views.items()), iter(views.values())
@@ -322,14 +301,10 @@ def test_a_reading_of_the_streams_outlives_groups_opened_and_forgotten_meanwhile
         watch(relay, "udp/239.2.2.2:1234")  # statistics and metrics yield between slices: a group opens
         assert (list(paths), list(pairs), list(figures)) == ([], [], [])
         assert sorted(views) == ["/udp/239.1.1.1:1234", "/udp/239.2.2.2:1234"]
-    finally:
-        relay.stop()
 
 
 def test_a_reload_that_serves_a_stream_where_a_group_was_replaces_the_group(logs):
-    connections = []
-    relay = relay_with(connections)
-    try:
+    with running_relay() as (relay, connections):
         group, viewer = watch(relay, "udp/239.1.1.1:1234")
         config = from_dict({"resources": [{"type": "stream", "serve": group.serve, "remote": "tcp://a:1"}]})
         apply(relay, make_plan(relay, config))
@@ -338,8 +313,6 @@ def test_a_reload_that_serves_a_stream_where_a_group_was_replaces_the_group(logs
         stream = relay.streams[group.serve]
         assert stream is not group and stream.resource.remotes == ("tcp://a:1",)
         wait_until(lambda: viewer.closed, what="the group's viewer closed")
-    finally:
-        relay.stop()
 
 
 def test_the_web_layer_guards_routes_and_refuses_groups_in_one_line(logs):
