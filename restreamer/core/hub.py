@@ -195,20 +195,24 @@ class Hub:
             if index is None:
                 self._undirect(viewer)
                 continue
-            self._fall(viewer, index, max(sent, 0))
-            if sent < 0:
-                viewer.closed = True  # the client is gone: its greenlet finds out by sending
-                viewer.cursor.stop_at = viewer.cursor.index
+            self._fall(viewer, index, sent)
 
     def _undirect(self, viewer: Viewer) -> None:
         self._direct.discard(viewer)
         self._others.add(viewer)
 
     def _fall(self, viewer: Viewer, index: int, sent: int) -> None:
-        """A direct viewer's socket is full: its own greenlet takes over from chunk ``index``."""
+        """A direct viewer's socket is full (``sent`` bytes of chunk ``index`` went):
+        its own greenlet takes over from there.  ``sent`` -1: the client is gone,
+        and the greenlet, woken, ends."""
+        gone = sent < 0
+        sent = max(sent, 0)
         viewer.bytes_sent += sent
         viewer.packets_sent = viewer.bytes_sent // PACKET_SIZE
         viewer.cursor.resume(index, sent, self.backlog.position(index) + sent)
+        if gone:
+            viewer.closed = True
+            viewer.cursor.stop_at = viewer.cursor.index
         self._undirect(viewer)
         viewer.wake()
 

@@ -71,11 +71,8 @@ class Keepalives:
                 else:
                     viewer.packets_sent += 1
         for viewer, sent in fallen:
-            hub._fall(viewer, end, 0)
-            if sent < 0:
-                viewer.closed = True  # as at a hand-out: its greenlet, woken, ends
-                viewer.cursor.stop_at = viewer.cursor.index
-            else:
+            hub._fall(viewer, end, min(sent, 0))
+            if sent >= 0:
                 viewer.cursor.head = memoryview(NULL_PACKET)[sent:]
         for viewer in hub._others if following or held else ():
             cursor = viewer.cursor

@@ -35,12 +35,13 @@ NO_PACKET_LIMIT = 10.0
 #: a fast upstream, but never so much that viewers wait on one reader.
 GATHER_LIMIT = 4 * READ_SIZE
 #: Bytes a gathering source lets arrive while it pauses after draining: its
-#: pause is a window, or shorter where a window of its upstream's data would
-#: be more.  What arrives meanwhile waits in the kernel, whose buffer may be
-#: small (a pipe's, or a socket's before Linux grows it); a pause that fills
-#: it holds the upstream back, and Linux grows a socket's buffer only for a
-#: reader that takes more at once than the buffer held, so a reader that
-#: pauses a window whatever the pace would stay at one buffer per window.
+#: pause lasts until the next hand-out, or less where that much of its
+#: upstream's data would be more.  What arrives meanwhile waits in the kernel,
+#: whose buffer may be small (a pipe's, or a socket's before Linux grows it);
+#: a pause that fills it holds the upstream back, and Linux grows a socket's
+#: buffer only for a reader that takes more at once than the buffer held, so a
+#: reader that pauses a window whatever the pace would stay at one buffer per
+#: window.
 PAUSE_BYTES = READ_SIZE // 2
 #: Longest a source whose reads never wait holds the event loop in one turn
 #: (seconds), whatever the bytes: a stream of small HTTP chunks is parsed far
