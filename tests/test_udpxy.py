@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 
 from tests.support.server import event
-from tests.support.ts import PACKET_SIZE, assert_aligned, assert_joined
+from tests.support.ts import PACKET_SIZE, assert_aligned, assert_joined, keyframes, strip_start
 
 PER_DATAGRAM = 7 * PACKET_SIZE
 RATE = 4_000_000  # bit/s
@@ -108,17 +108,20 @@ def test_groups_by_url_refusals_and_idle_leave(restreamer, viewer, sample):
     assert answer(rs.url("/status"))[0] == 404
 
     # udpxy's "@" form: the viewer joins the group, waits for its first datagram,
-    # and has TS within a second of it.
+    # and has TS within a second of it.  The group is met mid-GOP, as a zap
+    # meets a group that flows anyway: the viewer begins at its next start.
     first = viewer(rs.url(f"/udp/@{udp}:{udp_port}"))
     rs.wait_log(event("upstream connected", stream=udp_path))
     assert udp in joined_groups()
-    udp_sender = GroupSender((udp, udp_port), sample)
+    raps = keyframes(sample)
+    udp_sender = GroupSender((udp, udp_port), sample[raps[0] + 20 * PACKET_SIZE:])
     try:
         assert first.wait_status() == 200
         first.wait_bytes(PACKET_SIZE)
         latency = time.monotonic() - udp_sender.first
         assert latency < 1.0
         print(f"first TS byte {latency * 1000:.1f} ms after the group's first datagram")
+        assert strip_start(first.wait_bytes(20 * PACKET_SIZE)).startswith(sample[raps[1]:raps[1] + PACKET_SIZE])
         # The plain form is the same group: one stream, two viewers.
         second = viewer(rs.url(udp_path))
         assert second.wait_status() == 200

@@ -75,6 +75,7 @@ class Hub:
         self.splices = Splices()  # output PSI versions, and the viewers' jumps
         self._points = StartPoints(self.splices.versions)  # of the current connection
         self._first_packet_at: float | None = None  # of the current connection
+        self._connection_first = 0  # index of the current connection's first chunk
         self._raw = False  # the current connection carries no PAT: served as it comes
         self._pats = 0  # PATs seen by _points when the last PAT was recorded
         self._pat_chunk = -1  # index of the newest chunk that holds a PAT
@@ -150,6 +151,7 @@ class Hub:
             self._pat_chunk = backlog.end - 1
         if self._first_packet_at is None:
             self._first_packet_at = now
+            self._connection_first = first
         if not self._raw and self._pats == 0 and now - self._first_packet_at > NO_PAT_SECONDS:
             self._raw = True
         self._hand_out(first)
@@ -245,8 +247,8 @@ class Hub:
     def _place(self, viewer: Viewer, since: int) -> None:
         """Give a viewer waiting for a start the oldest one at or after chunk ``since``.
 
-        Streams that cannot be parsed, and streams that fast start is off for
-        and that carry no PAT, resume at ``since`` itself.
+        On a connection that carries no PAT the viewer resumes at ``since``
+        itself, or, if it has been sent nothing yet, at the connection's first chunk.
         """
         backlog = self.backlog
         start = backlog.start_from(since)
@@ -261,6 +263,8 @@ class Hub:
             viewer.cursor.place(index, backlog.position(index), prefix,
                                 had_pat=bool(prefix) or self._points.at_pats)
         elif self._raw:
+            if not viewer.bytes_sent:  # waited for a PAT that never came: all of it
+                since = max(self._connection_first, backlog.first)
             viewer.cursor.place(since, backlog.position(since), b"", had_pat=False)
         else:
             return  # the next start is still to come
@@ -302,9 +306,9 @@ class Hub:
         """A new viewer of this stream.
 
         With fast start the viewer is placed at the newest start in the
-        backlog (PAT, PMT, RAP), or waits for the next one; without, on a
-        stream that cannot be parsed, or on a connection that has sent no PAT
-        yet, it joins at the live edge.  ``current`` False: the backlog is the
+        backlog (PAT, PMT, RAP), or waits for the next one (on a connection
+        that has sent no PAT yet: its first); without, or on a stream that
+        carries no PAT, it joins at the live edge.  ``current`` False: the backlog is the
         past (the upstream is away), so the viewer waits for the next
         connection's first start.  ``head`` is sent before anything else (the
         preamble).  ``keepalive`` False: no null packets for this viewer (a
@@ -315,8 +319,10 @@ class Hub:
                         keepalive=keepalive)
         backlog = self.backlog
         self._trim(self.clock.now())
-        if self.faststart and not self._raw and self._pats:
-            start = backlog.newest_start() if current else None
+        if self.faststart and not self._raw:
+            # Before the connection's first PAT there is no start yet: the viewer
+            # waits for the first one, as one joining during a reconnect does.
+            start = backlog.newest_start() if current and self._pats else None
             if start is not None:
                 self._place(viewer, start[0])
         else:

@@ -6,7 +6,7 @@ import gevent
 from gevent.event import Event
 
 from restreamer.core.splice import FRONT_WAIT
-from restreamer.core.hub import PERIOD, Hub
+from restreamer.core.hub import NO_PAT_SECONDS, PERIOD, Hub
 from tests.support.ts import PACKET_SIZE, keyframes, load_sample, make_packets, packet_pid, strip_start
 from tests.unit.clock import FakeClock
 from tests.unit.conftest import first_bytes, stream_settings, wait_log
@@ -26,8 +26,11 @@ def hub_with(clock=None, backlogbytes: int = 1 << 20, keepalive: float = 0, **se
 
 
 def fed_hub(**settings) -> Hub:
-    """A hub whose upstream has connected and handed out its first packet."""
-    hub = hub_with(**settings)
+    """A hub whose upstream has connected and handed out its first packet.
+
+    Its packets carry no PAT: fast start is off unless asked for, so that
+    viewers join at the live edge, not after the wait for a PAT."""
+    hub = hub_with(**{"faststart": False, **settings})
     hub.restart_at_rap()
     hub.publish(chunk(0, 1), at_once=True)  # no viewer yet: kept in the backlog
     return hub
@@ -95,11 +98,38 @@ def test_hand_outs_begin_a_period_apart_and_each_gathers_a_window():
     assert hub.backlog.end == 3
 
 
-def test_a_viewer_joins_a_stream_without_pat_at_the_live_edge():
-    hub = fed_hub()
+def test_a_viewer_joining_a_live_connection_before_its_first_pat_starts_at_its_first_rap():
+    # An on-demand stream's first viewer (every zap through a udpxy gateway)
+    # arrives with the connection, which begins mid-GOP.
+    raps = keyframes(SAMPLE)
+    hub = hub_with()
+    hub.restart_at_rap()
     viewer = hub.add()
-    hub.publish(chunk(1, 2), at_once=True)
-    assert first_bytes(viewer) == chunk(1, 2)
+    body = writes(viewer)
+    middle = raps[0] + 10 * PACKET_SIZE
+    for offset in range(middle, raps[1] + 70 * PACKET_SIZE, 7 * PACKET_SIZE):
+        hub.publish(SAMPLE[offset:offset + 7 * PACKET_SIZE], at_once=True)
+    received = b""
+    while len(received) < 40 * PACKET_SIZE:
+        received += next(body)
+    assert strip_start(received) == SAMPLE[raps[1]:raps[1] + len(strip_start(received))]
+
+
+def test_a_viewer_waiting_for_a_pat_that_never_comes_gets_the_connection_from_its_first_packet():
+    hub = hub_with()
+    hub.restart_at_rap()
+    viewer = hub.add()
+    body = writes(viewer)
+    hub.publish(chunk(0, 2), at_once=True)
+    hub.clock.advance(NO_PAT_SECONDS / 2)
+    hub.publish(chunk(2, 2), at_once=True)
+    assert viewer.cursor.index is None  # no PAT yet: it waits
+    hub.clock.advance(NO_PAT_SECONDS)
+    hub.publish(chunk(4, 2), at_once=True)  # served as it comes from now on
+    assert [next(body) for _ in range(3)] == [chunk(0, 2), chunk(2, 2), chunk(4, 2)]
+    later = hub.add()  # the connection carries no PAT: the live edge
+    hub.publish(chunk(6, 1), at_once=True)
+    assert first_bytes(later) == chunk(6, 1)
 
 
 def test_a_viewer_joins_the_sample_at_its_newest_rap_after_pat_and_pmt():
@@ -242,18 +272,18 @@ def reading(body, pieces: list):
     return reader
 
 
-def test_a_viewer_from_the_live_edge_keeps_its_null_packets_across_a_reconnect():
-    # It joined before the connection's first PAT, so no start placed it:
-    # whether it has had a PAT is known from its position only, and a
-    # reconnect takes that position away while it waits for the new start.
+def test_a_viewer_that_joined_before_the_first_pat_keeps_its_null_packets_across_a_reconnect():
+    # Placed at the connection's first start, it has had its PAT; a reconnect
+    # takes its position away while it waits for the new start.
     hub = hub_with(keepalive=0.05)
     hub.restart_at_rap()
-    body = writes(hub.add())  # before the first PAT: at the live edge
-    hub.publish(SAMPLE[:200 * PACKET_SIZE], at_once=True)  # PATs among them
+    body = writes(hub.add())
+    hub.publish(SAMPLE[:200 * PACKET_SIZE], at_once=True)
+    first_rap = keyframes(SAMPLE)[0]
     received = b""
-    while len(received) < 200 * PACKET_SIZE:  # in pieces: the chunk is split at its start
+    while len(received) < 200 * PACKET_SIZE - first_rap:  # in pieces: the chunk is split at its start
         received += next(body)
-    assert received == SAMPLE[:200 * PACKET_SIZE]
+    assert strip_start(received) == SAMPLE[first_rap:200 * PACKET_SIZE]
     hub.restart_at_rap()  # the next connection: accepted, then silent
     pieces = []
     reader = reading(body, pieces)

@@ -18,7 +18,8 @@ def relay_with(connections: list, graceperiod: float = 2) -> Relay:
     def opener(url, settings):
         connections.append(Live())
         return connections[-1]
-    relay = Relay(from_dict({"ondemand": True, "idletimeout": IDLE, "graceperiod": graceperiod,
+    # faststart off: the packets carry no PAT, so viewers join at the live edge at once.
+    relay = Relay(from_dict({"ondemand": True, "idletimeout": IDLE, "graceperiod": graceperiod, "faststart": False,
                              "resources": [{"type": "stream", "serve": "/s.ts",
                                             "remote": "tcp://upstream:1"}]}), opener,
                   FakeClock())

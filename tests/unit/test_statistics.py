@@ -33,7 +33,8 @@ def clock(monkeypatch):
 
 
 def streams(*paths, **top):
-    config = from_dict({**top, "resources": [{"type": "stream", "serve": p, "remote": f"tcp://up{i}:1"}
+    # faststart off: the packets carry no PAT, so viewers join at the live edge at once.
+    config = from_dict({"faststart": False, **top, "resources": [{"type": "stream", "serve": p, "remote": f"tcp://up{i}:1"}
                                       for i, p in enumerate(paths)]})
     return {s.serve: Stream(s, config) for s in config.streams}
 
