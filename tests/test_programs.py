@@ -1,6 +1,7 @@
 """One program of a multi-program stream: a 2-program transport stream made by
 ffmpeg's -program options, relayed as `program: 2`; and two streams on its two
-programs sharing the one connection an upstream allows."""
+programs sharing the one connection an upstream allows, in one process and
+across gunicorn workers."""
 
 import json
 import socket
@@ -9,6 +10,10 @@ import threading
 import time
 
 import pytest
+
+from tests.support.polling import poll
+from tests.support.viewer import HttpViewer, raw_get, read_response
+from tests.test_workers import launch_gunicorn, owner_of, roles
 
 TWO_PROGRAMS = ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-f", "lavfi", "-i", "sine=frequency=440",
                 "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-f", "lavfi", "-i", "sine=frequency=880",
@@ -99,6 +104,75 @@ def test_two_programs_of_a_one_client_upstream_play_over_one_connection(restream
             assert _programs(relayed) == [(number, [("audio", "mp2"), ("video", "h264")])]
         assert (source.accepted, source.refused) == (1, 0)
     finally:
+        source.stop()
+
+
+class ViewerOn(HttpViewer):
+    """A viewer whose request goes on a connection kept alive after an earlier
+    response: it reaches the worker that answered that one."""
+
+    def __init__(self, url: str, sock: socket.socket):
+        self._kept = sock
+        super().__init__(url)
+
+    def _connect(self, rcvbuf):
+        self._kept.settimeout(None)
+        return self._kept
+
+
+def connections_to_workers(rs, each: int) -> dict[int, list[socket.socket]]:
+    """``each`` kept-alive connections to each of the two workers, by worker pid
+    (the kernel picks the worker; its "request" line names it).  Asked until
+    both answer: one may still be loading the app."""
+    found: dict[int, list[socket.socket]] = {}
+    asked, deadline = 0, time.monotonic() + 15
+    while time.monotonic() < deadline:
+        asked += 1
+        sock = raw_get(("127.0.0.1", rs.port), "/health")
+        read_response(sock)
+        lines = poll(lambda: rs.find_logs(lambda e: e.get("event") == "request" and e.get("path") == "/health"),
+                     lambda found_lines: len(found_lines) == asked, 5, "the request's line")
+        kept = found.setdefault(lines[-1]["pid"], [])
+        if len(kept) < each:
+            kept.append(sock)
+        else:
+            sock.close()
+        if len(found) == 2 and all(len(kept) == each for kept in found.values()):
+            return found
+    raise AssertionError(f"not {each} connections to each of two workers: {found}")
+
+
+def test_two_programs_of_a_one_client_upstream_under_two_workers_pull_once(restreamer, two_programs, tmp_path):
+    """Under gunicorn -w 2 the worker that owns the upstream owns both its
+    streams, even when the other worker's viewer starts one of them first."""
+    source = OneClientUpstream(two_programs, rate=2_000_000)
+    clients = []
+    try:
+        rs = launch_gunicorn(restreamer, {"ondemand": True, "graceperiod": 3, "resources": [
+            {"type": "stream", "serve": "/one.ts", "remote": source.url, "program": 1},
+            {"type": "stream", "serve": "/two.ts", "remote": source.url, "program": 2},
+            {"type": "api", "api": "health", "serve": "/health"}]}, tmp_path / "run", workers=2)
+        (first, on_first), (second, on_second) = connections_to_workers(rs, 2).items()
+        # Program 1 starts on the first worker, then program 2 on the second:
+        # owned stream by stream, the second would pull the upstream again.
+        plays = [(1, first, ViewerOn(rs.url("/one.ts"), on_first[0]))]
+        clients.append(plays[0][2])
+        assert plays[0][2].wait_status(timeout=10) == 200
+        plays[0][2].wait_bytes(1, timeout=10)
+        for number, pid, sock in ((2, second, on_second[0]), (1, second, on_second[1]), (2, first, on_first[1])):
+            clients.append(ViewerOn(rs.url(f"/{('one', 'two')[number - 1]}.ts"), sock))
+            plays.append((number, pid, clients[-1]))
+        for number, pid, client in plays:
+            relayed = tmp_path / f"program{number}-{pid}.ts"
+            assert client.wait_status(timeout=10) == 200, (number, pid, source.accepted, source.refused)
+            relayed.write_bytes(client.wait_bytes(150_000, timeout=10))
+            assert _programs(relayed) == [(number, [("audio", "mp2"), ("video", "h264")])], (number, pid)
+        assert (source.accepted, source.refused) == (1, 0)
+        assert owner_of(rs, "/one.ts") == owner_of(rs, "/two.ts") == first
+        assert roles(rs, "/two.ts") == {first: "stream owned", second: "stream following"}
+    finally:
+        for client in clients:
+            client.close()
         source.stop()
 
 

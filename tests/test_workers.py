@@ -40,10 +40,10 @@ def server_config(upstreams, sink):
     }
 
 
-def launch_gunicorn(restreamer, config, runtime_dir):
+def launch_gunicorn(restreamer, config, runtime_dir, workers=WORKERS):
     rs = restreamer(dict(config, runtimedir=str(runtime_dir)), start=False,
                     cmd=[sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
-                         "-b", "127.0.0.1:0", "--workers", str(WORKERS),
+                         "-b", "127.0.0.1:0", "--workers", str(workers),
                          "--graceful-timeout", "3", "wsgi:app"])
     rs.env["RESTREAMER_CONFIG"] = str(rs.config_path)
     return rs.launch().wait_gunicorn_port()

@@ -13,13 +13,13 @@ Every viewer of a group shares its one stream, however its path was spelt
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import gevent
 
 from ..config import Config, StreamConfig, UdpxyConfig
 from ..config.gateway import Group, networks, parse_group, refusal
 from .admission import Refusal
+from .claims import Claims
 from .clock import Clock
 from .settings import Settings
 from .stream import Stream
@@ -42,12 +42,14 @@ class Gateway:
     the relay's ``streams`` while it is open."""
 
     def __init__(self, streams: dict[str, Stream], config: Config, opener: Opener,
-                 shared: Path | None, clock: Clock, upstreams: Upstreams | None = None):
+                 claims: Claims | None, clock: Clock, upstreams: Upstreams | None = None):
         self.streams = streams
         self.upstreams = upstreams  # a group joins a configured stream's pull of the same remote
         self.config = config
         self.opener = opener
-        self.shared = shared
+        # A group is claimed alone under gunicorn -w N: a worker that owns a
+        # configured stream's upstream serves no group it has not opened.
+        self.claims = claims
         self.clock = clock
         self.groups: dict[str, _Open] = {}
 
@@ -69,8 +71,8 @@ class Gateway:
             limit = self.config.maxgroups
             if limit and len(self.groups) >= limit:
                 return Refusal(f"{limit} groups are open, as many as maxgroups allows", 503)
-            stream = Stream(group_stream(resource, group, path), self.config, self.opener, self.shared,
-                            clock=self.clock, upstreams=self.upstreams)
+            stream = Stream(group_stream(resource, group, path), self.config, self.opener, self.claims,
+                            clock=self.clock, upstreams=self.upstreams, alone=True)
             stream.start()  # on demand: the viewer's admission connects it
             found = self.groups[path] = _Open(stream, group, resource.serve)
             self.streams[path] = stream

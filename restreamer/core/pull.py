@@ -105,6 +105,14 @@ class Pull:
         self.connections = 0
 
     @property
+    def key_text(self) -> str:
+        """:attr:`key` spelt the same in every worker of a server (the opener by
+        its name, not its address): what the workers own an upstream by (core/claims.py)."""
+        remotes, settings, opener = self.key
+        named = getattr(opener, "__qualname__", None) or type(opener).__qualname__
+        return repr((remotes, settings, f"{getattr(opener, '__module__', '')}.{named}"))
+
+    @property
     def running(self) -> bool:
         """Started and not stopped (its upstream may have given up: ``reconnect`` 0)."""
         return self.upstream is not None

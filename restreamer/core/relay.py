@@ -18,6 +18,7 @@ from ..sources import open_connection
 from .admission import Refusal, join
 from .audience import Session
 from .census import Census
+from .claims import Claims
 from .clock import REAL, Clock
 from .gateway import Gateway
 from .limits import Limits
@@ -41,16 +42,17 @@ class Relay:
         self.opener = opener
         self.clock = clock  # the streams' time
         # Under gunicorn -w N the workers share a runtime directory: one owner
-        # per stream, one viewer count, whole-server figures.
+        # per upstream, one viewer count, whole-server figures.
         self.shared = shared_directory()
         self.census = None if self.shared is None else Census(self.shared)
+        self.claims = None if self.shared is None else Claims(self.shared, clock)
         # Streams whose remotes are equal share one upstream connection (core/pull.py).
         self.upstreams = Upstreams()
         self.streams: dict[str, Stream] = {
-            r.serve: Stream(r, config, opener, self.shared, clock=clock, upstreams=self.upstreams)
+            r.serve: Stream(r, config, opener, self.claims, clock=clock, upstreams=self.upstreams)
             for r in config.streams}
         #: The udpxy gateways' open groups, each also in ``streams`` while it is open.
-        self.gateway = Gateway(self.streams, config, opener, self.shared, clock, self.upstreams)
+        self.gateway = Gateway(self.streams, config, opener, self.claims, clock, self.upstreams)
         self.limits = Limits.of(config)
         #: Called with (old config, new config) once a reloaded config applies.
         self.on_configure: list[Callable[[Config, Config], None]] = []

@@ -95,7 +95,7 @@ def make_plan(relay: Relay, config: Config) -> Plan:
         # A udpxy group at this path is not this stream: the gateway closes it.
         stream = None if serve in relay.gateway.groups else relay.streams.get(serve)
         if stream is None:
-            plan.new_streams[serve] = Stream(resource, config, relay.opener, relay.shared, settings,
+            plan.new_streams[serve] = Stream(resource, config, relay.opener, relay.claims, settings,
                                              relay.clock, relay.upstreams)
         elif settings != stream.settings or resource != stream.resource:
             plan.changed_streams[serve] = (resource, settings)

@@ -13,7 +13,6 @@ viewers need it.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterable
 
 import gevent
@@ -27,6 +26,7 @@ from ..redact import redact_url
 from ..sources import SourceSettings, open_connection
 from ..ts.analysis import Analyser
 from .audience import Audience
+from .claims import Claims
 from .ownership import FOLLOW_RECONNECT, Ownership
 from .pull import Pull, Upstreams
 from .segments import Segmenter
@@ -40,13 +40,16 @@ class Stream:
     """Everything restreamer keeps for one ``type: stream`` resource."""
 
     def __init__(self, resource: StreamConfig, config: Config, opener: Opener = open_connection,
-                 shared: Path | None = None, settings: Settings | None = None,
-                 clock: Clock = REAL, upstreams: Upstreams | None = None):
+                 claims: Claims | None = None, settings: Settings | None = None,
+                 clock: Clock = REAL, upstreams: Upstreams | None = None, alone: bool = False):
         self.resource = resource
         self.serve = resource.serve
         self.opener = opener
         self.clock = clock
-        self.shared = shared
+        # Under gunicorn -w N: which worker pulls each upstream (core/claims.py);
+        # ``alone``: this stream's upstream is claimed for it alone.
+        self.claims = claims
+        self.alone = alone
         # The running upstreams this stream's pull may share (its relay's).
         self.upstreams = upstreams if upstreams is not None else Upstreams()
         self.settings = settings if settings is not None else Settings.of(resource, config)
@@ -92,11 +95,12 @@ class Stream:
                     readtimeout=s.readtimeout, opener=self.opener, analyser=self.analyser,
                     program=s.program, upstreams=self.upstreams)
         # A follower reads its owner's socket: an upstream of its own.
-        ownership = None if self.shared is None else Ownership(
-            self.hub, self.lifecycle, self.shared, pull,
+        ownership = None if self.claims is None else Ownership(
+            self.hub, self.lifecycle, self.claims, pull,
             lambda url: Pull(self.hub, self.lifecycle, [url], source, reconnect=FOLLOW_RECONNECT,
                              readtimeout=0, opener=self.opener, analyser=self.analyser),
-            sibling_left=self.unwatched)
+            demand=lambda: self.demand("a sibling worker reads it (ondemand)"),
+            sibling_left=self.unwatched, alone=self.alone)
         return pull, ownership
 
     @property
@@ -132,6 +136,8 @@ class Stream:
     def start(self) -> None:
         """Serve from now on: connect at once, or on demand with the first viewer."""
         self.started = True
+        if self.ownership is not None:
+            self.ownership.enlist()
         if not self.settings.ondemand:
             self._run()
 
@@ -142,6 +148,8 @@ class Stream:
         with self._turn:
             self._cancel_idle()
             self._runner.stop()
+            if self.ownership is not None:
+                self.ownership.withdraw()
 
     # -- state (held by the lifecycle) -------------------------------------
 
@@ -157,14 +165,14 @@ class Stream:
 
     # -- on demand -----------------------------------------------------------
 
-    def demand(self) -> None:
+    def demand(self, reason: str = "a viewer arrived (ondemand)") -> None:
         """A viewer is about to join: an on-demand stream keeps, or gets, its upstream."""
         if not self.settings.ondemand:
             return
         with self._turn:
             self._cancel_idle()
             if self.started and not self._runner.running:
-                self.log.info("stream connecting", reason="a viewer arrived (ondemand)")
+                self.log.info("stream connecting", reason=reason)
                 self._run()
 
     def unwatched(self) -> None:
@@ -222,9 +230,13 @@ class Stream:
             if settings.connection != old.connection:
                 was_running = self._runner.running
                 self._runner.stop()
+                if self.ownership is not None:
+                    self.ownership.withdraw()  # its followers reconnect, to the new upstream's owner
                 if settings.tsanalysis != old.tsanalysis:
                     self.analyser = Analyser() if settings.tsanalysis else None
                 self.pull, self.ownership = self._connection()
+                if self.ownership is not None and self.started:
+                    self.ownership.enlist()
                 if was_running:
                     self._run()
             else:

@@ -169,8 +169,13 @@ class StreamView:
 
     @property
     def shared_with(self) -> list[str]:
-        """The other streams this stream's upstream connection feeds (equal remotes)."""
-        return sorted(pull.hub.name for pull in self._stream.pull.sharing)
+        """The other streams this stream's upstream connection feeds (equal remotes);
+        in a follower worker, those that follow the same owner's pull here."""
+        stream = self._stream
+        ownership = stream.ownership
+        if ownership is not None and not ownership.owner:
+            return sorted(other.hub.name for other in ownership.sharing)
+        return sorted(pull.hub.name for pull in stream.pull.sharing)
 
     @property
     def next_attempt(self) -> float | None:
