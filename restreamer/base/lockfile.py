@@ -1,7 +1,7 @@
 """Lock files: an ``flock`` on a file, held for as long as its holder lives.
 
 The one place restreamer calls ``flock``: the runtime directory's marker,
-stream ownership and the viewer census of gunicorn workers, and the sources
+upstream ownership and the viewer census of gunicorn workers, and the sources
 only one process may read.  The kernel drops a lock with the last descriptor
 of its open file, so a process that dies, however, leaves no lock behind.  A
 lock belongs to an open file, not to a process: two :class:`LockFile` of one

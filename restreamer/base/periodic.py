@@ -1,8 +1,9 @@
 """A task run every so many seconds, in a greenlet of its own.
 
 The one way restreamer runs something periodically: statistics and the
-dashboard sampling, the droptimeout watchdog, heartbeats, a gunicorn
-worker's poll for a stream's ownership.
+dashboard sampling, the droptimeout watchdog, heartbeats.  (The core's
+timers, a gunicorn worker's poll for an upstream's lock among them, run on
+its clock: core/clock.py.)
 """
 
 from __future__ import annotations

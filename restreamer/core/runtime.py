@@ -1,5 +1,5 @@
 """The runtime directory that the workers of one server (``gunicorn -w N``)
-share: stream ownership locks and sockets, the viewer census, the statistics
+share: upstream ownership locks, stream sockets, the viewer census, the statistics
 snapshots and prometheus_client's multiprocess files.
 
 The master (often root) makes it before it forks, so it must never be led
