@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import gevent
 
@@ -57,7 +57,7 @@ class Claim:
     streams of the upstream here (``members``) and those of them that run
     (``holders``: the lock is held while there are any)."""
 
-    def __init__(self, path: Path, clock: Clock, forget):
+    def __init__(self, path: Path, clock: Clock, forget: Callable[["Claim"], None]):
         self.path = path
         self.clock = clock
         self._forget = forget  # drops this claim from its registry once nobody uses it
@@ -82,15 +82,16 @@ class Claim:
 
     def hold(self, member: Member) -> None:
         """A stream of the upstream runs: it leads or follows, as this worker's role says."""
-        first = not self.holders
-        self.holders.add(member)
-        if not first:
+        if self.holders:
+            self.holders.add(member)
             if self.owned:
                 member.lead()
             else:
                 member.follow()
             return
         self._lock = LockFile(self.path)
+        self.holders.add(member)
+        # The check may block (a stream's follower stops): not in the timer's callback.
         self._poll = self.clock.every(POLL, lambda: gevent.spawn(self.check))
         if self._lock.acquire():
             self._take()

@@ -12,11 +12,12 @@ from restreamer.core import runtime
 from restreamer.core.census import allocate
 from restreamer.core.claims import POLL, Claims, lock_name
 from restreamer.core.relay import Relay
+from restreamer.core.reload import apply, make_plan
 from restreamer.core.stream import Stream
 from restreamer.core.view import StreamView
 from tests.unit.clock import FakeClock
 from tests.unit.conftest import first_bytes, wait_until
-from tests.unit.test_program import es
+from tests.unit.test_program import es, pat, pmt
 from tests.unit.test_pull import BOTH, Opener, config, deliver, pids, stream, watch
 
 KEY = "(('tcp://transponder:1',), ...)"
@@ -153,6 +154,15 @@ class Openers(Opener):
         return Unix(url) if url.startswith("unix://") else super().__call__(url, settings)
 
 
+def arrives(job, owner, connection, data):
+    """What ``job`` returns once ``data``, sent by ``connection`` again and again,
+    has gone through the owner's hub and socket into the follower's."""
+    while not job.ready():
+        deliver(owner, connection, data)
+        gevent.sleep(0.01)  # the socket's bytes reach the follower's hub, which hands out
+    return job.get()
+
+
 def test_a_follower_starts_a_stream_its_owner_has_no_viewer_of_on_the_upstream_it_pulls(tmp_path, monkeypatch):
     monkeypatch.setenv(runtime.ENV, str(tmp_path))
     allocate(tmp_path)
@@ -173,14 +183,9 @@ def test_a_follower_starts_a_stream_its_owner_has_no_viewer_of_on_the_upstream_i
         # owner's /two.ts, as one more pull of the upstream that runs.
         joining = gevent.spawn(watch, follower, "/two.ts")
         wait_until(lambda: two.pull.running, what="the owner's /two.ts to start")
-        def arrives(job):
-            while not job.ready():
-                deliver(owner, connection, BOTH + es(0x100) + es(0x200))
-                gevent.sleep(0.01)  # the socket's bytes reach the follower's hub, which hands out
-            return job.get()
-
-        viewer = arrives(joining)
-        assert pids(arrives(gevent.spawn(first_bytes, viewer, 5)))[:2] == [0, 0x1001]
+        data = BOTH + es(0x100) + es(0x200)
+        viewer = arrives(joining, owner, connection, data)
+        assert pids(arrives(gevent.spawn(first_bytes, viewer, 5), owner, connection, data))[:2] == [0, 0x1001]
         assert len(opener.connections) == 1
         assert StreamView(owner.streams["/one.ts"]).shared_with == ["/two.ts"]
         assert not follower.streams["/two.ts"].ownership.owner
@@ -188,3 +193,36 @@ def test_a_follower_starts_a_stream_its_owner_has_no_viewer_of_on_the_upstream_i
         follower.stop()
         owner.stop()
     assert connection.closed
+
+
+def test_a_reload_that_moves_a_stream_to_another_upstream_moves_its_followers_along(tmp_path, monkeypatch):
+    monkeypatch.setenv(runtime.ENV, str(tmp_path))
+    allocate(tmp_path)
+    opener, clock = Openers(), FakeClock()
+    both = config(stream("/one.ts", program=1), stream("/two.ts", program=2))
+    owner = Relay(both, opener, clock)
+    owner.start()
+    (shared,) = wait_until(lambda: opener.connections, what="the connection")
+    follower = Relay(both, opener, clock)
+    follower.start()
+    two = owner.streams["/two.ts"]
+    try:
+        viewer = arrives(gevent.spawn(watch, follower, "/two.ts"), owner, shared, BOTH + es(0x200))
+        arrives(gevent.spawn(first_bytes, viewer, 5), owner, shared, BOTH + es(0x200))
+        moved = two.ownership.key
+        apply(owner, make_plan(owner, config(stream("/one.ts", program=1),
+                                             stream("/two.ts", "tcp://elsewhere:1", program=2))))
+        assert two.ownership.key != moved
+        assert owner.claims.get(moved).members == {owner.streams["/one.ts"].ownership}
+        elsewhere = wait_until(lambda: opener.connections[1:], what="the new remote's connection")[0]
+        assert elsewhere.url == "tcp://elsewhere:1" and not shared.closed
+        # The follower's socket connection was ended: it reconnects, and its
+        # viewer, held meanwhile, plays what the new remote sends (its own PID).
+        def sees(pid):
+            return any(pid in pids(piece) for piece in viewer.chunks())
+
+        assert arrives(gevent.spawn(sees, 0x300), owner, elsewhere, pat({2: 0x1001}) + pmt(0x1001, 2, [0x300]) + es(0x300))
+        assert len(opener.connections) == 2 and not viewer.closed
+    finally:
+        follower.stop()
+        owner.stop()
