@@ -153,16 +153,20 @@ def test_two_programs_of_a_one_client_upstream_under_two_workers_pull_once(restr
             {"type": "stream", "serve": "/two.ts", "remote": source.url, "program": 2},
             {"type": "api", "api": "health", "serve": "/health"}]}, tmp_path / "run", workers=2)
         (first, on_first), (second, on_second) = connections_to_workers(rs, 2).items()
+
+        def play(number, sock):
+            clients.append(ViewerOn(rs.url(f"/{('one', 'two')[number - 1]}.ts"), sock))
+            return clients[-1]
+
         # Program 1 starts on the first worker, then program 2 on the second:
         # owned stream by stream, the second would pull the upstream again.
-        plays = [(1, first, ViewerOn(rs.url("/one.ts"), on_first[0]))]
-        clients.append(plays[0][2])
-        assert plays[0][2].wait_status(timeout=10) == 200
-        plays[0][2].wait_bytes(1, timeout=10)
-        for number, pid, sock in ((2, second, on_second[0]), (1, second, on_second[1]), (2, first, on_first[1])):
-            clients.append(ViewerOn(rs.url(f"/{('one', 'two')[number - 1]}.ts"), sock))
-            plays.append((number, pid, clients[-1]))
-        for number, pid, client in plays:
+        plays = {(1, first): play(1, on_first[0])}
+        assert plays[1, first].wait_status(timeout=10) == 200
+        plays[1, first].wait_bytes(1, timeout=10)
+        plays[2, second] = play(2, on_second[0])
+        plays[1, second] = play(1, on_second[1])
+        plays[2, first] = play(2, on_first[1])
+        for (number, pid), client in plays.items():
             relayed = tmp_path / f"program{number}-{pid}.ts"
             assert client.wait_status(timeout=10) == 200, (number, pid, source.accepted, source.refused)
             relayed.write_bytes(client.wait_bytes(150_000, timeout=10))
@@ -170,6 +174,9 @@ def test_two_programs_of_a_one_client_upstream_under_two_workers_pull_once(restr
         assert (source.accepted, source.refused) == (1, 0)
         assert owner_of(rs, "/one.ts") == owner_of(rs, "/two.ts") == first
         assert roles(rs, "/two.ts") == {first: "stream owned", second: "stream following"}
+        for client in clients:
+            client.close()
+        assert rs.stop() == 0  # while the upstream sends: the workers see their viewers gone at once
     finally:
         for client in clients:
             client.close()
