@@ -36,7 +36,7 @@ from gevent import socket
 from gevent.server import StreamServer
 
 from .admission import join
-from .claims import Claims
+from .claims import Claim, Claims
 from .runtime import stream_key
 from .viewer import Viewer
 
@@ -82,7 +82,7 @@ class Ownership:
         self._bound: int | None = None  # the inode of the socket file this worker bound
 
     @property
-    def claim(self):
+    def claim(self) -> Claim:
         """The upstream's claim: the same one while this stream enlists in or holds it."""
         return self.claims.of(self.key)
 
