@@ -186,9 +186,13 @@ def test_a_follower_starts_a_stream_its_owner_has_no_viewer_of_on_the_upstream_i
         data = BOTH + es(0x100) + es(0x200)
         viewer = arrives(joining, owner, connection, data)
         assert pids(arrives(gevent.spawn(first_bytes, viewer, 5), owner, connection, data))[:2] == [0, 0x1001]
-        assert len(opener.connections) == 1
         assert StreamView(owner.streams["/one.ts"]).shared_with == ["/two.ts"]
         assert not follower.streams["/two.ts"].ownership.owner
+        # The dashboard's "one pull with": in the follower, its streams that follow the one owner.
+        assert StreamView(follower.streams["/two.ts"]).shared_with == []
+        arrives(gevent.spawn(watch, follower, "/one.ts"), owner, connection, data)
+        assert StreamView(follower.streams["/two.ts"]).shared_with == ["/one.ts"]
+        assert len(opener.connections) == 1
     finally:
         follower.stop()
         owner.stop()
