@@ -163,6 +163,11 @@ def arrives(job, owner, connection, data):
     return job.get()
 
 
+def sees(viewer, pid) -> bool:
+    """Whether ``viewer`` gets a packet of ``pid`` (waits for it until it ends)."""
+    return any(pid in pids(piece) for piece in viewer.chunks())
+
+
 def test_a_follower_starts_a_stream_its_owner_has_no_viewer_of_on_the_upstream_it_pulls(tmp_path, monkeypatch):
     monkeypatch.setenv(runtime.ENV, str(tmp_path))
     allocate(tmp_path)
@@ -222,11 +227,40 @@ def test_a_reload_that_moves_a_stream_to_another_upstream_moves_its_followers_al
         assert elsewhere.url == "tcp://elsewhere:1" and not shared.closed
         # The follower's socket connection was ended: it reconnects, and its
         # viewer, held meanwhile, plays what the new remote sends (its own PID).
-        def sees(pid):
-            return any(pid in pids(piece) for piece in viewer.chunks())
-
-        assert arrives(gevent.spawn(sees, 0x300), owner, elsewhere, pat({2: 0x1001}) + pmt(0x1001, 2, [0x300]) + es(0x300))
+        assert arrives(gevent.spawn(sees, viewer, 0x300), owner, elsewhere, pat({2: 0x1001}) + pmt(0x1001, 2, [0x300]) + es(0x300))
         assert len(opener.connections) == 2 and not viewer.closed
+    finally:
+        follower.stop()
+        owner.stop()
+
+
+def test_when_the_owner_goes_the_follower_takes_every_stream_of_the_upstream_over(tmp_path, monkeypatch):
+    monkeypatch.setenv(runtime.ENV, str(tmp_path))
+    allocate(tmp_path)
+    opener, clock = Openers(), FakeClock()
+    both = config(stream("/one.ts", program=1), stream("/two.ts", program=2))
+    owner = Relay(both, opener, clock)
+    owner.start()
+    (shared,) = wait_until(lambda: opener.connections, what="the connection")
+    follower = Relay(both, opener, clock)
+    follower.start()
+    data = BOTH + es(0x100) + es(0x200)
+    try:
+        viewers = {path: arrives(gevent.spawn(watch, follower, path), owner, shared, data)
+                   for path in ("/one.ts", "/two.ts")}
+        owner.stop()  # its lock goes, as a dead worker's does
+        assert shared.closed
+        clock.advance(POLL)
+        (taken,) = wait_until(lambda: opener.connections[1:], what="the follower's own connection")
+        assert all(follower.streams[path].ownership.owner for path in viewers)
+        # Both streams' viewers, held meanwhile, play on from the one new
+        # connection (which lists PIDs of its own).
+        anew = (pat({1: 0x1000, 2: 0x1001}) + pmt(0x1000, 1, [0x301]) + pmt(0x1001, 2, [0x302])
+                + es(0x301) + es(0x302))
+        for path, pid in (("/one.ts", 0x301), ("/two.ts", 0x302)):
+            assert arrives(gevent.spawn(sees, viewers[path], pid), follower, taken, anew)
+            assert not viewers[path].closed
+        assert len(opener.connections) == 2
     finally:
         follower.stop()
         owner.stop()
