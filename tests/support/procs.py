@@ -1,9 +1,13 @@
 """Waiting for processes that are not our children (a restreamer's forked
 upstreams) to end, through pidfds rather than polling; and the UDP ports
-a process group's sockets hold, for sources that were told port 0."""
+a process group's sockets hold, for sources that were told port 0, with
+what the kernel holds and dropped for each."""
 
 import os
 import select
+import socket
+import struct
+from typing import NamedTuple
 
 
 class ProcessWatch:
@@ -41,7 +45,32 @@ def listening_ports(pgid: int) -> list[int]:
     return _ports(pgid, ("/proc/net/tcp", "/proc/net/tcp6"), state="0A")
 
 
+class UDPSocket(NamedTuple):
+    queued: int  # bytes received and not yet read
+    drops: int  # datagrams the kernel dropped for it (its receive buffer full)
+
+
+def udp_sockets(pgid: int) -> dict[tuple[str, int], UDPSocket]:
+    """The IPv4 UDP sockets of process group ``pgid`` by local (address,
+    port), as /proc/net/udp counts them."""
+    sockets = {}
+    for fields in _rows(pgid, ("/proc/net/udp",)):
+        address, port = fields[1].split(":")
+        queued = fields[4].split(":")[1]
+        # The address is the in-memory word printed as a number: packed natively, its bytes again.
+        sockets[socket.inet_ntoa(struct.pack("=I", int(address, 16))), int(port, 16)] = UDPSocket(
+            int(queued, 16), int(fields[12]))
+    return sockets
+
+
 def _ports(pgid: int, tables: tuple[str, ...], state: str | None = None) -> list[int]:
+    return sorted({int(fields[1].rpartition(":")[2], 16) for fields in _rows(pgid, tables)
+                   if state in (None, fields[3])})
+
+
+def _rows(pgid: int, tables: tuple[str, ...]) -> list[list[str]]:
+    """The rows (split in fields) of the /proc/net ``tables`` that are sockets
+    held by the processes of process group ``pgid``."""
     inodes = set()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -55,13 +84,9 @@ def _ports(pgid: int, tables: tuple[str, ...], state: str | None = None) -> list
                     inodes.add(target[len("socket:["):-1])
         except OSError:  # gone meanwhile
             continue
-    ports = set()
+    rows = []
     for table in tables:
         with open(table) as lines:
             next(lines)  # the column names
-            for line in lines:
-                fields = line.split()
-                local, inode = fields[1], fields[9]
-                if inode in inodes and state in (None, fields[3]):
-                    ports.add(int(local.rpartition(":")[2], 16))
-    return sorted(ports)
+            rows += [fields for fields in map(str.split, lines) if fields[9] in inodes]
+    return rows
