@@ -32,15 +32,20 @@ class RTPConnection(UDPConnection):
     def __init__(self, url: str, settings: SourceSettings):
         super().__init__(url, settings)
         self._fd = self._sock.fileno()
-        self.missing = 0  # sequence numbers that never arrived
-        self.breaks = 0  # a lost datagram costs its packets, not the stream's continuity: stays 0
-        self._next: int | None = None  # the sequence number due next
-        self._held: dict[int, bytes] = {}  # arrived early, by sequence number
-        self._out: list[bytes] = []  # payloads in order, not yet returned
+        self._order = Resequencer()
+
+    @property
+    def missing(self) -> int:
+        """Sequence numbers that never arrived."""
+        return self._order.missing
+
+    @property
+    def breaks(self) -> int:
+        return self._order.breaks
 
     def read(self) -> bytes:
         """The payloads of every datagram that has arrived (at least one), in order."""
-        recv, mru, fd = self._sock.recv, self._mru, self._fd
+        recv, mru, fd, order = self._sock.recv, self._mru, self._fd, self._order
         while True:
             try:
                 datagram = recv(mru)
@@ -60,15 +65,15 @@ class RTPConnection(UDPConnection):
                     raise SourceError.from_os_error(e) from None
                 self._take(datagram)
                 size += len(datagram)
-            if self._out:
-                out, self._out = self._out, []
+            if order.out:
+                out, order.out = order.out, []
                 return b"".join(out)
 
     def _take(self, datagram: bytes) -> None:
         """Strip one datagram's header and queue its payload in sequence order."""
         first, kind, sequence = _HEADER.unpack_from(datagram) if len(datagram) >= 12 else (0, 0, 0)
         if first >> 6 != 2 or kind & 0x7F != MP2T:
-            if self._next is None:  # judged by the first: a stray datagram later is skipped
+            if not self._order.started:  # judged by the first: a stray datagram later is skipped
                 raise SourceError(f"not RTP/AVP MPEG-TS (payload type 33): a datagram of {len(datagram)} "
                                   f"bytes with version {first >> 6}, payload type {kind & 0x7F}")
             return
@@ -76,10 +81,30 @@ class RTPConnection(UDPConnection):
         if first & 0x10:  # a header extension: 4 bytes, then its length in 32-bit words
             start += 4 + 4 * int.from_bytes(datagram[start + 2:start + 4], "big")
         end = len(datagram) - datagram[-1] if first & 0x20 else len(datagram)
-        payload = datagram[start:end]
+        self._order.take(sequence, datagram[start:end])
+
+
+class Resequencer:
+    """Payloads by RTP sequence number in, in sequence order out (``out``):
+    one that comes early is held until those before it arrive, or until
+    :data:`WINDOW` are held, when the numbers still missing before the
+    earliest held are given up as lost and counted in ``missing``."""
+
+    def __init__(self) -> None:
+        self.missing = 0  # sequence numbers that never arrived
+        self.breaks = 0  # a lost datagram costs its packets, not the stream's continuity: stays 0
+        self.out: list[bytes] = []  # payloads in order, not yet taken
+        self._next: int | None = None  # the sequence number due next
+        self._held: dict[int, bytes] = {}  # arrived early, by sequence number
+
+    @property
+    def started(self) -> bool:
+        return self._next is not None
+
+    def take(self, sequence: int, payload: bytes) -> None:
         expected = self._next
         if expected is None or sequence == expected:
-            self._out.append(payload)
+            self.out.append(payload)
             self._next = (sequence + 1) & 0xFFFF
             if self._held:
                 self._release()
@@ -99,6 +124,6 @@ class RTPConnection(UDPConnection):
         """Queue the held payloads that now follow in order."""
         held, due = self._held, self._next
         while due in held:
-            self._out.append(held.pop(due))
+            self.out.append(held.pop(due))
             due = (due + 1) & 0xFFFF
         self._next = due
