@@ -7,7 +7,10 @@ multicast carries it.
 unicast.  Each datagram's RTP header (its CSRC list, extension and padding
 included) is stripped; datagrams that arrive out of order within
 :data:`WINDOW` are put back in order by sequence number, and the numbers
-that never arrive are counted in :attr:`RTPConnection.missing`.
+that never arrive are counted in :attr:`RTPConnection.missing`.  A sender
+that begins again (a restarted encoder numbers from anywhere) is followed
+from its new numbers, as a break in the stream, once :data:`WINDOW` of its
+datagrams have come that no reordering explains.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from .datagram import UDPConnection
 
 #: Datagrams held back waiting for an earlier one before it is given up as lost.
 WINDOW = 16
+#: Sequence numbers further ahead than this are no loss but a sender that began again (RFC 3550's MAX_DROPOUT).
+JUMP = 3000
 #: RTP's payload type for MPEG-2 transport streams (RFC 3551).
 MP2T = 33
 
@@ -92,10 +97,13 @@ class Resequencer:
 
     def __init__(self) -> None:
         self.missing = 0  # sequence numbers that never arrived
-        self.breaks = 0  # a lost datagram costs its packets, not the stream's continuity: stays 0
+        # A lost datagram costs its packets, not the stream's continuity; a
+        # sender that began again does.
+        self.breaks = 0
         self.out: list[bytes] = []  # payloads in order, not yet taken
         self._next: int | None = None  # the sequence number due next
         self._held: dict[int, bytes] = {}  # arrived early, by sequence number
+        self._strays = 0  # datagrams in a row neither due nor early (behind, or a jump ahead)
 
     @property
     def started(self) -> bool:
@@ -104,14 +112,22 @@ class Resequencer:
     def take(self, sequence: int, payload: bytes) -> None:
         expected = self._next
         if expected is None or sequence == expected:
+            self._strays = 0
             self.out.append(payload)
             self._next = (sequence + 1) & 0xFFFF
             if self._held:
                 self._release()
             return
         ahead = (sequence - expected) & 0xFFFF
-        if ahead >= 0x8000:
-            return  # behind: a duplicate, or one already given up as lost
+        if ahead > JUMP:
+            # Behind (a duplicate, or one already given up as lost), or too far
+            # ahead to be a loss; more than a window of them in a row is no
+            # straggler but a sender numbering anew, which would never be due.
+            self._strays += 1
+            if self._strays > WINDOW:
+                self._begin_again(sequence, payload)
+            return
+        self._strays = 0
         self._held[sequence] = payload
         if len(self._held) > WINDOW:
             # The one due is lost: continue at the earliest held.
@@ -119,6 +135,19 @@ class Resequencer:
             self.missing += (earliest - expected) & 0xFFFF
             self._next = earliest
             self._release()
+
+    def _begin_again(self, sequence: int, payload: bytes) -> None:
+        """Follow the sender from ``sequence`` on, after what it sent before."""
+        while self._held:
+            due = self._next
+            earliest = min(self._held, key=lambda held: (held - due) & 0xFFFF)
+            self.missing += (earliest - due) & 0xFFFF
+            self._next = earliest
+            self._release()
+        self.breaks += 1
+        self._strays = 0
+        self.out.append(payload)
+        self._next = (sequence + 1) & 0xFFFF
 
     def _release(self) -> None:
         """Queue the held payloads that now follow in order."""
