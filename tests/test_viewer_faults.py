@@ -9,7 +9,7 @@ import struct
 import threading
 
 from tests.support.polling import poll
-from tests.support.ts import PACKET_SIZE, assert_clean_runs, assert_clean_start
+from tests.support.ts import PACKET_SIZE, assert_clean_runs, assert_clean_start, packets_of
 from tests.support.viewer import SlowReader, http_get
 from tests.support.ts import whole
 
@@ -27,6 +27,12 @@ def config(url, **top):
 
 def viewers(rs):
     return json.loads(http_get(rs.url("/health"))[2])["viewer"]
+
+
+def resumed(data):
+    """Whether ``data`` holds a skip's resume: the discontinuity packets
+    (adaptation field only, discontinuity_indicator set) it begins with."""
+    return any(p[3] & 0x30 == 0x20 and p[4] and p[5] & 0x80 for p in packets_of(whole(data)))
 
 
 def test_stalled_and_slow_viewers_leave_a_healthy_one_untouched(upstream, restreamer, viewer):
@@ -62,6 +68,9 @@ def test_stalled_and_slow_viewers_leave_a_healthy_one_untouched(upstream, restre
         stats = json.loads(http_get(rs.url("/statistics"))[2])["streams"]["/s.ts"]
         assert stats["total_packets_dropped"] > evicted["dropped_packets"]
         assert stats["connections"] == 2
+        # The run after a skip reaches the reader only once it has read what
+        # the socket buffers held before it (~1 MB, 2 s at its pace).
+        poll(lambda: resumed(slow.body()), bool, 10, "the slow viewer's data after a skip")
     finally:
         mark = rs.mark()
         slow.close()
