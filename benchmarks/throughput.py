@@ -5,8 +5,11 @@ behind, while another stream's viewer sees no gap?
 
 A paced upstream (``--mode tcp`` or ``http``, ``--rate`` Mbit/s, the bundled
 sample looped, written in 64 KiB pieces; or ``--mode udp`` / ``rtp``: 1316-byte
-datagrams, bare or behind a 12-byte RTP header, to a unicast port) feeds ``/fast.ts``; ``--viewers``
-viewers read it.  A second upstream at 2 Mbit/s (1316-byte writes) feeds ``/steady.ts``, read
+datagrams, bare or behind a 12-byte RTP header, to a unicast port; or
+``--mode hls``: a live HLS origin that cuts the looped sample into segments of
+``--segment`` seconds at that rate, one published every segment duration on a
+sliding 5-entry media playlist, as ffmpeg's live HLS muxer writes it) feeds
+``/fast.ts``; ``--viewers`` viewers read it.  A second upstream at 2 Mbit/s (1316-byte writes) feeds ``/steady.ts``, read
 by one viewer whose longest wait between two reads is reported.  The
 upstreams run in a child process and the viewers on one selector here, so
 neither competes with restreamer's core.
@@ -14,11 +17,13 @@ neither competes with restreamer's core.
     benchmarks/throughput.py                          # tcp, 120 Mbit/s, 4 viewers, 20 s
     benchmarks/throughput.py --mode http --rate 200 --viewers 10
     benchmarks/throughput.py --mode rtp --rate 100   # and --mode udp as its reference
+    benchmarks/throughput.py --mode hls --rate 100 --seconds 15   # and --mode http as its reference
     benchmarks/throughput.py --rate 100 --viewers 10 --seconds 8 --warmup 1 --burst 393216 --runs 20
 
 Prints Mbit/s sent by the upstream and received by each viewer over the
 measured window, restreamer's CPU (cores), the packets it dropped, and the
-steady viewer's longest gap.  ``--burst`` makes the fast upstream's first
+steady viewer's longest gap (an HLS upstream's bytes count as the origin
+serves them, a segment at a time).  ``--burst`` makes the fast upstream's first
 write that many bytes (a sender flushing its buffer as the connection opens:
 more than a new socket's buffer takes before the first read); ``--runs``
 repeats the whole measurement with a fresh restreamer and upstream, and
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import selectors
@@ -45,6 +51,7 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "restreamer" / "data" / "sample.ts"
 PIECE = 65536
 STEADY_RATE = 2_000_000
+WINDOW = 5  # segments on a live HLS playlist
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -108,13 +115,65 @@ def _send(port: int, rate: float, rtp: bool, sent) -> None:
                 sent.value = total
 
 
-def upstreams(fast, steady: socket.socket, rate: float, mode: str, sent, burst: int) -> None:
+def _origin(listener: socket.socket, rate: float, seconds: float, sent) -> None:
+    """A live HLS origin on `listener`: the sample looped, cut at packet boundaries
+    into segments of `seconds` at `rate` bit/s (each continuing the last byte for
+    byte), a new one every `seconds`, the newest :data:`WINDOW` on the playlist."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    data = SAMPLE.read_bytes()
+    size = int(rate * seconds / 8) // 188 * 188
+    looped = memoryview(data * (size // len(data) + 2))
+    start = time.monotonic() - WINDOW * seconds  # live for a while already: a full playlist
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # kept alive, as a player's session is
+
+        def do_GET(self) -> None:
+            published = int((time.monotonic() - start) / seconds)  # segments complete so far
+            first = max(0, published - WINDOW)
+            if self.path == "/fast.m3u8":
+                lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{math.ceil(seconds)}",
+                         f"#EXT-X-MEDIA-SEQUENCE:{first}"]
+                for number in range(first, published):
+                    lines += [f"#EXTINF:{seconds:.6f},", f"fast{number}.ts"]
+                return self._reply("application/vnd.apple.mpegurl", ("\n".join(lines) + "\n").encode())
+            name = self.path.removeprefix("/fast").removesuffix(".ts")
+            # A segment stays a few durations past the playlist (hls_delete_threshold).
+            if not name.isdigit() or not first - 2 <= int(name) < published:
+                return self._reply("text/plain", b"gone\n", 404)
+            offset = int(name) * size % len(data)
+            self._reply("video/mp2t", looped[offset:offset + size], count=True)
+
+        def _reply(self, kind: str, body, status: int = 200, count: bool = False) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for at in range(0, len(body), PIECE):
+                self.wfile.write(body[at:at + PIECE])
+                if count:
+                    with sent.get_lock():
+                        sent.value += len(body[at:at + PIECE])
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(listener.getsockname(), Handler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = listener
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+def upstreams(fast, steady: socket.socket, rate: float, mode: str, sent, burst: int, segment: float) -> None:
     import threading
     # An encoder's pace: 1316-byte writes, one every 5 ms.
     threading.Thread(target=_serve, args=(steady, STEADY_RATE, False, multiprocessing.Value("q", 0), 1316),
                      daemon=True).start()
     if mode in ("udp", "rtp"):
         _send(fast, rate, mode == "rtp", sent)
+    elif mode == "hls":
+        _origin(fast, rate, segment, sent)
     else:
         _serve(fast, rate, mode == "http", sent, burst=burst)
 
@@ -178,8 +237,9 @@ def statistics(port: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", choices=("tcp", "http", "udp", "rtp"), default="tcp")
+    parser.add_argument("--mode", choices=("tcp", "http", "udp", "rtp", "hls"), default="tcp")
     parser.add_argument("--rate", type=float, default=120, help="Mbit/s of the fast upstream")
+    parser.add_argument("--segment", type=float, default=1, help="seconds of an HLS segment")
     parser.add_argument("--viewers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=3)
@@ -201,10 +261,12 @@ def once(args) -> float:
         fast_url = f"{args.mode}://127.0.0.1:{fast}"
     else:
         fast = listener()
-        fast_url = f"{args.mode}://127.0.0.1:{fast.getsockname()[1]}" + ("/fast.ts" if args.mode == "http" else "")
+        scheme, path = {"http": ("http", "/fast.ts"), "hls": ("http", "/fast.m3u8")}.get(args.mode, (args.mode, ""))
+        fast_url = f"{scheme}://127.0.0.1:{fast.getsockname()[1]}{path}"
     sent = multiprocessing.Value("q", 0)
     feeder = multiprocessing.Process(target=upstreams, daemon=True,
-                                     args=(fast, steady, args.rate * 1e6, args.mode, sent, args.burst))
+                                     args=(fast, steady, args.rate * 1e6, args.mode, sent, args.burst,
+                                           args.segment))
     feeder.start()
 
     port = free_port()
@@ -256,7 +318,8 @@ def run(args, port: int, pid: int, sent) -> float:
     def mbit(nbytes: float) -> float:
         return nbytes * 8 / elapsed / 1e6
 
-    print(f"mode={args.mode} target={args.rate:g} Mbit/s viewers={args.viewers} window={elapsed:.1f} s")
+    segment = f" segment={args.segment:g} s" if args.mode == "hls" else ""
+    print(f"mode={args.mode} target={args.rate:g} Mbit/s{segment} viewers={args.viewers} window={elapsed:.1f} s")
     print(f"upstream sent      {mbit(sent_after - before[1]):8.1f} Mbit/s")
     for name in sorted(received):
         if name.startswith("fast"):

@@ -25,7 +25,7 @@ from gevent.event import Event
 
 from ..log import get_logger
 from ..redact import redact_url
-from .base import SourceError, SourceSettings, timeout_or_none
+from .base import READ_SIZE, SourceError, SourceSettings, timeout_or_none
 from .http import HEAD_TIMEOUT, HTTPConnection, new_session, reason
 from .playlist import Playlist, PlaylistError, Segment, choose, parse
 
@@ -61,7 +61,13 @@ def open_http(url: str, settings: SourceSettings):
 
 
 class HLSConnection:
-    """A live HLS playlist's segments, read as one transport stream."""
+    """A live HLS playlist's segments, read as one transport stream.
+
+    A segment arrives whole (seconds of the stream at once), but is read
+    :data:`READ_SIZE` at a time, with ``pending`` saying more waits: the
+    upstream then hands it out in turns, as it does a fast socket, where one
+    read of the whole would hold the event loop (its analysis, its hand-out)
+    for as long as every other stream and viewer waits."""
 
     def __init__(self, url: str, settings: SourceSettings, first: str | None = None):
         self._session = new_session()
@@ -71,6 +77,7 @@ class HLSConnection:
         self.missing = 0  # media sequence numbers skipped
         self.breaks = 0  # places where the stream broke off (see the module's doc)
         self._queue: collections.deque[tuple[bytes, bool]] = collections.deque()
+        self._rest = memoryview(b"")  # of the segment being read
         self._changed = Event()  # the queue or the fetcher's state changed
         self._error: SourceError | None = None
         self._ended = False
@@ -86,18 +93,27 @@ class HLSConnection:
     # -- the reader's side ---------------------------------------------------
 
     def read(self) -> bytes:
-        while not self._queue:
-            if self._error is not None:
-                raise self._error
-            if self._ended:
-                return b""
-            self._changed.clear()
-            self._changed.wait()
-        data, broken = self._queue.popleft()
-        if broken:
-            self.breaks += 1
-        self._changed.set()  # room for the fetcher
-        return data
+        if not self._rest:
+            while not self._queue:
+                if self._error is not None:
+                    raise self._error
+                if self._ended:
+                    return b""
+                self._changed.clear()
+                self._changed.wait()
+            data, broken = self._queue.popleft()
+            if broken:
+                self.breaks += 1
+            self._changed.set()  # room for the fetcher
+            if len(data) <= READ_SIZE:
+                return data
+            self._rest = memoryview(data)
+        piece, self._rest = self._rest[:READ_SIZE], self._rest[READ_SIZE:]
+        return bytes(piece)
+
+    def pending(self) -> bool:
+        """Whether a read would return at once."""
+        return bool(self._rest) or bool(self._queue)
 
     def close(self) -> None:
         self._fetcher.kill(block=False)
