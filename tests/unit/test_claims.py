@@ -4,6 +4,8 @@ one directory are two workers (a lock belongs to an open file, so they
 exclude each other as two processes would); their streams are members that
 note what the claim tells them."""
 
+import contextlib
+
 import gevent
 import gevent.socket
 
@@ -204,18 +206,29 @@ def test_a_follower_starts_a_stream_its_owner_has_no_viewer_of_on_the_upstream_i
     assert connection.closed
 
 
-def test_a_reload_that_moves_a_stream_to_another_upstream_moves_its_followers_along(tmp_path, monkeypatch):
+@contextlib.contextmanager
+def owner_and_follower(tmp_path, monkeypatch):
+    """Two workers with /one.ts and /two.ts, programs of one upstream: the
+    first started owns it and has pulled it (``shared``) when the second starts."""
     monkeypatch.setenv(runtime.ENV, str(tmp_path))
     allocate(tmp_path)
     opener, clock = Openers(), FakeClock()
     both = config(stream("/one.ts", program=1), stream("/two.ts", program=2))
     owner = Relay(both, opener, clock)
     owner.start()
-    (shared,) = wait_until(lambda: opener.connections, what="the connection")
     follower = Relay(both, opener, clock)
-    follower.start()
-    two = owner.streams["/two.ts"]
     try:
+        (shared,) = wait_until(lambda: opener.connections, what="the connection")
+        follower.start()
+        yield opener, clock, owner, follower, shared
+    finally:
+        follower.stop()
+        owner.stop()
+
+
+def test_a_reload_that_moves_a_stream_to_another_upstream_moves_its_followers_along(tmp_path, monkeypatch):
+    with owner_and_follower(tmp_path, monkeypatch) as (opener, clock, owner, follower, shared):
+        two = owner.streams["/two.ts"]
         viewer = arrives(gevent.spawn(watch, follower, "/two.ts"), owner, shared, BOTH + es(0x200))
         arrives(gevent.spawn(first_bytes, viewer, 5), owner, shared, BOTH + es(0x200))
         moved = two.ownership.key
@@ -229,23 +242,11 @@ def test_a_reload_that_moves_a_stream_to_another_upstream_moves_its_followers_al
         # viewer, held meanwhile, plays what the new remote sends (its own PID).
         assert arrives(gevent.spawn(sees, viewer, 0x300), owner, elsewhere, pat({2: 0x1001}) + pmt(0x1001, 2, [0x300]) + es(0x300))
         assert len(opener.connections) == 2 and not viewer.closed
-    finally:
-        follower.stop()
-        owner.stop()
 
 
 def test_when_the_owner_goes_the_follower_takes_every_stream_of_the_upstream_over(tmp_path, monkeypatch):
-    monkeypatch.setenv(runtime.ENV, str(tmp_path))
-    allocate(tmp_path)
-    opener, clock = Openers(), FakeClock()
-    both = config(stream("/one.ts", program=1), stream("/two.ts", program=2))
-    owner = Relay(both, opener, clock)
-    owner.start()
-    (shared,) = wait_until(lambda: opener.connections, what="the connection")
-    follower = Relay(both, opener, clock)
-    follower.start()
-    data = BOTH + es(0x100) + es(0x200)
-    try:
+    with owner_and_follower(tmp_path, monkeypatch) as (opener, clock, owner, follower, shared):
+        data = BOTH + es(0x100) + es(0x200)
         viewers = {path: arrives(gevent.spawn(watch, follower, path), owner, shared, data)
                    for path in ("/one.ts", "/two.ts")}
         owner.stop()  # its lock goes, as a dead worker's does
@@ -261,6 +262,3 @@ def test_when_the_owner_goes_the_follower_takes_every_stream_of_the_upstream_ove
             assert arrives(gevent.spawn(sees, viewers[path], pid), follower, taken, anew)
             assert not viewers[path].closed
         assert len(opener.connections) == 2
-    finally:
-        follower.stop()
-        owner.stop()
