@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from tests.support.server import RestreamerProcess
-from tests.support.ts import (PACKET_SIZE, PIECE_SIZE, SAMPLE_PATH, assert_aligned, assert_contiguous,
-                              make_packets, packet_cc, packet_pid, packet_seq, packets_of)
+from tests.support.ts import (PACKET_SIZE, PIECE_SIZE, SAMPLE_PATH, assert_aligned, assert_clean_runs,
+                              assert_contiguous, keyframes, make_packets, packet_cc, packet_pid, packet_seq, packets_of)
 from tests.support.upstream import GARBAGE_PATTERN, iter_pieces
 from tests.support.viewer import http_get, http_request
 from tests.support.waiting import WaitTimeout
@@ -67,6 +67,21 @@ def test_assert_contiguous():
     assert assert_contiguous(sent[1000:5000], sent) == 1000
     with pytest.raises(AssertionError, match="differs"):
         assert_contiguous(sent[1000:3000] + sent[3100:5000], sent)
+
+
+def test_clean_runs_may_end_inside_a_fast_start(sample):
+    # The sample's first start: its PAT and PMT (packets 1 and 2), then its first keyframe.
+    pat, pmt = sample[PACKET_SIZE:2 * PACKET_SIZE], sample[2 * PACKET_SIZE:3 * PACKET_SIZE]
+    rap = keyframes(sample)[0]
+    run = sample[rap:rap + 100 * PACKET_SIZE]
+    mark = bytes([0x47, 0x01, 0x00, 0x20, 0xB7, 0x80]) + b"\xff" * (PACKET_SIZE - 6)  # a splice's mark
+    assert assert_clean_runs(pat + pmt + run, sample) == [len(run)]
+    # The viewer hung up inside the next start: after its mark, after its PAT, after its PMT.
+    for cut in (mark, mark + pat, mark + pat + pmt, pat + pmt):
+        assert assert_clean_runs(pat + pmt + run + cut, sample, sample) == [len(run), 0]
+    # What follows a start's PAT and PMT is no cut start unless it is one.
+    with pytest.raises(AssertionError):
+        assert_clean_runs(pat + pmt + run + pat + pmt + sample[:PACKET_SIZE], sample, sample)
 
 
 def test_iter_pieces_loop_seamlessly():

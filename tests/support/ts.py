@@ -228,6 +228,25 @@ def _starts_clean(data) -> bool:
     return True
 
 
+def _cut_start(data: bytes) -> bool:
+    """Whether `data` is the beginning of a fast start that the recording's end
+    cut off (a viewer that hung up there): splice marks, then at most the PAT
+    and its PMTs, and nothing after them."""
+    packets = packets_of(unmarked(whole(data)))
+    if not packets:
+        return True
+    if packet_pid(packets[0]) != 0:
+        return False
+    pmts = _program_pids(packets[0])
+    return all(packet_pid(p) in pmts for p in packets[1:])
+
+
+def _resumes(data) -> bool:
+    """Whether `data` (bytes or a memoryview) begins as a fast start does, or
+    is all of such a beginning that there is (see _cut_start)."""
+    return _starts_clean(data) or (len(data) < HEAD and _cut_start(bytes(data)))
+
+
 def assert_clean_start(received: bytes, sent: bytes) -> int:
     """A fast start (strip_start) followed by a contiguous run of `sent`; where that run starts."""
     return assert_contiguous(strip_start(received), sent)
@@ -235,12 +254,15 @@ def assert_clean_start(received: bytes, sent: bytes) -> int:
 
 def assert_clean_runs(received: bytes, *sents: bytes) -> list[int]:
     """`received` is, for each of `sents` in turn, a fast start then a
-    contiguous run of it (whole packets); the length of each run."""
+    contiguous run of it (whole packets); the length of each run.  The
+    recording may end inside a fast start (the viewer hung up there): that
+    start is a run of 0."""
     lengths = []
     rest = received
     for sent in sents:
-        if not rest:
+        if not rest or (len(rest) < HEAD and _cut_start(rest)):
             lengths.append(0)
+            rest = b""
             continue
         rest = strip_start(rest)
         fits, end = _longest_run(rest, sent)
@@ -248,14 +270,14 @@ def assert_clean_runs(received: bytes, *sents: bytes) -> list[int]:
         # `sent`: the run ends where the rest is a clean start again.  (A
         # memoryview: no copy of the rest, which may be MBs, per packet tried.)
         view = memoryview(rest)
-        while fits and fits * PACKET_SIZE < len(rest) and not _starts_clean(view[fits * PACKET_SIZE:]):
+        while fits and fits * PACKET_SIZE < len(rest) and not _resumes(view[fits * PACKET_SIZE:]):
             fits -= 1
             end -= PACKET_SIZE
         lengths.append(fits * PACKET_SIZE)
         # A skip's tail: packets of `sent` that complete the units the run was
         # in, found after it (sought near it: `sent` may be tens of MB).
         skip = fits * PACKET_SIZE
-        while skip < len(rest) and not _starts_clean(view[skip:]):
+        while skip < len(rest) and not _resumes(view[skip:]):
             at = sent.find(view[skip:skip + PACKET_SIZE], end, end + TAIL_SPAN)
             if at < 0:
                 break
