@@ -130,24 +130,24 @@ class Resequencer:
         self._strays = 0
         self._held[sequence] = payload
         if len(self._held) > WINDOW:
-            # The one due is lost: continue at the earliest held.
-            earliest = min(self._held, key=lambda held: (held - expected) & 0xFFFF)
-            self.missing += (earliest - expected) & 0xFFFF
-            self._next = earliest
-            self._release()
+            self._give_up_due()
 
     def _begin_again(self, sequence: int, payload: bytes) -> None:
         """Follow the sender from ``sequence`` on, after what it sent before."""
         while self._held:
-            due = self._next
-            earliest = min(self._held, key=lambda held: (held - due) & 0xFFFF)
-            self.missing += (earliest - due) & 0xFFFF
-            self._next = earliest
-            self._release()
+            self._give_up_due()
         self.breaks += 1
         self._strays = 0
         self.out.append(payload)
         self._next = (sequence + 1) & 0xFFFF
+
+    def _give_up_due(self) -> None:
+        """Count the numbers due before the earliest held as lost, and continue there."""
+        due = self._next
+        earliest = min(self._held, key=lambda held: (held - due) & 0xFFFF)
+        self.missing += (earliest - due) & 0xFFFF
+        self._next = earliest
+        self._release()
 
     def _release(self) -> None:
         """Queue the held payloads that now follow in order."""
