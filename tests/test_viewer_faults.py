@@ -8,6 +8,7 @@ import socket
 import struct
 import threading
 
+from restreamer.ts.splice import is_discontinuity_packet
 from tests.support.polling import poll
 from tests.support.ts import PACKET_SIZE, assert_clean_runs, assert_clean_start, packets_of
 from tests.support.viewer import SlowReader, http_get
@@ -30,9 +31,8 @@ def viewers(rs):
 
 
 def resumed(data):
-    """Whether ``data`` holds a skip's resume: the discontinuity packets
-    (adaptation field only, discontinuity_indicator set) it begins with."""
-    return any(p[3] & 0x30 == 0x20 and p[4] and p[5] & 0x80 for p in packets_of(whole(data)))
+    """Whether ``data`` holds a skip's resume (the splice marks it begins with)."""
+    return any(map(is_discontinuity_packet, packets_of(whole(data))))
 
 
 def test_stalled_and_slow_viewers_leave_a_healthy_one_untouched(upstream, restreamer, viewer):

@@ -2,6 +2,8 @@
 
 import struct
 
+from restreamer.ts.splice import is_discontinuity_packet
+
 from . import REPO_ROOT
 
 PACKET_SIZE = 188
@@ -177,10 +179,8 @@ def random_access(packet: bytes) -> bool:
 
 
 def unmarked(data: bytes) -> bytes:
-    """``data`` (whole packets) without the discontinuity packets a splice
-    begins with (adaptation field only, discontinuity_indicator set)."""
-    return b"".join(p for p in packets_of(data)
-                    if not (p[3] & 0x30 == 0x20 and p[4] and p[5] & 0x80))
+    """``data`` (whole packets) without the discontinuity packets a splice begins with."""
+    return b"".join(p for p in packets_of(data) if not is_discontinuity_packet(p))
 
 
 def keyframes(data: bytes) -> list[int]:
